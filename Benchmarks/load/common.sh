@@ -1,0 +1,41 @@
+# Helpers for the load scripts. Source it. Everything binds 127.0.0.1; every server is stopped by its PID.
+REPS=${REPS:-3}
+
+free_port() {   # free_port BASE -> first port >= BASE with no listener
+  local p=$1
+  while ss -Hltn "sport = :$p" | grep -q .; do p=$((p + 1)); done
+  echo "$p"
+}
+
+wait_port() {   # wait (max ~10 s) until something listens on 127.0.0.1:PORT
+  local i
+  for i in $(seq 100); do
+    ss -Hltn "src 127.0.0.1 and sport = :$1" | grep -q . && return 0
+    sleep 0.1
+  done
+  echo "port $1 never came up" >&2; return 1
+}
+
+stop_pid() {    # TERM, wait, KILL if it lingers
+  local pid=$1 i
+  [ -n "$pid" ] || return 0
+  kill "$pid" 2>/dev/null || return 0
+  for i in $(seq 50); do kill -0 "$pid" 2>/dev/null || return 0; sleep 0.1; done
+  kill -9 "$pid" 2>/dev/null || true
+}
+
+median() { sort -g | awk '{a[NR]=$1} END{ if(NR==0){print "NA"; exit} print (NR%2)?a[(NR+1)/2]:(a[NR/2]+a[NR/2+1])/2 }'; }
+
+# rb_row LABEL: redis-benchmark --csv on stdin -> "LABEL RPS P50_MS P99_MS"
+rb_row() { tr -d '"' | awk -F, -v l="$1" '$1!="test" && NF>=7 {print l, $2, $5, $7; exit}'; }
+
+machine_note() {
+  echo "$(nproc) vCPU $(lscpu | awk -F: '/Model name/{gsub(/^ +/,"",$2); print $2; exit}'), $(free -g | awk '/Mem:/{print $2}') GiB, $(. /etc/os-release; echo "$PRETTY_NAME")"
+}
+
+build_sluice() {   # prints the path of a release build of sluice (SLUICE_BIN overrides)
+  if [ -n "${SLUICE_BIN:-}" ]; then echo "$SLUICE_BIN"; return; fi
+  local root; root=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
+  (cd "$root" && swift build -c release --product sluice >&2)
+  echo "$root/.build/release/sluice"
+}

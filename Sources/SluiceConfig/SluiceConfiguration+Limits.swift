@@ -1,0 +1,58 @@
+extension SluiceConfiguration {
+    /// Caps on the size of what a client sends: the `limits` section.
+    ///
+    /// A client that goes over a cap gets an error and is disconnected, without affecting other clients.
+    ///
+    /// ```yaml
+    /// limits:
+    ///   max_key_bytes: 512       # the longest bucket key
+    ///   max_line_bytes: 65536    # the longest inline command, or one bulk string
+    ///   max_arguments: 1024      # the most elements in one RESP array
+    /// ```
+    public struct Limits: Sendable, Hashable {
+        /// The largest `max_line_bytes`: 512 MiB, Redis's own cap on a bulk string.
+        public static let maximumLineBytes = 512 * 1024 * 1024
+        /// The largest `max_arguments`.
+        public static let maximumArguments = 1_048_576
+
+        /// `limits.max_key_bytes`: the longest key, 1 through `max_line_bytes`; default 512.
+        public var maxKeyBytes: Int
+        /// `limits.max_line_bytes`: the longest inline line or bulk string, 1 through ``maximumLineBytes``;
+        /// default 65,536.
+        public var maxLineBytes: Int
+        /// `limits.max_arguments`: the most elements in a RESP array, 1 through ``maximumArguments``; default 1,024.
+        public var maxArguments: Int
+
+        /// Creates the caps.
+        ///
+        /// - Parameters:
+        ///   - maxKeyBytes: the longest key; default 512.
+        ///   - maxLineBytes: the longest inline line or bulk string; default 65,536.
+        ///   - maxArguments: the most elements in a RESP array; default 1,024.
+        public init(maxKeyBytes: Int = 512, maxLineBytes: Int = 65_536, maxArguments: Int = 1_024) {
+            self.maxKeyBytes = maxKeyBytes
+            self.maxLineBytes = maxLineBytes
+            self.maxArguments = maxArguments
+        }
+
+        /// Each field out of range, with what is wrong; empty when valid.
+        func problems() -> [(field: String, message: String)] {
+            var problems: [(field: String, message: String)] = []
+            if !(1...Self.maximumLineBytes).contains(maxLineBytes) {
+                problems.append(
+                    ("max_line_bytes", "must be an integer from 1 to \(Self.maximumLineBytes), got \(maxLineBytes)")
+                )
+            } else if !(1...maxLineBytes).contains(maxKeyBytes) {
+                problems.append(
+                    ("max_key_bytes", "must be an integer from 1 to max_line_bytes (\(maxLineBytes)), got \(maxKeyBytes)")
+                )
+            }
+            if !(1...Self.maximumArguments).contains(maxArguments) {
+                problems.append(
+                    ("max_arguments", "must be an integer from 1 to \(Self.maximumArguments), got \(maxArguments)")
+                )
+            }
+            return problems
+        }
+    }
+}

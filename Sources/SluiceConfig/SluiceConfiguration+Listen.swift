@@ -1,0 +1,41 @@
+extension SluiceConfiguration {
+    /// Where the servers listen: the `listen` section.
+    ///
+    /// ```yaml
+    /// listen:
+    ///   line: "127.0.0.1:7379"   # the Redis-protocol (RESP) server
+    ///   http: "127.0.0.1:7380"   # the HTTP API
+    /// ```
+    public struct Listen: Sendable, Hashable {
+        /// The line-protocol default: loopback, the port after Redis's 6379 with a 7.
+        public static let defaultLine = ListenAddress(host: "127.0.0.1", port: 7379)
+        /// The HTTP default: loopback, the port after the line protocol's.
+        public static let defaultHTTP = ListenAddress(host: "127.0.0.1", port: 7380)
+
+        /// The line-protocol (RESP) listener, `listen.line`; default `127.0.0.1:7379`.
+        public var line: ListenAddress
+        /// The HTTP listener, `listen.http`; default `127.0.0.1:7380`.
+        public var http: ListenAddress
+
+        /// Creates the listener settings.
+        ///
+        /// - Parameters:
+        ///   - line: the line-protocol address; default `127.0.0.1:7379`.
+        ///   - http: the HTTP address; default `127.0.0.1:7380`.
+        public init(line: ListenAddress = defaultLine, http: ListenAddress = defaultHTTP) {
+            self.line = line
+            self.http = http
+        }
+
+        /// Each field out of range, with what is wrong; empty when valid.
+        func problems() -> [(field: String, message: String)] {
+            [("line", line), ("http", http)].compactMap { field, address in
+                if address.host.isEmpty { return (field, "the host must not be empty") }
+                if !(0...ListenAddress.maximumPort).contains(address.port) {
+                    return (field, "the port must be an integer from 0 to \(ListenAddress.maximumPort), got \(address.port)")
+                }
+                return nil
+            }
+        }
+    }
+}

@@ -1,0 +1,120 @@
+public import SluiceCore
+
+/// Everything one Sluice process is configured with: listeners, policies, the bucket store, input caps and the
+/// forward-auth rules.
+///
+/// A configuration is validated once, when it is created (``init(listen:policies:store:limits:http:forwardAuth:)``)
+/// or parsed
+/// (``parse(yaml:)``, ``load(path:)``); a value of this type is always usable as it is. Every field but
+/// `policies` has a default, so the smallest valid file is a `policies` section alone:
+///
+/// ```yaml
+/// policies:
+///   api: { algorithm: token_bucket, limit: 100, period: 1s }
+/// ```
+///
+/// The YAML sections, each described on its type:
+/// - `listen`: ``Listen``, where the line-protocol and HTTP servers listen.
+/// - `policies`: the named limits, in file order (``policies``, ``policySet``).
+/// - `store`: ``Store``, the in-memory bucket store.
+/// - `limits`: ``Limits``, caps on the size of what clients send.
+/// - `http`: ``HTTP``, caps on what the HTTP API accepts.
+/// - `forward_auth`: ``ForwardAuth``, the rules that turn a gateway's forwarded request into checks.
+/// - `redis`, `admin`: reserved for features to come. They are accepted and ignored, contents unchecked, so a
+///   file written for a later Sluice still loads; any other top-level key is an error.
+public struct SluiceConfiguration: Sendable, Equatable {
+    /// Where the servers listen (`listen`).
+    public let listen: Listen
+    /// The policies, in the order the file lists them, as a set the decision path looks names up in.
+    public let policySet: PolicySet
+    /// The bucket store's size (`store`).
+    public let store: Store
+    /// Caps on what clients send (`limits`).
+    public let limits: Limits
+    /// Caps on what the HTTP API accepts (`http`).
+    public let http: HTTP
+    /// The forward-auth rules (`forward_auth`).
+    public let forwardAuth: ForwardAuth
+
+    /// The policies, in the order the file lists them.
+    public var policies: [Policy] { policySet.policies }
+
+    /// Creates a validated configuration.
+    ///
+    /// - Parameters:
+    ///   - listen: the listeners; defaults to `127.0.0.1:7379` (line protocol) and `127.0.0.1:7380` (HTTP).
+    ///   - policies: at least one policy, names distinct, in the order checks should see them.
+    ///   - store: the bucket store; defaults to 1,000,000 keys in 64 shards.
+    ///   - limits: input caps; defaults to 512-byte keys, 65,536-byte lines and 1,024 arguments.
+    ///   - http: HTTP API caps; defaults to 1 MiB bodies, 100 checks a request and 1,000 items a batch.
+    ///   - forwardAuth: the forward-auth rules, whose limits must name policies in `policies`; defaults to status
+    ///     429, loopback proxies and no rules.
+    /// - Throws: ``ConfigurationError`` naming the first field out of range (without a line, as there is no file).
+    public init(
+        listen: Listen = Listen(), policies: [Policy], store: Store = Store(), limits: Limits = Limits(),
+        http: HTTP = HTTP(), forwardAuth: ForwardAuth = ForwardAuth()
+    ) throws(ConfigurationError) {
+        try self.init(
+            listen: listen, policies: policies, store: store, limits: limits, http: http, forwardAuth: forwardAuth,
+            lines: [:]
+        )
+    }
+
+    /// Creates a validated configuration, reporting a field's problem at `lines[path]`.
+    init(
+        listen: Listen, policies: [Policy], store: Store, limits: Limits, http: HTTP, forwardAuth: ForwardAuth,
+        lines: [String: Int]
+    ) throws(ConfigurationError) {
+        let sections: [(name: String, problems: [(field: String, message: String)])] = [
+            ("listen", listen.problems()), ("store", store.problems()), ("limits", limits.problems()),
+            ("http", http.problems()),
+        ]
+        try Self.throwFirst(of: sections, lines: lines)
+        guard !policies.isEmpty else {
+            throw ConfigurationError(
+                .noPolicies, path: "policies", line: lines["policies"],
+                "at least one policy is required, such as `api: { algorithm: token_bucket, limit: 100, period: 1s }`"
+            )
+        }
+        var seen = Set<String>()
+        for policy in policies where !seen.insert(policy.name).inserted {
+            let path = "policies.\(policy.name)"
+            throw ConfigurationError(
+                .duplicateKey, path: path, line: lines[path], "policy '\(policy.name)' is defined more than once"
+            )
+        }
+        do {
+            self.policySet = try PolicySet(policies)
+        } catch {
+            // Names were checked distinct above, which is all PolicySet validates; kept for a future rule.
+            throw ConfigurationError(.invalidValue, path: "policies", line: lines["policies"], error.message)
+        }
+        // Limits name policies, so forward_auth is checked once the policies are known to be sound.
+        try Self.throwFirst(
+            of: [("forward_auth", forwardAuth.problems(policyNames: policies.map(\.name)))], lines: lines
+        )
+        self.listen = listen
+        self.store = store
+        self.limits = limits
+        self.http = http
+        self.forwardAuth = forwardAuth
+    }
+
+    /// Throws the first problem of the first section that has one, at `section.field` and its line.
+    private static func throwFirst(
+        of sections: [(name: String, problems: [(field: String, message: String)])], lines: [String: Int]
+    ) throws(ConfigurationError) {
+        for section in sections {
+            if let problem = section.problems.first {
+                let path = "\(section.name).\(problem.field)"
+                throw ConfigurationError(.invalidValue, path: path, line: lines[path], problem.message)
+            }
+        }
+    }
+
+    /// Whether two configurations have equal settings and equal policies in the same order.
+    public static func == (lhs: SluiceConfiguration, rhs: SluiceConfiguration) -> Bool {
+        lhs.listen == rhs.listen && lhs.policies == rhs.policies && lhs.store == rhs.store && lhs.limits == rhs.limits
+            && lhs.http == rhs.http && lhs.forwardAuth == rhs.forwardAuth
+    }
+}

@@ -1,0 +1,241 @@
+import SluiceCore
+import Yams
+
+/// Turns YAML text into a ``SluiceConfiguration`` by walking Yams's node tree, so that every error carries the
+/// line of the node it is about (Codable would lose it).
+struct ConfigurationDecoder {
+    /// The sections Sluice reads, in the order messages list them.
+    static let sections = ["listen", "policies", "store", "limits", "http", "forward_auth"]
+    /// Sections reserved for later features: accepted and ignored, so a newer file still loads.
+    static let reservedSections: Set<String> = ["redis", "admin"]
+    /// A policy's fields, in the order messages list them.
+    static let policyFields = ["algorithm", "limit", "period", "burst", "mode"]
+
+    /// The error for a document with nothing in it.
+    static let emptyConfiguration = ConfigurationError(
+        .emptyConfiguration, "the configuration is empty; it needs at least a `policies` section"
+    )
+
+    /// Decodes `yaml`.
+    ///
+    /// - Parameter yaml: the whole configuration file.
+    /// - Returns: the validated configuration.
+    /// - Throws: ``ConfigurationError`` for the first mistake found, with its path and line.
+    func decode(yaml: String) throws(ConfigurationError) -> SluiceConfiguration {
+        let composed: Node?
+        do {
+            composed = try compose(yaml: yaml)
+        } catch {
+            throw ConfigurationError.translating(error, yaml: yaml)
+        }
+        // A document of only comments composes to nothing; one holding just `~` to a null.
+        guard let root = composed else { throw Self.emptyConfiguration }
+        let document = ConfigurationNode(node: root, path: "", line: root.mark?.line)
+        if document.isNull { throw Self.emptyConfiguration }
+        let sections = try document.entries(
+            allowed: Self.sections, ignored: Self.reservedSections, noun: "section",
+            expectation: "a mapping of sections (\(Self.sections.joined(separator: ", ")))"
+        )
+
+        var lines: [String: Int] = [:]
+        var listen = SluiceConfiguration.Listen()
+        var policies: [Policy] = []
+        var store = SluiceConfiguration.Store()
+        var limits = SluiceConfiguration.Limits()
+        var http = SluiceConfiguration.HTTP()
+        var forwardAuth = SluiceConfiguration.ForwardAuth()
+        for (name, section) in sections {
+            lines[section.path] = section.line
+            switch name {
+            case "listen": listen = try decodeListen(section, lines: &lines)
+            case "policies": policies = try decodePolicies(section, lines: &lines)
+            case "store": store = try decodeStore(section, lines: &lines)
+            case "limits": limits = try decodeLimits(section, lines: &lines)
+            case "http": http = try decodeHTTP(section, lines: &lines)
+            default: forwardAuth = try decodeForwardAuth(section, lines: &lines)
+            }
+        }
+        return try SluiceConfiguration(
+            listen: listen, policies: policies, store: store, limits: limits, http: http, forwardAuth: forwardAuth,
+            lines: lines
+        )
+    }
+
+    /// The `listen` section; absent fields keep their defaults.
+    func decodeListen(
+        _ section: ConfigurationNode, lines: inout [String: Int]
+    ) throws(ConfigurationError) -> SluiceConfiguration.Listen {
+        var listen = SluiceConfiguration.Listen()
+        for (name, field) in try section.entries(allowed: ["line", "http"], expectation: "a mapping with line and http") {
+            lines[field.path] = field.line
+            let address = try decodeAddress(field)
+            if name == "line" { listen.line = address } else { listen.http = address }
+        }
+        return listen
+    }
+
+    /// One `host:port` value.
+    func decodeAddress(_ field: ConfigurationNode) throws(ConfigurationError) -> ListenAddress {
+        if case .sequence = field.node {
+            // `[::1]:7379` unquoted starts a YAML flow list.
+            throw field.error(
+                .invalidValue, "must be a \"host:port\" string (quote a bracketed IPv6 address: \"[::1]:7379\"), got a list"
+            )
+        }
+        guard let text = field.scalarText else {
+            throw field.error(
+                .invalidValue, "must be a \"host:port\" string such as \"127.0.0.1:7379\", got \(field.shown)"
+            )
+        }
+        switch ListenAddress.parse(text) {
+        case .success(let address): return address
+        case .failure(let failure): throw field.error(.invalidValue, "\(failure.reason); got \(field.shown)")
+        }
+    }
+
+    /// The `store` section; absent fields keep their defaults.
+    func decodeStore(
+        _ section: ConfigurationNode, lines: inout [String: Int]
+    ) throws(ConfigurationError) -> SluiceConfiguration.Store {
+        var store = SluiceConfiguration.Store()
+        let fields = try section.entries(allowed: ["max_keys", "shards"], expectation: "a mapping with max_keys and shards")
+        for (name, field) in fields {
+            lines[field.path] = field.line
+            let value = try field.positiveInteger()
+            if name == "max_keys" { store.maxKeys = value } else { store.shards = value }
+        }
+        return store
+    }
+
+    /// The `limits` section; absent fields keep their defaults.
+    func decodeLimits(
+        _ section: ConfigurationNode, lines: inout [String: Int]
+    ) throws(ConfigurationError) -> SluiceConfiguration.Limits {
+        var limits = SluiceConfiguration.Limits()
+        let fields = ["max_key_bytes", "max_line_bytes", "max_arguments"]
+        let expectation = "a mapping with \(fields.joined(separator: ", "))"
+        for (name, field) in try section.entries(allowed: fields, expectation: expectation) {
+            lines[field.path] = field.line
+            let value = try field.positiveInteger()
+            switch name {
+            case "max_key_bytes": limits.maxKeyBytes = value
+            case "max_line_bytes": limits.maxLineBytes = value
+            default: limits.maxArguments = value
+            }
+        }
+        return limits
+    }
+
+    /// The `http` section; absent fields keep their defaults.
+    func decodeHTTP(
+        _ section: ConfigurationNode, lines: inout [String: Int]
+    ) throws(ConfigurationError) -> SluiceConfiguration.HTTP {
+        var http = SluiceConfiguration.HTTP()
+        let fields = ["max_body_bytes", "max_checks", "max_batch"]
+        let expectation = "a mapping with \(fields.joined(separator: ", "))"
+        for (name, field) in try section.entries(allowed: fields, expectation: expectation) {
+            lines[field.path] = field.line
+            let value = try field.positiveInteger()
+            switch name {
+            case "max_body_bytes": http.maxBodyBytes = value
+            case "max_checks": http.maxChecks = value
+            default: http.maxBatch = value
+            }
+        }
+        return http
+    }
+
+    /// The `policies` section, in file order; an empty one is rejected later, by the configuration's init.
+    func decodePolicies(
+        _ section: ConfigurationNode, lines: inout [String: Int]
+    ) throws(ConfigurationError) -> [Policy] {
+        var policies: [Policy] = []
+        for (name, entry) in try section.entries(allowed: nil, expectation: "a mapping from policy names to policies") {
+            lines[entry.path] = entry.line
+            policies.append(try decodePolicy(named: name, entry))
+        }
+        return policies
+    }
+
+    /// One policy: its fields typed here, its ranges checked by ``RateLimit``.
+    func decodePolicy(named name: String, _ entry: ConfigurationNode) throws(ConfigurationError) -> Policy {
+        guard Policy.isValidName(name) else {
+            throw entry.error(
+                .invalidValue,
+                "a policy name must be 1 to \(Policy.maximumNameLength) characters from A-Z a-z 0-9 _ . : -"
+            )
+        }
+        let expectation =
+            "a mapping with algorithm, limit and period, such as { algorithm: token_bucket, limit: 100, period: 1s }"
+        if entry.isNull { throw entry.error(.invalidValue, "must be \(expectation), got \(entry.shown)") }
+        var fields: [String: ConfigurationNode] = [:]
+        for (field, value) in try entry.entries(allowed: Self.policyFields, expectation: expectation) {
+            fields[field] = value
+        }
+        func required(_ field: String) throws(ConfigurationError) -> ConfigurationNode {
+            guard let value = fields[field] else {
+                throw ConfigurationError(
+                    .missingField, path: entry.childPath(field), line: entry.line,
+                    "missing; every policy needs algorithm, limit and period"
+                )
+            }
+            return value
+        }
+
+        let algorithmNode = try required("algorithm")
+        let allAlgorithms = Algorithm.allCases.map(\.rawValue).joined(separator: ", ")
+        guard let algorithm = algorithmNode.scalarText.flatMap(Algorithm.init(rawValue:)) else {
+            throw algorithmNode.error(.invalidValue, "must be one of \(allAlgorithms), got \(algorithmNode.shown)")
+        }
+        let limitNode = try required("limit")
+        let limit = try limitNode.positiveInteger()
+        let periodNode = try required("period")
+        let periodNanoseconds: Int64
+        do {
+            periodNanoseconds = try PolicyDuration.parseNanoseconds(periodNode.scalarText ?? "")
+        } catch {
+            throw periodNode.error(
+                .invalidValue,
+                "must be a duration: a positive integer with a unit, as in 250ms, 1s, 1m, 1h or 1d; got \(periodNode.shown)"
+            )
+        }
+        var burst: Int?
+        if let burstNode = fields["burst"] {
+            guard algorithm == .tokenBucket else {
+                throw burstNode.error(
+                    .invalidValue, "burst applies only to token_bucket; remove it from this \(algorithm.rawValue) policy"
+                )
+            }
+            burst = try burstNode.positiveInteger()
+        }
+        var mode = Policy.Mode.enforce
+        if let modeNode = fields["mode"] {
+            guard let parsed = modeNode.scalarText.flatMap(Policy.Mode.init(rawValue:)) else {
+                throw modeNode.error(.invalidValue, "must be enforce or shadow, got \(modeNode.shown)")
+            }
+            mode = parsed
+        }
+
+        let rateLimit: RateLimit
+        do {
+            rateLimit = try RateLimit(
+                algorithm: algorithm, limit: Int64(limit), periodNanoseconds: periodNanoseconds, burst: burst.map { Int64($0) }
+            )
+        } catch {
+            // RateLimit owns the ranges; put its message on the field it is about.
+            let culprit: ConfigurationNode =
+                switch error.code {
+                case .invalidLimit: limitNode
+                case .invalidPeriod, .invalidDuration: periodNode
+                case .invalidBurst: fields["burst"] ?? entry
+                default: entry
+                }
+            throw culprit.error(.invalidValue, error.message)
+        }
+        do {
+            return try Policy(name: name, rateLimit: rateLimit, mode: mode)
+        } catch {
+            throw entry.error(.invalidValue, error.message)
+        }
+    }
+}

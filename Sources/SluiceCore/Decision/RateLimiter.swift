@@ -1,0 +1,105 @@
+/// Decides checks against a ``BucketStore``: single checks, and several checks all or nothing.
+///
+/// It knows limits, not names: interfaces resolve policy names through a ``PolicySet`` into ``Check``s.
+public final class RateLimiter: Sendable {
+    /// The outcome of several checks decided together.
+    public struct MultiDecision: Sendable, Hashable {
+        /// Whether every enforced check allowed the request.
+        public var isAllowed: Bool
+        /// One decision per check, in order. When denied, checks other than the deciding one show what
+        /// they would have answered: nothing was consumed.
+        public var decisions: [Decision]
+        /// The check that decided: the first denying one, else the most restrictive allowed one.
+        public var decidingIndex: Int
+    }
+
+    /// The buckets.
+    public let store: BucketStore
+
+    /// Creates a limiter over `store`.
+    public init(store: BucketStore) {
+        self.store = store
+    }
+
+    /// Decides one check, consuming its cost when allowed.
+    ///
+    /// - Parameters:
+    ///   - check: the check.
+    ///   - now: the time, read once for a whole batch of decisions.
+    ///   - consume: false to decide without consuming (PEEK).
+    /// - Returns: the decision, with shadow mode applied.
+    /// - Complexity: O(1); no lock and no allocation for a key already present.
+    
+    public func decide(_ check: Check, at now: Timestamp, consume: Bool = true) -> Decision {
+        decideReserving(check, at: now, consume: consume).0
+    }
+
+    func decideReserving(_ check: Check, at now: Timestamp, consume: Bool) -> (Decision, BucketStore.Reservation?) {
+        guard check.cost > 0 else { preconditionFailure("interfaces reject non-positive costs before deciding") }
+        let (evaluation, reservation) = store.decide(check.rateLimit, key: check.key, cost: check.cost, now: now, consume: consume)
+        var decision = evaluation.decision
+        decision.policyIndex = check.policyIndex
+        decision.isShadowed = check.mode == .shadow && decision.outcome != .allowed
+        return (decision, reservation)
+    }
+
+    /// Decides several checks all or nothing: if any enforced check denies, none consumes anything.
+    ///
+    /// Checks are charged in order; on a denial the earlier charges are given back. While a charge is
+    /// outstanding a concurrent request may see less budget than it will end up having: the error is
+    /// always toward denying, so two requests can never both pass when only one fits.
+    ///
+    /// - Parameters:
+    ///   - checks: the checks, at least one.
+    ///   - now: the time.
+    ///   - consume: false to decide without consuming.
+    /// - Returns: the overall verdict and one decision per check.
+    public func decide(_ checks: some RandomAccessCollection<Check>, at now: Timestamp, consume: Bool = true) -> MultiDecision {
+        var decisions: [Decision] = []
+        decisions.reserveCapacity(checks.count)
+        var reservations: [(reservation: BucketStore.Reservation, check: Check)] = []
+        var deniedAt: Int?
+        for check in checks {
+            let (decision, reservation) = decideReserving(check, at: now, consume: consume)
+            decisions.append(decision)
+            if let reservation { reservations.append((reservation, check)) }
+            if !decision.isAllowed {
+                deniedAt = decisions.count - 1
+                break
+            }
+        }
+        guard let denied = deniedAt else {
+            return MultiDecision(isAllowed: true, decisions: decisions, decidingIndex: Self.mostRestrictive(decisions))
+        }
+        for (reservation, check) in reservations.reversed() {
+            store.refund(reservation, limit: check.rateLimit, cost: check.cost)
+        }
+        var index = 0
+        for check in checks {
+            if index != denied {
+                let peeked = decideReserving(check, at: now, consume: false).0
+                if index < decisions.count { decisions[index] = peeked } else { decisions.append(peeked) }
+            }
+            index += 1
+        }
+        return MultiDecision(isAllowed: false, decisions: decisions, decidingIndex: denied)
+    }
+
+    /// The decision with the fewest remaining requests, ties going to the longest reset.
+    static func mostRestrictive(_ decisions: [Decision]) -> Int {
+        var best = 0
+        for (index, decision) in decisions.enumerated().dropFirst() {
+            let current = decisions[best]
+            if decision.remaining < current.remaining
+                || (decision.remaining == current.remaining && decision.resetAfterNanoseconds > current.resetAfterNanoseconds)
+            {
+                best = index
+            }
+        }
+        return best
+    }
+
+    /// Empties a bucket back to full; returns whether it existed.
+    @discardableResult
+    public func reset(_ key: BucketKey) -> Bool { store.reset(key) }
+}

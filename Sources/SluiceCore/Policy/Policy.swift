@@ -1,0 +1,57 @@
+/// A named limit from the configuration.
+public struct Policy: Sendable, Hashable {
+    /// Whether a policy's denials are enforced or only reported.
+    public enum Mode: String, Sendable, Hashable {
+        /// Denied requests are denied.
+        case enforce
+        /// Decide and count, but always allow: for trying a policy on live traffic.
+        case shadow
+    }
+
+    /// The longest policy name.
+    public static let maximumNameLength = 64
+
+    /// The name used in checks (`TAKE api user:42`).
+    public let name: String
+    /// The limit it enforces.
+    public let rateLimit: RateLimit
+    /// Enforce or shadow.
+    public let mode: Mode
+
+    /// Creates a policy.
+    ///
+    /// - Parameters:
+    ///   - name: 1 to 64 characters from `[A-Za-z0-9_.:-]`.
+    ///   - rateLimit: the limit.
+    ///   - mode: enforce (default) or shadow.
+    /// - Throws: ``PolicyError`` with `.invalidName` for a bad name.
+    public init(name: String, rateLimit: RateLimit, mode: Mode = .enforce) throws(PolicyError) {
+        guard Self.isValidName(name) else {
+            throw PolicyError(
+                .invalidName,
+                "policy name '\(name)' must be 1 to \(Self.maximumNameLength) characters from A-Z a-z 0-9 _ . : -"
+            )
+        }
+        self.name = name
+        self.rateLimit = rateLimit
+        self.mode = mode
+    }
+
+    /// Whether `name` is a valid policy name.
+    public static func isValidName(_ name: String) -> Bool {
+        let utf8 = name.utf8
+        return !utf8.isEmpty && utf8.count <= maximumNameLength
+            && utf8.allSatisfy { byte in
+                (byte >= 0x30 && byte <= 0x39) || (byte >= 0x41 && byte <= 0x5A) || (byte >= 0x61 && byte <= 0x7A)
+                    || byte == 0x5F || byte == 0x2E || byte == 0x3A || byte == 0x2D
+            }
+    }
+
+    /// The seed that places this policy's buckets: changes whenever the name or the limit changes,
+    /// so a reload keeps the state of unchanged policies and starts changed ones afresh.
+    public var bucketSeed: UInt64 {
+        var hasher = StableHasher(seed: rateLimit.fingerprint)
+        hasher.combine(bytes: name.utf8)
+        return hasher.finalize()
+    }
+}

@@ -1,0 +1,89 @@
+/// A validated limit: an algorithm, `limit` per `period`, and for the token bucket its `burst`.
+///
+/// Everything the decision path needs is computed once here, so deciding never divides by the period
+/// except where the algorithm itself needs a window index.
+public struct RateLimit: Sendable, Hashable {
+    /// The largest `limit` (and `burst`) for the token bucket and the fixed window: counters are 48-bit
+    /// and the token bucket's fractional time is kept exactly in units of 1/limit ns.
+    public static let maximumLimit: Int64 = 4_294_967_295
+    /// The largest `limit` of a sliding window, whose two counters share one 48-bit word.
+    public static let maximumSlidingWindowLimit: Int64 = 16_777_215
+    /// The shortest period: 1 ms.
+    public static let minimumPeriodNanoseconds: Int64 = 1_000_000
+    /// The longest period: 366 days.
+    public static let maximumPeriodNanoseconds: Int64 = 366 * 86_400_000_000_000
+
+    /// The longest time a full token bucket takes to refill (`burst × period / limit`): 100 years keeps
+    /// every theoretical arrival time inside 64 bits.
+    public static let maximumBurstToleranceNanoseconds: Int64 = 100 * 365 * 86_400_000_000_000
+
+    /// The algorithm that decides.
+    public let algorithm: Algorithm
+    /// Requests (or cost units) admitted per period; for the token bucket, the refill per period.
+    public let limit: Int64
+    /// The period in nanoseconds.
+    public let periodNanoseconds: Int64
+    /// The token bucket's capacity; equals `limit` for the window algorithms.
+    public let burst: Int64
+
+    /// Whole nanoseconds per token (token bucket): `period / limit`.
+    let tokenIntervalNanoseconds: Int64
+    /// The remainder of `period / limit`, in units of 1/limit ns.
+    let tokenIntervalRemainder: UInt64
+    /// `burst` tokens' worth of time, whole nanoseconds part.
+    let burstToleranceNanoseconds: Int64
+    /// `burst` tokens' worth of time, fractional part in units of 1/limit ns.
+    let burstToleranceRemainder: UInt64
+
+    /// Creates a validated limit.
+    ///
+    /// - Parameters:
+    ///   - algorithm: the algorithm.
+    ///   - limit: admitted per period, 1 through ``maximumLimit`` (``maximumSlidingWindowLimit`` for the sliding window).
+    ///   - periodNanoseconds: the period, 1 ms through 366 days.
+    ///   - burst: the token bucket's capacity (defaults to `limit`); must be nil or equal to `limit` for the window algorithms.
+    /// - Throws: ``PolicyError`` naming the field that is out of range.
+    public init(algorithm: Algorithm, limit: Int64, periodNanoseconds: Int64, burst: Int64? = nil) throws(PolicyError) {
+        let maximum = algorithm == .slidingWindow ? Self.maximumSlidingWindowLimit : Self.maximumLimit
+        guard limit >= 1, limit <= maximum else {
+            throw PolicyError(.invalidLimit, "limit must be an integer from 1 to \(maximum) for \(algorithm.rawValue), got \(limit)")
+        }
+        guard periodNanoseconds >= Self.minimumPeriodNanoseconds, periodNanoseconds <= Self.maximumPeriodNanoseconds else {
+            throw PolicyError(.invalidPeriod, "period must be from 1ms to 366d, got \(PolicyDuration.format(nanoseconds: periodNanoseconds))")
+        }
+        let capacity = burst ?? limit
+        if algorithm == .tokenBucket {
+            guard capacity >= 1, capacity <= Self.maximumLimit else {
+                throw PolicyError(.invalidBurst, "burst must be an integer from 1 to \(Self.maximumLimit), got \(capacity)")
+            }
+        } else if capacity != limit {
+            throw PolicyError(.invalidBurst, "burst applies only to token_bucket; remove it from this \(algorithm.rawValue) policy")
+        }
+        self.algorithm = algorithm
+        self.limit = limit
+        self.periodNanoseconds = periodNanoseconds
+        self.burst = capacity
+        self.tokenIntervalNanoseconds = periodNanoseconds / limit
+        self.tokenIntervalRemainder = UInt64(periodNanoseconds % limit)
+        // burst * period / limit, split into whole ns and a remainder in 1/limit ns; fits: burst, period < 2^55, product < 2^87.
+        let total = Int128(capacity) * Int128(periodNanoseconds)
+        guard total / Int128(limit) <= Int128(Self.maximumBurstToleranceNanoseconds) else {
+            throw PolicyError(.invalidBurst, "burst × period / limit must be at most 100 years, got burst \(capacity) with \(limit) per \(PolicyDuration.format(nanoseconds: periodNanoseconds))")
+        }
+        self.burstToleranceNanoseconds = Int64(total / Int128(limit))
+        self.burstToleranceRemainder = UInt64(total % Int128(limit))
+    }
+
+    /// The capacity a single request's cost must not exceed: `burst` for the token bucket, `limit` otherwise.
+    public var capacity: Int64 { burst }
+
+    /// A stable 64-bit fingerprint of the algorithm and numbers; buckets of equal limits share it.
+    public var fingerprint: UInt64 {
+        var hasher = StableHasher(seed: 0x5EED_0F_5_1_1_CE)
+        hasher.combine(UInt64(algorithm == .tokenBucket ? 1 : algorithm == .fixedWindow ? 2 : 3))
+        hasher.combine(UInt64(limit))
+        hasher.combine(UInt64(periodNanoseconds))
+        hasher.combine(UInt64(burst))
+        return hasher.finalize()
+    }
+}

@@ -1,0 +1,203 @@
+import Synchronization
+
+/// One shard of the store: a fixed table of slots, scanned in a bounded window from each key's home slot.
+///
+/// Deciding on a key already present takes no lock (see ``BucketSlot``). Inserting a key takes the
+/// shard's mutex, which only inserts, sweeps and resets contend for.
+final class BucketShard: @unchecked Sendable {
+    // @unchecked: `slots` is a raw allocation of atomics, written only through atomic operations
+    // (and, for installs and sweeps, only under `lock`); it is freed in deinit when nobody holds the shard.
+
+    struct Bookkeeping {
+        var liveKeys = 0
+        var sweepHand = 0
+    }
+
+    let slots: UnsafeMutablePointer<BucketSlot>
+    let slotMask: Int
+    let probeWindow: Int
+    let maximumKeys: Int
+    let lock = Mutex(Bookkeeping())
+    /// Mirrors `Bookkeeping.liveKeys` for lock-free reading by INFO and metrics.
+    let liveKeyCount = Atomic<Int>(0)
+    /// Keys dropped while not yet full again (state lost under memory pressure).
+    let pressureEvictions = Atomic<Int>(0)
+    /// Keys dropped because they were back to full (no state lost).
+    let idleEvictions = Atomic<Int>(0)
+
+    init(capacity: Int, maximumKeys: Int, probeWindow: Int) {
+        precondition(capacity > 0 && capacity & (capacity - 1) == 0, "shard capacity must be a power of two")
+        slots = UnsafeMutablePointer<BucketSlot>.allocate(capacity: capacity)
+        for index in 0..<capacity {
+            (slots + index).initialize(to: BucketSlot())
+        }
+        slotMask = capacity - 1
+        self.maximumKeys = maximumKeys
+        self.probeWindow = min(probeWindow, capacity)
+    }
+
+    deinit {
+        slots.deinitialize(count: slotMask + 1)
+        slots.deallocate()
+    }
+
+    @inline(__always)
+    func homeIndex(of key: BucketKey) -> Int { Int(truncatingIfNeeded: key.secondary) & slotMask }
+
+    /// Finds the key's slot without locking.
+    ///
+    /// - Returns: the slot index and the generation it was found with, or nil.
+    @inline(__always)
+    func find(_ key: BucketKey) -> (index: Int, generation: UInt16)? {
+        let wanted = BucketSlot.keyBits(of: key)
+        var index = homeIndex(of: key)
+        for _ in 0..<probeWindow {
+            let tag = slots[index].tag.load(ordering: .acquiring)
+            if tag & BucketSlot.keyBitsMask == wanted, slots[index].check.load(ordering: .relaxed) == key.secondary {
+                return (index, UInt16(truncatingIfNeeded: tag >> 48))
+            }
+            index = (index + 1) & slotMask
+        }
+        return nil
+    }
+
+    /// Gives a slot to `key` with `initial` as its bucket, unless another thread inserted it first.
+    ///
+    /// - Returns: `.inserted` with the slot, or `.existing` when the key is already present.
+    func insert(_ key: BucketKey, initial: BucketState, now: Int64) -> InsertResult {
+        lock.withLock { book in
+            if let found = find(key) { return .existing(index: found.index, generation: found.generation) }
+            var freeIndex: Int?
+            var victimIndex: Int?
+            var victimHorizon = Int64.max
+            var index = homeIndex(of: key)
+            for _ in 0..<probeWindow {
+                let tag = slots[index].tag.load(ordering: .relaxed)
+                if tag & BucketSlot.keyBitsMask == 0 {
+                    if freeIndex == nil { freeIndex = index }
+                } else {
+                    let horizon = BucketState(slots[index].state.load(ordering: .relaxed)).horizon
+                    if horizon < victimHorizon {
+                        victimHorizon = horizon
+                        victimIndex = index
+                    }
+                }
+                index = (index + 1) & slotMask
+            }
+            if book.liveKeys >= maximumKeys {
+                // Full: a key must go. Prefer one in this window (the free slot, if any, stays free).
+                if let victim = victimIndex {
+                    countEviction(horizon: victimHorizon, now: now)
+                    return .inserted(index: victim, generation: install(key, initial: initial, at: victim))
+                }
+                guard let free = freeIndex else { preconditionFailure("a probe window is never empty and full at once") }
+                evictElsewhere(&book, now: now)
+                book.liveKeys += 1
+                liveKeyCount.store(book.liveKeys, ordering: .relaxed)
+                return .inserted(index: free, generation: install(key, initial: initial, at: free))
+            }
+            if let free = freeIndex {
+                book.liveKeys += 1
+                liveKeyCount.store(book.liveKeys, ordering: .relaxed)
+                return .inserted(index: free, generation: install(key, initial: initial, at: free))
+            }
+            // The window is all taken though the shard is not full: replace the bucket closest to full.
+            guard let victim = victimIndex else { preconditionFailure("a probe window with no free slot has a live one") }
+            countEviction(horizon: victimHorizon, now: now)
+            return .inserted(index: victim, generation: install(key, initial: initial, at: victim))
+        }
+    }
+
+    enum InsertResult {
+        case inserted(index: Int, generation: UInt16)
+        case existing(index: Int, generation: UInt16)
+    }
+
+    private func countEviction(horizon: Int64, now: Int64) {
+        // Strictly before now: the horizon is the instant *after* which a bucket is full (a token bucket's
+        // horizon is its arrival time rounded down, so at `now == horizon` a fraction of a token may be missing).
+        if horizon < now {
+            idleEvictions.add(1, ordering: .relaxed)
+        } else {
+            pressureEvictions.add(1, ordering: .relaxed)
+        }
+    }
+
+    /// Takes the slot over for `key` with a new generation. Caller holds `lock`.
+    private func install(_ key: BucketKey, initial: BucketState, at index: Int) -> UInt16 {
+        var observed = slots[index].state.load(ordering: .relaxed)
+        while true {
+            let generation = BucketState(observed).generation &+ 1
+            let (exchanged, original) = slots[index].state.compareExchange(
+                expected: observed, desired: initial.with(generation: generation).words, ordering: .relaxed
+            )
+            if exchanged {
+                slots[index].check.store(key.secondary, ordering: .relaxed)
+                // Release: a reader that sees this tag also sees the check word and state written above.
+                slots[index].tag.store(UInt64(generation) << 48 | BucketSlot.keyBits(of: key), ordering: .releasing)
+                return generation
+            }
+            observed = original
+        }
+    }
+
+    /// Frees the live slot at `index` if its bucket is full by `now` (or unconditionally when `force`).
+    /// Caller holds `lock`. Returns whether it freed the slot.
+    private func free(at index: Int, now: Int64, force: Bool) -> Bool {
+        let tag = slots[index].tag.load(ordering: .relaxed)
+        guard tag & BucketSlot.keyBitsMask != 0 else { return false }
+        let observed = slots[index].state.load(ordering: .relaxed)
+        let state = BucketState(observed)
+        // Strictly before now, as in `countEviction`: never drop a bucket that still lacks part of a token.
+        guard force || state.horizon < now else { return false }
+        let generation = state.generation &+ 1
+        let (exchanged, _) = slots[index].state.compareExchange(
+            expected: observed, desired: BucketState.full.with(generation: generation).words, ordering: .relaxed
+        )
+        // A failed exchange means a decision just used the key: it is not idle, leave it.
+        guard exchanged else { return false }
+        slots[index].tag.store(UInt64(generation) << 48, ordering: .releasing)
+        return true
+    }
+
+    /// Frees one key outside any particular window, the closest to full among the next live slots of the
+    /// sweep hand. Caller holds `lock`.
+    private func evictElsewhere(_ book: inout Bookkeeping, now: Int64) {
+        var best: Int?
+        var bestHorizon = Int64.max
+        var index = book.sweepHand
+        var seen = 0
+        for _ in 0...slotMask where seen < probeWindow {
+            if slots[index].tag.load(ordering: .relaxed) & BucketSlot.keyBitsMask != 0 {
+                seen += 1
+                let horizon = BucketState(slots[index].state.load(ordering: .relaxed)).horizon
+                if horizon < bestHorizon {
+                    bestHorizon = horizon
+                    best = index
+                }
+            }
+            index = (index + 1) & slotMask
+        }
+        book.sweepHand = index
+        guard let victim = best else { return }
+        countEviction(horizon: bestHorizon, now: now)
+        while !free(at: victim, now: now, force: true) {}
+        book.liveKeys -= 1
+    }
+
+    /// Drops every key whose bucket is back to full by `now`.
+    ///
+    /// - Returns: how many keys were dropped.
+    func sweep(now: Int64) -> Int {
+        lock.withLock { book in
+            var dropped = 0
+            for index in 0...slotMask where free(at: index, now: now, force: false) {
+                dropped += 1
+            }
+            book.liveKeys -= dropped
+            liveKeyCount.store(book.liveKeys, ordering: .relaxed)
+            idleEvictions.add(dropped, ordering: .relaxed)
+            return dropped
+        }
+    }
+}

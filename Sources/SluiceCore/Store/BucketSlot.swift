@@ -1,0 +1,28 @@
+import Synchronization
+
+/// One slot of a shard's open-addressing table: 32 bytes, two to a cache line.
+///
+/// - `tag`: the slot generation (high 16 bits) and 48 bits of the key's primary hash with the low bit
+///   forced to 1; 48 zero bits mean the slot is free.
+/// - `check`: the key's secondary hash, compared in full.
+/// - `state`: the bucket (``BucketState``), whose generation must equal the tag's for the slot to belong
+///   to the key the tag names.
+///
+/// `check` and `state` are written before `tag` is published with release ordering, and only while the
+/// shard's lock is held; decisions read `tag` with acquire ordering and then update `state` by
+/// compare-and-exchange, which fails if the slot was given to another key in between.
+struct BucketSlot: ~Copyable {
+    let tag: Atomic<UInt64>
+    let check: Atomic<UInt64>
+    let state: Atomic<WordPair>
+
+    init() {
+        tag = Atomic(0)
+        check = Atomic(0)
+        state = Atomic(BucketState.full.words)
+    }
+
+    static let keyBitsMask: UInt64 = (1 << 48) - 1
+
+    static func keyBits(of key: BucketKey) -> UInt64 { (key.primary & keyBitsMask) | 1 }
+}

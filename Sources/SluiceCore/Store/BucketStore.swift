@@ -1,0 +1,181 @@
+import Synchronization
+
+/// The in-memory state of every bucket: power-of-two shards chosen by a stable hash of the key.
+///
+/// Memory is bounded and allocated up front: each slot takes 32 bytes, and each shard holds the next power
+/// of two above 4/3 of its share of `maximumKeys` (at least one probe window), so a store configured for
+/// `maximumKeys` keys uses between 43 and 86 bytes per configured key (64 MiB for one million keys with
+/// 64 shards). At most `maximumKeys` keys are live at once: a shard that is full replaces the bucket in the
+/// new key's probe window that will be full soonest, preferring ones already full (no state lost).
+public final class BucketStore: Sendable {
+    /// Where a consumption landed, so a multi-check request that is denied later can give it back.
+    public struct Reservation: Sendable, Hashable {
+        let shard: Int
+        let index: Int
+        let generation: UInt16
+        let horizon: Int64
+    }
+
+    /// Bytes one slot occupies.
+    public static let bytesPerSlot = MemoryLayout<BucketSlot>.stride
+
+    let shards: [BucketShard]
+    let shardMask: Int
+    /// The number of keys the store admits before it evicts.
+    public let maximumKeys: Int
+    /// Total slots across all shards.
+    public let slotCount: Int
+
+    /// Creates a store.
+    ///
+    /// - Parameters:
+    ///   - maximumKeys: the bound on live keys (at least 1).
+    ///   - shardCount: the number of shards, rounded down to a power of two and to at most `maximumKeys`.
+    ///   - probeWindow: slots scanned from a key's home slot (default 64).
+    public init(maximumKeys: Int, shardCount: Int = 64, probeWindow: Int = 64) {
+        let keys = max(1, maximumKeys)
+        var shards = 1
+        while shards * 2 <= min(max(1, shardCount), keys), shards < 65_536 { shards *= 2 }
+        var built: [BucketShard] = []
+        built.reserveCapacity(shards)
+        for shard in 0..<shards {
+            let share = keys / shards + (shard < keys % shards ? 1 : 0)
+            var capacity = 1
+            while capacity < max(probeWindow, (share * 4 + 2) / 3) { capacity *= 2 }
+            built.append(BucketShard(capacity: capacity, maximumKeys: share, probeWindow: probeWindow))
+        }
+        self.shards = built
+        self.shardMask = shards - 1
+        self.maximumKeys = keys
+        self.slotCount = built.reduce(0) { $0 + $1.slotMask + 1 }
+    }
+
+    @inline(__always)
+    func shardIndex(of key: BucketKey) -> Int { Int(truncatingIfNeeded: key.primary >> 48) & shardMask }
+
+    /// Decides a request against the key's bucket and, when allowed and `consume` is set, charges it.
+    ///
+    /// A key that is absent is judged against a full bucket, and stored only if the request consumed
+    /// something. An existing key is updated by compare-and-exchange without any lock.
+    ///
+    /// - Parameters:
+    ///   - limit: the limit to apply.
+    ///   - key: the bucket.
+    ///   - cost: a positive cost.
+    ///   - now: the time of the decision.
+    ///   - consume: false to only look (PEEK).
+    /// - Returns: the evaluation and, when something was consumed, where.
+    public func decide(
+        _ limit: RateLimit, key: BucketKey, cost: Int64, now: Timestamp, consume: Bool
+    ) -> (Evaluation, Reservation?) {
+        let shardIndex = shardIndex(of: key)
+        let shard = shards[shardIndex]
+        while true {
+            if let found = shard.find(key) {
+                if let result = decide(limit, shard: shardIndex, slot: found, cost: cost, now: now.nanoseconds, consume: consume) {
+                    return result
+                }
+                continue  // the slot changed hands under us; look again
+            }
+            let evaluation = limit.evaluate(.full, now: now.nanoseconds, cost: cost)
+            guard consume, evaluation.decision.outcome == .allowed else { return (evaluation, nil) }
+            switch shard.insert(key, initial: evaluation.newState, now: now.nanoseconds) {
+            case .inserted(let index, let generation):
+                return (evaluation, Reservation(shard: shardIndex, index: index, generation: generation, horizon: evaluation.newState.horizon))
+            case .existing(let index, let generation):
+                if let result = decide(limit, shard: shardIndex, slot: (index, generation), cost: cost, now: now.nanoseconds, consume: consume) {
+                    return result
+                }
+            }
+        }
+    }
+
+    @inline(__always)
+    private func decide(
+        _ limit: RateLimit, shard shardIndex: Int, slot: (index: Int, generation: UInt16), cost: Int64, now: Int64, consume: Bool
+    ) -> (Evaluation, Reservation?)? {
+        let shard = shards[shardIndex]
+        // Relaxed suffices: the state word is self-contained and every update is a read-modify-write on it.
+        var observed = shard.slots[slot.index].state.load(ordering: .relaxed)
+        while true {
+            let state = BucketState(observed)
+            guard state.generation == slot.generation else { return nil }
+            let evaluation = limit.evaluate(state, now: now, cost: cost)
+            guard consume, evaluation.decision.outcome == .allowed else { return (evaluation, nil) }
+            let (exchanged, original) = shard.slots[slot.index].state.compareExchange(
+                expected: observed, desired: evaluation.newState.words, ordering: .relaxed
+            )
+            if exchanged {
+                let reservation = Reservation(
+                    shard: shardIndex, index: slot.index, generation: slot.generation, horizon: evaluation.newState.horizon
+                )
+                return (evaluation, reservation)
+            }
+            observed = original
+        }
+    }
+
+    /// Gives back what a reservation consumed, if its slot still holds the same key.
+    public func refund(_ reservation: Reservation, limit: RateLimit, cost: Int64) {
+        let slot = shards[reservation.shard].slots + reservation.index
+        var observed = slot.pointee.state.load(ordering: .relaxed)
+        while true {
+            let state = BucketState(observed)
+            guard state.generation == reservation.generation,
+                let refunded = limit.refund(state, cost: cost, consumedHorizon: reservation.horizon)
+            else { return }
+            let (exchanged, original) = slot.pointee.state.compareExchange(
+                expected: observed, desired: refunded.words, ordering: .relaxed
+            )
+            if exchanged { return }
+            observed = original
+        }
+    }
+
+    /// Empties a key's bucket back to full.
+    ///
+    /// - Returns: whether the key was present.
+    @discardableResult
+    public func reset(_ key: BucketKey) -> Bool {
+        let shard = shards[shardIndex(of: key)]
+        guard let found = shard.find(key) else { return false }
+        let slot = shard.slots + found.index
+        var observed = slot.pointee.state.load(ordering: .relaxed)
+        while BucketState(observed).generation == found.generation {
+            let (exchanged, original) = slot.pointee.state.compareExchange(
+                expected: observed, desired: BucketState.full.with(generation: found.generation).words, ordering: .relaxed
+            )
+            if exchanged { return true }
+            observed = original
+        }
+        return false
+    }
+
+    /// Drops every key whose bucket is full again by `now`; one shard at a time, so deciding never waits.
+    ///
+    /// - Returns: the number of keys dropped.
+    @discardableResult
+    public func sweep(now: Timestamp) -> Int {
+        shards.reduce(0) { $0 + $1.sweep(now: now.nanoseconds) }
+    }
+
+    /// Live keys now (a relaxed sum; exact when the store is quiet).
+    public var keyCount: Int { shards.reduce(0) { $0 + $1.liveKeyCount.load(ordering: .relaxed) } }
+    /// Keys dropped before they were full again because the store was full.
+    public var pressureEvictions: Int { shards.reduce(0) { $0 + $1.pressureEvictions.load(ordering: .relaxed) } }
+    /// Keys dropped because they were full again.
+    public var idleEvictions: Int { shards.reduce(0) { $0 + $1.idleEvictions.load(ordering: .relaxed) } }
+    /// The number of shards.
+    public var shardCount: Int { shards.count }
+}
+
+extension BucketStore {
+    /// Drops the keys of one shard whose buckets are full again by `now`; a sweeper calls this for one
+    /// shard per tick so no tick holds any lock for long.
+    ///
+    /// - Returns: the number of keys dropped.
+    @discardableResult
+    public func sweep(shard: Int, now: Timestamp) -> Int {
+        shards[shard & shardMask].sweep(now: now.nanoseconds)
+    }
+}

@@ -1,0 +1,142 @@
+import NIOCore
+import NIOHTTP1
+import SluiceCore
+
+/// One check as an HTTP client states it, resolved against the policies: what to decide and how to name it.
+struct ResolvedCheck: Sendable {
+    /// What the limiter decides.
+    let check: Check
+    /// The policy name shown in headers and bodies (`inline` for an inline limit).
+    let name: String
+}
+
+/// The fields of one check, from a JSON object or from a query string.
+///
+/// A check names a policy (`policy`, `key`, `cost`) or carries its own limit (`key`, `limit`, `period`,
+/// `algorithm`, `burst`, `cost`), as `THROTTLE` does on the line protocol.
+struct CheckFields {
+    private enum Value {
+        case text(String)
+        case integer(Int64)
+        case other(String)
+    }
+
+    private let values: [String: Value]
+    /// Query strings carry integers as text; JSON must use numbers.
+    private let integersAsText: Bool
+
+    static let allowedNames: Set<String> = ["policy", "key", "cost", "limit", "period", "algorithm", "burst"]
+
+    init(json object: [String: JSONValue]) {
+        var values: [String: Value] = [:]
+        for (name, value) in object {
+            switch value {
+            case .string(let text): values[name] = .text(text)
+            case .integer(let number): values[name] = .integer(number)
+            default: values[name] = .other(value.kind)
+            }
+        }
+        self.values = values
+        integersAsText = false
+    }
+
+    init(query: [String: String]) {
+        values = query.mapValues { .text($0) }
+        integersAsText = true
+    }
+
+    private func string(_ name: String) throws(HTTPAPIError) -> String? {
+        switch values[name] {
+        case nil: return nil
+        case .text(let text): return text
+        case .integer: throw HTTPAPIError(.badRequest, code: "invalid_field", "'\(name)' must be a string, got an integer")
+        case .other(let kind): throw HTTPAPIError(.badRequest, code: "invalid_field", "'\(name)' must be a string, got \(kind)")
+        }
+    }
+
+    private func positiveInteger(_ name: String) throws(HTTPAPIError) -> Int64? {
+        let problem = HTTPAPIError(.badRequest, code: "invalid_\(name)", "'\(name)' must be a positive integer")
+        switch values[name] {
+        case nil: return nil
+        case .integer(let number):
+            guard number > 0 else { throw HTTPAPIError(.badRequest, code: "invalid_\(name)", "'\(name)' must be a positive integer, got \(number)") }
+            return number
+        case .text(let text):
+            guard integersAsText, let number = Int64(text), number > 0, text.first != "+" else {
+                throw HTTPAPIError(.badRequest, code: "invalid_\(name)", "'\(name)' must be a positive integer, got \(Self.excerpt(text))")
+            }
+            return number
+        case .other(let kind): throw HTTPAPIError(problem.status, code: problem.code, "\(problem.message), got \(kind)")
+        }
+    }
+
+    /// Resolves the fields into a check.
+    ///
+    /// - Throws: ``HTTPAPIError``: 400 for an unknown or ill-typed field, a missing key, a bad cost or limit;
+    ///   422 for a policy that does not exist.
+    func resolve(policies: PolicySet, maximumKeyBytes: Int) throws(HTTPAPIError) -> ResolvedCheck {
+        if let unknown = values.keys.sorted().first(where: { !Self.allowedNames.contains($0) }) {
+            throw HTTPAPIError(
+                .badRequest, code: "unknown_field",
+                "unknown field '\(Self.excerpt(unknown))'; a check has policy, key, cost, or key, limit, period, algorithm, burst, cost"
+            )
+        }
+        guard let key = try string("key"), !key.isEmpty else {
+            throw HTTPAPIError(.badRequest, code: "missing_key", "'key' is required and must be a non-empty string")
+        }
+        guard key.utf8.count <= maximumKeyBytes else {
+            throw HTTPAPIError(.badRequest, code: "key_too_long", "'key' is \(key.utf8.count) bytes, longer than the limit of \(maximumKeyBytes)")
+        }
+        let cost = try positiveInteger("cost") ?? 1
+        if let name = try string("policy") {
+            if let extra = ["limit", "period", "algorithm", "burst"].first(where: { values[$0] != nil }) {
+                throw HTTPAPIError(.badRequest, code: "invalid_check", "'\(extra)' cannot be combined with 'policy'; give a policy or an inline limit")
+            }
+            guard let index = policies.index(ofName: name) else {
+                let known = policies.policies.map(\.name).joined(separator: ", ")
+                throw HTTPAPIError(.unprocessableEntity, code: "unknown_policy", "unknown policy '\(Self.excerpt(name))'; defined: \(known)")
+            }
+            var utf8 = key
+            let check = utf8.withUTF8 { policies.check(policy: index, key: UnsafeRawBufferPointer($0), cost: cost) }
+            return ResolvedCheck(check: check, name: name)
+        }
+        guard let limit = try positiveInteger("limit") else {
+            throw HTTPAPIError(.badRequest, code: "invalid_check", "a check needs 'policy', or an inline 'limit' and 'period'")
+        }
+        let period: Int64
+        switch values["period"] {
+        case .integer(let milliseconds) where milliseconds > 0 && milliseconds <= RateLimit.maximumPeriodNanoseconds / 1_000_000:
+            period = milliseconds * 1_000_000
+        case .text(let text):
+            do {
+                period = try PolicyDuration.parseNanoseconds(text)
+            } catch {
+                throw HTTPAPIError(.badRequest, code: "invalid_period", "'period' \(error.message), or an integer number of milliseconds")
+            }
+        case nil:
+            throw HTTPAPIError(.badRequest, code: "invalid_period", "an inline limit needs 'period', such as \"1s\" or 1000 (ms)")
+        default:
+            throw HTTPAPIError(.badRequest, code: "invalid_period", "'period' must be a duration such as \"1s\", or a positive number of milliseconds up to 366 days")
+        }
+        var algorithm = Algorithm.tokenBucket
+        if let name = try string("algorithm") {
+            guard let parsed = Algorithm(rawValue: name) else {
+                throw HTTPAPIError(
+                    .badRequest, code: "invalid_algorithm", "unknown algorithm '\(Self.excerpt(name))'; use token_bucket, sliding_window or fixed_window"
+                )
+            }
+            algorithm = parsed
+        }
+        let burst = try positiveInteger("burst")
+        let rateLimit: RateLimit
+        do {
+            rateLimit = try RateLimit(algorithm: algorithm, limit: limit, periodNanoseconds: period, burst: burst)
+        } catch {
+            throw HTTPAPIError(.badRequest, code: "invalid_limit", error.message)
+        }
+        let key_ = BucketKey(seed: Check.inlineSeed(for: rateLimit), key: key)
+        return ResolvedCheck(check: Check(rateLimit: rateLimit, key: key_, cost: cost), name: "inline")
+    }
+
+    static func excerpt(_ text: String) -> String { text.count <= 64 ? text : String(text.prefix(64)) + "..." }
+}

@@ -1,0 +1,212 @@
+import Logging
+import NIOCore
+import NIOHTTP1
+public import SluiceCore
+
+/// The HTTP API's logic: a request in, a response out. No channel, so tests drive it directly.
+///
+/// Routes: `GET|POST /v1/check`, `POST /v1/check/batch`, `/v1/forward-auth` (any method), `GET /healthz`,
+/// `GET /readyz`, `GET /metrics`. A client's mistake is a 4xx with `{"error":{"code","message"}}`, never a 5xx.
+public struct HTTPAPIProcessor: Sendable {
+    /// Caps on what one request may ask.
+    public struct Limits: Sendable, Hashable {
+        /// The largest body accepted (default 1 MiB); larger gets 413.
+        public var maximumBodyBytes: Int
+        /// The most checks in one `/v1/check` request (default 100).
+        public var maximumChecks: Int
+        /// The most items in one `/v1/check/batch` request (default 1000).
+        public var maximumBatch: Int
+
+        /// Creates limits.
+        public init(maximumBodyBytes: Int = 1_048_576, maximumChecks: Int = 100, maximumBatch: Int = 1000) {
+            self.maximumBodyBytes = maximumBodyBytes
+            self.maximumChecks = maximumChecks
+            self.maximumBatch = maximumBatch
+        }
+    }
+
+    let context: ServerContext
+    /// The caps in force.
+    public let limits: Limits
+
+    /// Creates a processor.
+    public init(context: ServerContext, limits: Limits = Limits()) {
+        self.context = context
+        self.limits = limits
+    }
+
+    /// Answers one request.
+    ///
+    /// - Parameters:
+    ///   - request: the whole request.
+    ///   - now: the time of the decision.
+    /// - Returns: the response.
+    public func respond(to request: HTTPAPIRequest, now: Timestamp) -> HTTPAPIResponse {
+        let snapshot = context.registry.snapshot
+        do {
+            switch request.path {
+            case "/v1/check":
+                switch request.method {
+                case .GET: return try decide([CheckFields(query: request.query)], policies: snapshot.policies, now: now)
+                case .POST: return try decide(try checks(in: request, key: "checks", maximum: limits.maximumChecks), policies: snapshot.policies, now: now)
+                default: return Self.methodNotAllowed(allow: "GET, POST")
+                }
+            case "/v1/check/batch":
+                guard request.method == .POST else { return Self.methodNotAllowed(allow: "POST") }
+                return try batch(try checks(in: request, key: "checks", maximum: limits.maximumBatch), policies: snapshot.policies, now: now)
+            case "/v1/forward-auth":
+                return try forwardAuth(request, snapshot: snapshot, now: now)
+            case "/healthz":
+                return HTTPAPIResponse(status: .ok, body: "{\"status\":\"ok\"}")
+            case "/readyz":
+                return HTTPAPIResponse(status: .ok, body: "{\"status\":\"ready\",\"policies\":\(snapshot.policies.policies.count)}")
+            case "/metrics":
+                guard request.method == .GET else { return Self.methodNotAllowed(allow: "GET") }
+                return HTTPAPIResponse(status: .ok, body: metrics(), contentType: "text/plain; version=0.0.4")
+            default:
+                return HTTPAPIResponse.error(
+                    .notFound, code: "not_found",
+                    "no route for \(CheckFields.excerpt(String(request.path))); see /v1/check, /v1/check/batch, /v1/forward-auth, /healthz, /readyz, /metrics"
+                )
+            }
+        } catch {
+            return error.response
+        }
+    }
+
+    static func methodNotAllowed(allow: String) -> HTTPAPIResponse {
+        var response = HTTPAPIResponse.error(.methodNotAllowed, code: "method_not_allowed", "use \(allow)")
+        response.headers.append(("Allow", allow))
+        return response
+    }
+
+    /// The checks of a JSON body: one check object, or `{"<key>": [check, ...]}`.
+    private func checks(in request: HTTPAPIRequest, key: String, maximum: Int) throws(HTTPAPIError) -> [CheckFields] {
+        guard let body = request.body, body.readableBytes > 0 else {
+            throw HTTPAPIError(.badRequest, code: "missing_body", "send a JSON check, such as {\"policy\":\"api\",\"key\":\"user:42\"}")
+        }
+        guard case .object(let object) = try JSONValue.parse(body) else {
+            throw HTTPAPIError(.badRequest, code: "invalid_json", "the body must be a JSON object")
+        }
+        guard let list = object[key] else { return [CheckFields(json: object)] }
+        guard object.count == 1 else {
+            throw HTTPAPIError(.badRequest, code: "invalid_check", "'\(key)' cannot be combined with other fields")
+        }
+        guard case .array(let items) = list, !items.isEmpty else {
+            throw HTTPAPIError(.badRequest, code: "invalid_checks", "'\(key)' must be a non-empty list of checks")
+        }
+        guard items.count <= maximum else {
+            throw HTTPAPIError(.payloadTooLarge, code: "too_many_checks", "\(items.count) checks, at most \(maximum) in one request")
+        }
+        var result: [CheckFields] = []
+        result.reserveCapacity(items.count)
+        for (index, item) in items.enumerated() {
+            guard case .object(let fields) = item else {
+                throw HTTPAPIError(.badRequest, code: "invalid_checks", "'\(key)[\(index)]' must be an object, got \(item.kind)")
+            }
+            result.append(CheckFields(json: fields))
+        }
+        return result
+    }
+
+    /// `/v1/check`: all the checks decided together, all or nothing.
+    private func decide(_ fields: [CheckFields], policies: PolicySet, now: Timestamp) throws(HTTPAPIError) -> HTTPAPIResponse {
+        var resolved: [ResolvedCheck] = []
+        resolved.reserveCapacity(fields.count)
+        for field in fields { resolved.append(try field.resolve(policies: policies, maximumKeyBytes: context.maximumKeyBytes)) }
+        if resolved.count == 1 {
+            let decision = context.limiter.decide(resolved[0].check, at: now)
+            count([decision])
+            return HTTPAPIResponse(
+                status: decision.isAllowed ? .ok : .tooManyRequests,
+                headers: DecisionRendering.headers(decision, resolved[0], now: now), body: DecisionRendering.json(decision, resolved[0])
+            )
+        }
+        let result = context.limiter.decide(resolved.map(\.check), at: now)
+        count(result.decisions, overall: result.isAllowed)
+        let deciding = result.decidingIndex
+        let body = "{" + DecisionRendering.fields(result.decisions[deciding], resolved[deciding], allowed: result.isAllowed) + ",\"checks\":["
+            + zip(result.decisions, resolved).map { DecisionRendering.json($0, $1) }.joined(separator: ",") + "]}"
+        return HTTPAPIResponse(
+            status: result.isAllowed ? .ok : .tooManyRequests,
+            headers: DecisionRendering.headers(result.decisions[deciding], resolved[deciding], now: now), body: body
+        )
+    }
+
+    /// `/v1/check/batch`: independent checks, each with its own status.
+    private func batch(_ fields: [CheckFields], policies: PolicySet, now: Timestamp) throws(HTTPAPIError) -> HTTPAPIResponse {
+        var items: [String] = []
+        items.reserveCapacity(fields.count)
+        var statuses = Set<Int>()
+        var decisions: [Decision] = []
+        for field in fields {
+            do {
+                let resolved = try field.resolve(policies: policies, maximumKeyBytes: context.maximumKeyBytes)
+                let decision = context.limiter.decide(resolved.check, at: now)
+                decisions.append(decision)
+                let status = decision.isAllowed ? 200 : 429
+                statuses.insert(status)
+                items.append("{\"status\":\(status)," + DecisionRendering.fields(decision, resolved) + "}")
+            } catch {
+                statuses.insert(Int(error.status.code))
+                items.append(
+                    "{\"status\":\(error.status.code),\"error\":{\"code\":\(JSONText.quoted(error.code)),\"message\":\(JSONText.quoted(error.message))}}"
+                )
+            }
+        }
+        count(decisions)
+        let status: HTTPResponseStatus = statuses == [200] ? .ok : statuses == [429] ? .tooManyRequests : .multiStatus
+        return HTTPAPIResponse(status: status, body: "{\"results\":[" + items.joined(separator: ",") + "]}")
+    }
+
+    /// Adds decisions to the shared counters (one batch per request).
+    func count(_ decisions: [Decision], overall: Bool? = nil) {
+        var batch = ServerStatistics.Batch()
+        batch.commands = 1
+        if let overall {
+            if overall { batch.allowed += 1 } else { batch.denied += 1 }
+            batch.shadowDenied += decisions.count { $0.isShadowed }
+        } else {
+            for decision in decisions {
+                if decision.outcome == .allowed { batch.allowed += 1 } else if decision.isShadowed { batch.shadowDenied += 1 } else { batch.denied += 1 }
+            }
+        }
+        context.statistics.add(batch)
+    }
+
+    /// The counters in the Prometheus text format.
+    private func metrics() -> String {
+        let stats = context.statistics.snapshot()
+        let store = context.limiter.store
+        return """
+            # HELP sluice_decisions_total Decisions by outcome (a multi-check request counts once).
+            # TYPE sluice_decisions_total counter
+            sluice_decisions_total{outcome="allowed"} \(stats.allowed)
+            sluice_decisions_total{outcome="denied"} \(stats.denied)
+            sluice_decisions_total{outcome="shadow_denied"} \(stats.shadowDenied)
+            # HELP sluice_requests_total Commands and HTTP requests served.
+            # TYPE sluice_requests_total counter
+            sluice_requests_total \(stats.commands)
+            # HELP sluice_protocol_errors_total Line-protocol connections closed for a malformed frame.
+            # TYPE sluice_protocol_errors_total counter
+            sluice_protocol_errors_total \(stats.protocolErrors)
+            # HELP sluice_connections_open Open line-protocol connections.
+            # TYPE sluice_connections_open gauge
+            sluice_connections_open \(stats.connectionsOpen)
+            # HELP sluice_keys Live buckets.
+            # TYPE sluice_keys gauge
+            sluice_keys \(store.keyCount)
+            # HELP sluice_keys_max Buckets the store holds before evicting.
+            # TYPE sluice_keys_max gauge
+            sluice_keys_max \(store.maximumKeys)
+            # HELP sluice_evictions_total Buckets dropped: idle (full again, no state lost) or pressure (store full).
+            # TYPE sluice_evictions_total counter
+            sluice_evictions_total{reason="idle"} \(store.idleEvictions)
+            sluice_evictions_total{reason="pressure"} \(store.pressureEvictions)
+            # HELP sluice_uptime_seconds Seconds since start.
+            # TYPE sluice_uptime_seconds gauge
+            sluice_uptime_seconds \(stats.uptimeSeconds)
+
+            """
+    }
+}

@@ -1,0 +1,126 @@
+import Logging
+import NIOCore
+import SluiceCore
+
+/// Carries out the line protocol on one connection: parses what arrives, runs each command through the
+/// ``LineCommandProcessor``, and writes all replies of one read in a single flush.
+///
+/// The clock is read once per read, so a pipeline of N commands costs one clock read, not N.
+final class LineProtocolHandler: ChannelInboundHandler, RemovableChannelHandler {
+    typealias InboundIn = ByteBuffer
+    typealias OutboundOut = ByteBuffer
+
+    private let parser: RESPParser
+    private var processor: LineCommandProcessor
+    private let context: ServerContext
+    /// Bytes of an incomplete frame carried over to the next read.
+    private var pending: ByteBuffer?
+    private var output: ByteBuffer?
+    /// Set by QUIT, a protocol error or a graceful shutdown: flush what is written, then close.
+    private var closing = false
+    /// Set by a protocol error: after the error reply, shut down output only and discard input until the
+    /// client closes (or `lingerTimeout` passes), so unread input does not turn the close into a reset that
+    /// destroys the error reply before the client reads it (nginx's lingering close).
+    private var lingering = false
+    static let lingerTimeout = TimeAmount.seconds(2)
+
+    init(context: ServerContext, limits: RESPParser.Limits, connectionID: Int) {
+        self.context = context
+        parser = RESPParser(limits: limits)
+        processor = LineCommandProcessor(context: context, connectionID: connectionID)
+    }
+
+    func channelActive(context: ChannelHandlerContext) {
+        self.context.statistics.connectionOpened()
+        context.fireChannelActive()
+    }
+
+    func channelInactive(context: ChannelHandlerContext) {
+        self.context.statistics.connectionClosed()
+        context.fireChannelInactive()
+    }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        guard !closing else { return }
+        var incoming = unwrapInboundIn(data)
+        var work: ByteBuffer
+        if var carried = pending {
+            carried.writeBuffer(&incoming)
+            work = carried
+        } else {
+            work = incoming
+        }
+        pending = nil
+        var reply = output ?? context.channel.allocator.buffer(capacity: 256)
+        processor.refreshPolicies()
+        let now = self.context.clock.now()
+        do {
+            while let command = try parser.parse(&work) {
+                if processor.execute(command, now: now, into: &reply) == .close {
+                    closing = true
+                    break
+                }
+            }
+            if !closing, work.readableBytes > 0 { pending = work }
+        } catch {
+            reply.writeRESPError("ERR \(error.description)")
+            self.context.statistics.protocolErrorOccurred()
+            self.context.logger.debug(
+                "closing connection after a protocol error",
+                metadata: ["connection.peer": "\(context.remoteAddress.map { "\($0)" } ?? "?")", "error": "\(error.message)"]
+            )
+            closing = true
+            lingering = true
+        }
+        output = reply
+    }
+
+    func channelReadComplete(context: ChannelHandlerContext) {
+        self.context.statistics.add(processor.batch)
+        processor.batch = ServerStatistics.Batch()
+        flush(context: context)
+        context.fireChannelReadComplete()
+    }
+
+    private func flush(context: ChannelHandlerContext) {
+        let reply = output
+        output = nil
+        guard let reply, reply.readableBytes > 0 else {
+            if closing, !lingering { context.close(promise: nil) }
+            return
+        }
+        let written = context.writeAndFlush(wrapOutboundOut(reply))
+        guard closing else { return }
+        if lingering {
+            written.assumeIsolated().whenComplete { _ in
+                context.close(mode: .output, promise: nil)
+                context.eventLoop.assumeIsolated().scheduleTask(in: Self.lingerTimeout) { context.close(promise: nil) }
+            }
+        } else {
+            written.assumeIsolated().whenComplete { _ in context.close(promise: nil) }
+        }
+    }
+
+    func channelWritabilityChanged(context: ChannelHandlerContext) {
+        // Stop reading from a client that does not read its replies, until the socket drains.
+        _ = try? context.channel.syncOptions?.setOption(ChannelOptions.autoRead, value: context.channel.isWritable)
+        context.fireChannelWritabilityChanged()
+    }
+
+    func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
+        if event is ChannelShouldQuiesceEvent {
+            // Graceful shutdown: requests already read have been answered (reads are handled whole);
+            // flush those answers, then close.
+            closing = true
+            let flushed = context.writeAndFlush(wrapOutboundOut(context.channel.allocator.buffer(capacity: 0)))
+            flushed.assumeIsolated().whenComplete { _ in context.close(promise: nil) }
+            return
+        }
+        context.fireUserInboundEventTriggered(event)
+    }
+
+    func errorCaught(context: ChannelHandlerContext, error: any Error) {
+        self.context.logger.debug("connection error", metadata: ["error": "\(error)"])
+        context.close(promise: nil)
+    }
+}

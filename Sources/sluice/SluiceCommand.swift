@@ -1,0 +1,181 @@
+import ArgumentParser
+import Logging
+import NIOCore
+import NIOPosix
+import ServiceLifecycle
+import SluiceConfig
+import SluiceCore
+import SluiceServer
+import UnixSignals
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// `sluice`: the executable. Parses arguments, bootstraps logging, and wires the concrete types together.
+@main
+struct SluiceCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "sluice",
+        abstract: "A rate-limiting sidecar: answers \"may this caller do this now?\" in microseconds.",
+        version: LineCommandProcessor.version,
+        subcommands: [Serve.self, Validate.self],
+        defaultSubcommand: Serve.self
+    )
+}
+
+/// `sluice serve [--config FILE]`.
+struct Serve: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Serve the line protocol and the HTTP API, with the embedded default configuration or --config FILE."
+    )
+
+    @Option(name: .long, help: "YAML configuration file; without it the embedded default is used.")
+    var config: String?
+
+    @Option(name: .long, help: "Log level: trace, debug, info, notice, warning, error, critical.")
+    var logLevel: String = "info"
+
+    func run() async throws {
+        guard let level = Logger.Level(rawValue: logLevel) else {
+            throw ValidationError("unknown log level '\(logLevel)'; use trace, debug, info, notice, warning, error or critical")
+        }
+        LoggingSystem.bootstrap { label in
+            var handler = StreamLogHandler.standardError(label: label)
+            handler.logLevel = level
+            return handler
+        }
+        let logger = Logger(label: "sluice")
+        let configuration: SluiceConfiguration
+        do {
+            configuration = try config.map { try SluiceConfiguration.load(path: $0) } ?? SluiceConfiguration.embeddedDefault
+        } catch {
+            printError("sluice: \(error)")
+            throw ExitCode(1)
+        }
+        logger.info(
+            "starting sluice",
+            metadata: [
+                "sluice.config": "\(config ?? "embedded default")",
+                "sluice.policies": "\(configuration.policies.map(\.name).joined(separator: ","))",
+            ]
+        )
+
+        let clock = MonotonicClock(epochNanoseconds: Self.wallClockNanoseconds())
+        let store = BucketStore(maximumKeys: configuration.store.maxKeys, shardCount: configuration.store.shards)
+        let registry = PolicyRegistry(
+            configuration.policySet, forwardAuth: ForwardAuthRules(configuration.forwardAuth, policies: configuration.policySet)
+        )
+        let context = ServerContext(
+            limiter: RateLimiter(store: store), registry: registry, clock: clock,
+            maximumKeyBytes: configuration.limits.maxKeyBytes, logger: logger
+        )
+        let line = LineProtocolService(
+            configuration: .init(
+                host: configuration.listen.line.host, port: configuration.listen.line.port,
+                limits: .init(maximumBulkBytes: configuration.limits.maxLineBytes, maximumArguments: configuration.limits.maxArguments)
+            ),
+            context: context,
+            eventLoopGroup: MultiThreadedEventLoopGroup.singleton
+        )
+        let http = HTTPService(
+            configuration: .init(
+                host: configuration.listen.http.host, port: configuration.listen.http.port,
+                limits: .init(
+                    maximumBodyBytes: configuration.http.maxBodyBytes, maximumChecks: configuration.http.maxChecks,
+                    maximumBatch: configuration.http.maxBatch
+                )
+            ),
+            context: context,
+            eventLoopGroup: MultiThreadedEventLoopGroup.singleton
+        )
+        let services: [any Service] = [
+            line,
+            http,
+            StoreSweeperService(store: store, clock: clock),
+            ReloadOnHangupService(path: config, registry: registry, logger: logger),
+        ]
+        let group = ServiceGroup(
+            configuration: .init(
+                services: services.map { .init(service: $0) },
+                gracefulShutdownSignals: [.sigterm, .sigint],
+                logger: logger
+            )
+        )
+        try await group.run()
+        logger.info("sluice stopped")
+    }
+
+    static func wallClockNanoseconds() -> Int64 {
+        var now = timespec()
+        clock_gettime(CLOCK_REALTIME, &now)
+        return Int64(now.tv_sec) * 1_000_000_000 + Int64(now.tv_nsec)
+    }
+}
+
+/// `sluice validate FILE`.
+struct Validate: ParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "Check a configuration file without serving; exits 1 with precise messages.")
+
+    @Argument(help: "The YAML configuration file to check.")
+    var file: String
+
+    func run() throws {
+        do {
+            let configuration = try SluiceConfiguration.load(path: file)
+            print("\(file): ok, \(configuration.policies.count) policies (\(configuration.policies.map(\.name).joined(separator: ", ")))")
+        } catch {
+            printError("\(file): \(error)")
+            throw ExitCode(1)
+        }
+    }
+}
+
+/// Reloads the policies and forward-auth rules from the configuration file on SIGHUP. An invalid file is
+/// logged and what is in force stays; listeners, store sizes and caps need a restart and are not touched.
+struct ReloadOnHangupService: Service {
+    let path: String?
+    let registry: PolicyRegistry
+    let logger: Logger
+
+    func run() async throws {
+        for await _ in await UnixSignalsSequence(trapping: .sighup).cancelOnGracefulShutdown() {
+            guard let path else {
+                logger.notice("SIGHUP ignored: running on the embedded default configuration (no --config)")
+                continue
+            }
+            do {
+                let configuration = try SluiceConfiguration.load(path: path)
+                registry.replace(
+                    with: configuration.policySet,
+                    forwardAuth: ForwardAuthRules(configuration.forwardAuth, policies: configuration.policySet)
+                )
+                logger.notice(
+                    "reloaded policies",
+                    metadata: ["sluice.config": "\(path)", "sluice.policies": "\(configuration.policies.map(\.name).joined(separator: ","))"]
+                )
+            } catch {
+                logger.error("reload rejected; the previous policies stay in force", metadata: ["sluice.config": "\(path)", "error": "\(error)"])
+            }
+        }
+    }
+}
+
+func printError(_ message: String) {
+    var standardError = FileHandleStream.standardError
+    print(message, to: &standardError)
+}
+
+/// Writes to standard error without Foundation.
+struct FileHandleStream: TextOutputStream {
+    static let standardError = FileHandleStream()
+    mutating func write(_ string: String) {
+        var bytes = Array(string.utf8)
+        var offset = 0
+        while offset < bytes.count {
+            let written = bytes[offset...].withUnsafeMutableBytes { Glibc.write(2, $0.baseAddress, $0.count) }
+            guard written > 0 else { return }
+            offset += written
+        }
+    }
+}

@@ -1,0 +1,151 @@
+import Foundation
+import Logging
+import NIOCore
+import NIOPosix
+import ServiceLifecycle
+import SluiceConfig
+import SluiceCore
+import SluiceServer
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Sluice's HTTP API, from a real configuration file's text, on a free loopback port.
+final class RunningSluiceHTTP: Sendable {
+    let port: Int
+    private let group: ServiceGroup
+    private let task: Task<Void, any Error>
+
+    private init(port: Int, group: ServiceGroup, task: Task<Void, any Error>) {
+        self.port = port
+        self.group = group
+        self.task = task
+    }
+
+    static func start(yaml: String) async throws -> RunningSluiceHTTP {
+        let configuration = try SluiceConfiguration.parse(yaml: yaml)
+        let logger = Logger(label: "sluice.test.http")
+        let context = ServerContext(
+            limiter: RateLimiter(store: BucketStore(maximumKeys: 10_000)),
+            registry: PolicyRegistry(configuration.policySet, forwardAuth: ForwardAuthRules(configuration.forwardAuth, policies: configuration.policySet)),
+            clock: MonotonicClock(epochNanoseconds: Int64(Date().timeIntervalSince1970 * 1e9)), logger: logger
+        )
+        let (ports, continuation) = AsyncStream.makeStream(of: Int.self)
+        let service = HTTPService(
+            configuration: .init(host: "127.0.0.1", port: 0), context: context, eventLoopGroup: MultiThreadedEventLoopGroup.singleton,
+            onListening: { address in
+                continuation.yield(address.port ?? 0)
+                continuation.finish()
+            }
+        )
+        let group = ServiceGroup(services: [service], logger: logger)
+        let task = Task { try await group.run() }
+        var port = 0
+        for await bound in ports { port = bound }
+        guard port > 0 else { throw TestFailure("the HTTP server did not start") }
+        return RunningSluiceHTTP(port: port, group: group, task: task)
+    }
+
+    func stop() async throws {
+        await group.triggerGracefulShutdown()
+        try await task.value
+    }
+}
+
+/// An HTTP/1.1 response as read off the wire.
+struct RawHTTPResponse {
+    let status: Int
+    let headers: [String: String]
+    let body: String
+}
+
+/// Sends one request on a new connection (`Connection: close`) and reads the whole response.
+func rawHTTPRequest(port: Int, method: String, path: String, headers: [String: String] = [:], body: String = "") throws -> RawHTTPResponse {
+    let connection = try RawConnection(port: port)
+    var request = "\(method) \(path) HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\nContent-Length: \(body.utf8.count)\r\n"
+    for (name, value) in headers { request += "\(name): \(value)\r\n" }
+    connection.send(request + "\r\n" + body)
+    let (text, _) = connection.readUntilClosed()
+    guard let split = text.range(of: "\r\n\r\n") else { throw TestFailure("no HTTP response head in \(text.debugDescription)") }
+    let lines = text[..<split.lowerBound].components(separatedBy: "\r\n")
+    let statusParts = lines[0].split(separator: " ")
+    guard statusParts.count >= 2, let status = Int(statusParts[1]) else { throw TestFailure("bad status line \(lines[0])") }
+    var fields: [String: String] = [:]
+    for line in lines.dropFirst() {
+        guard let colon = line.firstIndex(of: ":") else { continue }
+        fields[line[..<colon].lowercased()] = line[line.index(after: colon)...].trimmingCharacters(in: .whitespaces)
+    }
+    return RawHTTPResponse(status: status, headers: fields, body: String(text[split.upperBound...]))
+}
+
+/// A free loopback TCP port (bound and released; the gateway binds it right after).
+func freeLoopbackPort() throws -> Int {
+    let descriptor = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+    defer { close(descriptor) }
+    var address = sockaddr_in()
+    address.sin_family = sa_family_t(AF_INET)
+    address.sin_port = 0
+    address.sin_addr.s_addr = inet_addr("127.0.0.1")
+    var length = socklen_t(MemoryLayout<sockaddr_in>.size)
+    let bound = withUnsafeMutablePointer(to: &address) {
+        $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { pointer in
+            bind(descriptor, pointer, length) == 0 && getsockname(descriptor, pointer, &length) == 0
+        }
+    }
+    guard bound else { throw TestFailure("could not find a free port") }
+    return Int(UInt16(bigEndian: address.sin_port))
+}
+
+/// A gateway process (caddy, nginx) started by a test and stopped by its PID.
+final class GatewayProcess {
+    private let process = Process()
+    let directory: URL
+    private let log: URL
+
+    init(executable: String, arguments: [String], directory: URL, environment: [String: String] = [:]) throws {
+        self.directory = directory
+        log = directory.appendingPathComponent("gateway.log")
+        FileManager.default.createFile(atPath: log.path, contents: nil)
+        let output = try FileHandle(forWritingTo: log)
+        process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+        process.arguments = [executable] + arguments
+        process.currentDirectoryURL = directory
+        process.environment = ProcessInfo.processInfo.environment.merging(environment) { $1 }
+        process.standardOutput = output
+        process.standardError = output
+        try process.run()
+    }
+
+    /// Waits until `port` accepts connections (at most 10 s).
+    func waitUntilListening(port: Int) async throws {
+        for _ in 0..<200 {
+            if !process.isRunning { throw TestFailure("gateway exited early:\n\(output)") }
+            if (try? RawConnection(port: port)) != nil { return }
+            try await Task.sleep(for: .milliseconds(50))
+        }
+        throw TestFailure("gateway never listened on \(port):\n\(output)")
+    }
+
+    var output: String { (try? String(contentsOf: log, encoding: .utf8)) ?? "" }
+
+    func stop() {
+        guard process.isRunning else { return }
+        process.terminate()
+        process.waitUntilExit()
+    }
+
+    deinit { stop() }
+}
+
+/// A fresh temporary directory for one gateway's files.
+func temporaryDirectory(_ name: String) throws -> URL {
+    let url = FileManager.default.temporaryDirectory.appendingPathComponent("sluice-\(name)-\(UUID().uuidString)")
+    try FileManager.default.createDirectory(at: url, withIntermediateDirectories: true)
+    return url
+}
+
+/// A shipped example file's text.
+func exampleFile(_ path: String) throws -> String {
+    try String(contentsOfFile: packageRoot + "/examples/" + path, encoding: .utf8)
+}
