@@ -62,7 +62,11 @@ struct Serve: AsyncParsableCommand {
         )
 
         let clock = MonotonicClock(epochNanoseconds: Self.wallClockNanoseconds())
-        let store = BucketStore(maximumKeys: configuration.store.maxKeys, shardCount: configuration.store.shards)
+        // Transparent huge pages for the slot table: random lookups in a large table otherwise pay a page
+        // walk per decision (two-dimensional under virtualization).
+        let store = BucketStore(maximumKeys: configuration.store.maxKeys, shardCount: configuration.store.shards) { region, byteCount in
+            _ = madvise(region, byteCount, MADV_HUGEPAGE)
+        }
         let registry = PolicyRegistry(
             configuration.policySet, forwardAuth: ForwardAuthRules(configuration.forwardAuth, policies: configuration.policySet)
         )

@@ -171,14 +171,45 @@ struct StoreTests {
         #expect(store.keyCount + store.pressureEvictions + store.idleEvictions == 2 * distinct)
     }
 
+    /// A token-bucket refund that arrives after another request charged a refilled bucket must not erase
+    /// that request's charge (10/s, burst 1: A at t0, B at t0+200 ms, A refunded, then C at t0+200 ms).
+    @Test func lateTokenBucketRefundNeverOverAdmits() throws {
+        let store = BucketStore(maximumKeys: 1_000)
+        let limit = try RateLimit(algorithm: .tokenBucket, limit: 10, periodNanoseconds: 1_000_000_000, burst: 1)
+        let key = BucketKey(seed: 77, key: "late-refund")
+        let start = Timestamp(nanoseconds: TestTime.start)
+        let later = Timestamp(nanoseconds: TestTime.start + 200_000_000)
+        let (first, reservation) = store.decide(limit, key: key, cost: 1, now: start, consume: true)
+        #expect(first.decision.outcome == .allowed)
+        let (second, _) = store.decide(limit, key: key, cost: 1, now: later, consume: true)
+        #expect(second.decision.outcome == .allowed)
+        store.refund(try #require(reservation), limit: limit, cost: 1)
+        let (third, _) = store.decide(limit, key: key, cost: 1, now: later, consume: true)
+        #expect(third.decision.outcome == .denied, "the refund erased a later charge")
+    }
+
+    /// An undisturbed token-bucket refund gives the tokens back exactly.
+    @Test func immediateTokenBucketRefundRestoresTheBucket() throws {
+        let store = BucketStore(maximumKeys: 1_000)
+        let limit = try RateLimit(algorithm: .tokenBucket, limit: 10, periodNanoseconds: 1_000_000_000, burst: 3)
+        let key = BucketKey(seed: 78, key: "refund")
+        let now = Timestamp(nanoseconds: TestTime.start)
+        let (_, reservation) = store.decide(limit, key: key, cost: 2, now: now, consume: true)
+        store.refund(try #require(reservation), limit: limit, cost: 2)
+        #expect(store.decide(limit, key: key, cost: 1, now: now, consume: false).0.decision.remaining == 2)
+    }
+
     @Test func storeGeometry() {
         #expect(BucketStore.bytesPerSlot == 32)
+        // At least BucketStore.minimumKeysPerShard (256) keys per shard: 1,000 keys make 2 shards, not 64.
         let store = BucketStore(maximumKeys: 1_000, shardCount: 64)
-        #expect(store.shardCount == 64)
+        #expect(store.shardCount == 2)
         #expect(store.maximumKeys == 1_000)
-        #expect(store.slotCount == 64 * 64)
-        #expect(BucketStore(maximumKeys: 1_000, shardCount: 3).shardCount == 2)
-        #expect(BucketStore(maximumKeys: 5, shardCount: 64).shardCount == 4)
+        // 500 keys per shard need 667 slots at 3/4 load: the next power of two is 1,024.
+        #expect(store.slotCount == 2 * 1_024)
+        #expect(BucketStore(maximumKeys: 100_000, shardCount: 3).shardCount == 2)
+        #expect(BucketStore(maximumKeys: 5, shardCount: 64).shardCount == 1)
+        #expect(BucketStore(maximumKeys: 1_000_000, shardCount: 64).shardCount == 64)
         #expect(BucketStore(maximumKeys: 0).maximumKeys == 1)
         let big = BucketStore(maximumKeys: 100_000, shardCount: 8)
         // 12,500 keys per shard need 16,667 slots at 3/4 load: the next power of two is 32,768.

@@ -23,27 +23,26 @@ public struct BucketState: Sendable, Hashable {
     /// A full (fresh) bucket.
     public static var full: BucketState { BucketState(generation: 0, counters: 0, horizon: 0) }
 
-    
+
     public init(generation: UInt16, counters: UInt64, horizon: Int64) {
         self.generation = generation
         self.counters = counters & Self.counterMask
         self.horizon = horizon
     }
 
-    
+
     init(_ words: WordPair) {
         generation = UInt16(truncatingIfNeeded: UInt64(words.first) >> 48)
         counters = UInt64(words.first) & Self.counterMask
         horizon = Int64(truncatingIfNeeded: words.second)
     }
 
-    
+
     var words: WordPair {
         WordPair(first: UInt(UInt64(generation) << 48 | counters), second: UInt(bitPattern: Int(horizon)))
     }
 
     /// The same bucket contents with `generation` taken from `other`.
-    
     func with(generation: UInt16) -> BucketState {
         var copy = self
         copy.generation = generation

@@ -12,7 +12,7 @@
 /// A request timed before the stored window began (its clock was read just before a window edge, and a
 /// request from the next window got in first) is judged in the stored window, never rewinding it.
 extension RateLimit {
-    
+
     func evaluateFixedWindow(_ state: BucketState, now: Int64, cost: Int64) -> Evaluation {
         // Rewinding to an earlier window would overwrite the later window's count and let it admit more than `limit`.
         let windowEnd = max((now / periodNanoseconds + 1) * periodNanoseconds, state.horizon)
@@ -40,7 +40,7 @@ extension RateLimit {
         return Evaluation(decision: decision, newState: state)
     }
 
-    
+
     func refundFixedWindow(_ state: BucketState, cost: Int64, consumedHorizon: Int64) -> BucketState? {
         guard state.horizon == consumedHorizon, state.counters > 0 else { return nil }
         return BucketState(

@@ -15,7 +15,6 @@ extension RateLimit {
     ///   - cost: a positive cost.
     /// - Returns: the decision and, when allowed, the state to store.
     /// - Complexity: O(1); at most one 128-by-64-bit division.
-    
     public func evaluate(_ state: BucketState, now: Int64, cost: Int64) -> Evaluation {
         switch algorithm {
         case .tokenBucket: return evaluateTokenBucket(state, now: now, cost: cost)
@@ -29,15 +28,14 @@ extension RateLimit {
     /// - Parameters:
     ///   - state: the bucket now.
     ///   - cost: what the rolled-back consumption took.
-    ///   - consumedHorizon: the ``BucketState/horizon`` the consumption wrote; windows use it to refund
-    ///     only the window that was charged.
-    /// - Returns: the state to store, or nil when there is nothing left to refund.
-    
-    public func refund(_ state: BucketState, cost: Int64, consumedHorizon: Int64) -> BucketState? {
+    ///   - charged: the state the consumption wrote. Windows refund only the window that was charged;
+    ///     the token bucket refunds only while the bucket is exactly as the charge left it.
+    /// - Returns: the state to store, or nil when there is nothing (safe) to refund.
+    public func refund(_ state: BucketState, cost: Int64, charged: BucketState) -> BucketState? {
         switch algorithm {
-        case .tokenBucket: return refundTokenBucket(state, cost: cost)
-        case .fixedWindow: return refundFixedWindow(state, cost: cost, consumedHorizon: consumedHorizon)
-        case .slidingWindow: return refundSlidingWindow(state, cost: cost, consumedHorizon: consumedHorizon)
+        case .tokenBucket: return refundTokenBucket(state, cost: cost, charged: charged)
+        case .fixedWindow: return refundFixedWindow(state, cost: cost, consumedHorizon: charged.horizon)
+        case .slidingWindow: return refundSlidingWindow(state, cost: cost, consumedHorizon: charged.horizon)
         }
     }
 }

@@ -21,7 +21,7 @@
 extension RateLimit {
     static let slidingCounterMask: UInt64 = (1 << 24) - 1
 
-    
+
     func evaluateSlidingWindow(_ state: BucketState, now: Int64, cost: Int64) -> Evaluation {
         let period = periodNanoseconds
         // A request timed before the stored window began (its clock read raced with a request from a later
@@ -39,7 +39,7 @@ extension RateLimit {
         }
         // previous × (period − elapsed): at most 2^24 × 2^55, so it needs the full width.
         let weighted = Int128(previous) * Int128(period - elapsed)
-        let weightedCount = Int64((weighted + Int128(period) - 1) / Int128(period))
+        let weightedCount = previous == 0 ? 0 : quotient(dividingByPeriod: weighted + Int128(period) - 1)
         func remaining(current: Int64) -> Int64 { max(0, limit - current - weightedCount) }
         func resetAfter(current: Int64) -> Int64 {
             current > 0 ? horizon - now : previous > 0 ? windowStart + period - now : 0
@@ -80,7 +80,7 @@ extension RateLimit {
         return Evaluation(decision: decision, newState: state)
     }
 
-    
+
     func refundSlidingWindow(_ state: BucketState, cost: Int64, consumedHorizon: Int64) -> BucketState? {
         let charged = UInt64(cost)
         if state.horizon == consumedHorizon {

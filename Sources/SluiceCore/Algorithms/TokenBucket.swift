@@ -30,7 +30,7 @@ extension RateLimit {
         var ceiling: Int64 { fraction > 0 ? nanoseconds + 1 : nanoseconds }
     }
 
-    
+
     func adding(_ time: ExactTime, nanoseconds: Int64, fraction: UInt64) -> ExactTime {
         var sum = ExactTime(nanoseconds: time.nanoseconds + nanoseconds, fraction: time.fraction + fraction)
         let divisor = UInt64(limit)
@@ -41,7 +41,7 @@ extension RateLimit {
         return sum
     }
 
-    
+
     func subtracting(_ time: ExactTime, _ other: ExactTime) -> ExactTime {
         if time.fraction >= other.fraction {
             return ExactTime(nanoseconds: time.nanoseconds - other.nanoseconds, fraction: time.fraction - other.fraction)
@@ -53,13 +53,15 @@ extension RateLimit {
     }
 
     /// `cost × T` as exact time. `cost ≤ burst < 2^32` and the remainder `< limit ≤ 2^32` keep the product in 64 bits.
-    
     func tokenTime(cost: Int64) -> ExactTime {
         if tokenIntervalRemainder == 0 {
             return ExactTime(nanoseconds: cost &* tokenIntervalNanoseconds, fraction: 0)
         }
         let fractional = UInt64(cost) &* tokenIntervalRemainder
         let divisor = UInt64(limit)
+        if fractional < divisor {  // always for a cost of 1: no division needed
+            return ExactTime(nanoseconds: cost &* tokenIntervalNanoseconds, fraction: fractional)
+        }
         return ExactTime(
             nanoseconds: cost &* tokenIntervalNanoseconds + Int64(fractional / divisor),
             fraction: fractional % divisor
@@ -67,17 +69,12 @@ extension RateLimit {
     }
 
     /// Whole tokens in `span` of time: floor(span / T) = floor((ns × limit + fraction) / period).
-    
     func wholeTokens(in span: ExactTime) -> Int64 {
         guard span.nanoseconds >= 0 else { return 0 }
-        let product = UInt64(span.nanoseconds).multipliedFullWidth(by: UInt64(limit))
-        let (low, carry) = product.low.addingReportingOverflow(span.fraction)
-        let high = product.high &+ (carry ? 1 : 0)
-        // The quotient is at most burst (span ≤ tau), so it fits in 64 bits and the division cannot trap.
-        return Int64(UInt64(periodNanoseconds).dividingFullWidth((high, low)).quotient)
+        // span ≤ tau < 2^62 ns and limit < 2^32, so the dividend stays below 2^94.
+        return quotient(dividingByPeriod: Int128(span.nanoseconds) * Int128(limit) + Int128(span.fraction))
     }
 
-    
     func evaluateTokenBucket(_ state: BucketState, now: Int64, cost: Int64) -> Evaluation {
         let stored = ExactTime(nanoseconds: state.horizon, fraction: state.counters)
         let current = ExactTime(nanoseconds: now, fraction: 0)
@@ -109,10 +106,14 @@ extension RateLimit {
         return Evaluation(decision: decision, newState: state)
     }
 
-    
-    func refundTokenBucket(_ state: BucketState, cost: Int64) -> BucketState? {
-        let stored = ExactTime(nanoseconds: state.horizon, fraction: state.counters)
-        let refunded = subtracting(stored, tokenTime(cost: cost))
+
+    /// Refunds only when the bucket still holds exactly the arrival time the charge wrote. A later charge
+    /// may have started from a refilled bucket rather than on top of this one, and subtracting this charge
+    /// would then erase that one (over-admitting); telling the two apart needs the clock of every charge.
+    /// So under contention a refund can be skipped, and the error stays on the side of denying.
+    func refundTokenBucket(_ state: BucketState, cost: Int64, charged: BucketState) -> BucketState? {
+        guard state.horizon == charged.horizon, state.counters == charged.counters else { return nil }
+        let refunded = subtracting(ExactTime(nanoseconds: state.horizon, fraction: state.counters), tokenTime(cost: cost))
         // A TAT in the past already means "full"; clamp so the horizon stays meaningful to the store.
         let clamped = refunded.nanoseconds < 0 ? ExactTime(nanoseconds: 0, fraction: 0) : refunded
         return BucketState(generation: state.generation, counters: clamped.fraction, horizon: clamped.nanoseconds)

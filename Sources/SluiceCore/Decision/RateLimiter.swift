@@ -29,7 +29,6 @@ public final class RateLimiter: Sendable {
     ///   - consume: false to decide without consuming (PEEK).
     /// - Returns: the decision, with shadow mode applied.
     /// - Complexity: O(1); no lock and no allocation for a key already present.
-    
     public func decide(_ check: Check, at now: Timestamp, consume: Bool = true) -> Decision {
         decideReserving(check, at: now, consume: consume).0
     }

@@ -38,7 +38,6 @@ public final class PolicySet: Sendable {
     }
 
     /// A check of `cost` against policy `index` for `key`'s bytes.
-    
     public func check(policy index: Int, key: UnsafeRawBufferPointer, cost: Int64) -> Check {
         let policy = policies[index]
         return Check(

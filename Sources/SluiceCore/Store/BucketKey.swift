@@ -9,7 +9,6 @@ public struct BucketKey: Sendable, Hashable {
     public let secondary: UInt64
 
     /// Hashes `bytes` under `seed`.
-    
     public init(seed: UInt64, bytes: UnsafeRawBufferPointer) {
         var hasher = StableHasher(seed: seed)
         hasher.combine(bytes: bytes)
@@ -17,7 +16,6 @@ public struct BucketKey: Sendable, Hashable {
     }
 
     /// Hashes the UTF-8 of `key` under `seed`.
-    
     public init(seed: UInt64, key: String) {
         var hasher = StableHasher(seed: seed)
         hasher.combine(bytes: key.utf8)

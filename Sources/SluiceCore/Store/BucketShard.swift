@@ -1,45 +1,12 @@
 import Synchronization
 
-/// One shard of the store: a fixed table of slots, scanned in a bounded window from each key's home slot.
-///
-/// Deciding on a key already present takes no lock (see ``BucketSlot``). Inserting a key takes the
-/// shard's mutex, which only inserts, sweeps and resets contend for.
-final class BucketShard: @unchecked Sendable {
-    // @unchecked: `slots` is a raw allocation of atomics, written only through atomic operations
-    // (and, for installs and sweeps, only under `lock`); it is freed in deinit when nobody holds the shard.
-
-    struct Bookkeeping {
-        var liveKeys = 0
-        var sweepHand = 0
-    }
-
+/// What the decision path needs of a shard: where its slots are and how to probe them. A trivial struct,
+/// so reading it costs no reference counting (a class reference would, on every decision, and two
+/// threads on one shard would contend on its count).
+struct ShardView {
     let slots: UnsafeMutablePointer<BucketSlot>
     let slotMask: Int
     let probeWindow: Int
-    let maximumKeys: Int
-    let lock = Mutex(Bookkeeping())
-    /// Mirrors `Bookkeeping.liveKeys` for lock-free reading by INFO and metrics.
-    let liveKeyCount = Atomic<Int>(0)
-    /// Keys dropped while not yet full again (state lost under memory pressure).
-    let pressureEvictions = Atomic<Int>(0)
-    /// Keys dropped because they were back to full (no state lost).
-    let idleEvictions = Atomic<Int>(0)
-
-    init(capacity: Int, maximumKeys: Int, probeWindow: Int) {
-        precondition(capacity > 0 && capacity & (capacity - 1) == 0, "shard capacity must be a power of two")
-        slots = UnsafeMutablePointer<BucketSlot>.allocate(capacity: capacity)
-        for index in 0..<capacity {
-            (slots + index).initialize(to: BucketSlot())
-        }
-        slotMask = capacity - 1
-        self.maximumKeys = maximumKeys
-        self.probeWindow = min(probeWindow, capacity)
-    }
-
-    deinit {
-        slots.deinitialize(count: slotMask + 1)
-        slots.deallocate()
-    }
 
     @inline(__always)
     func homeIndex(of key: BucketKey) -> Int { Int(truncatingIfNeeded: key.secondary) & slotMask }
@@ -60,6 +27,50 @@ final class BucketShard: @unchecked Sendable {
         }
         return nil
     }
+}
+
+/// One shard of the store: a fixed table of slots, scanned in a bounded window from each key's home slot.
+///
+/// Deciding on a key already present takes no lock (see ``BucketSlot``). Inserting a key takes the
+/// shard's mutex, which only inserts, sweeps and resets contend for.
+final class BucketShard: @unchecked Sendable {
+    // @unchecked: `slots` points into the store's region of atomics, written only through atomic operations
+    // (and, for installs and sweeps, only under `lock`); the store owns and frees the region.
+
+    struct Bookkeeping {
+        var liveKeys = 0
+        var sweepHand = 0
+    }
+
+    let slots: UnsafeMutablePointer<BucketSlot>
+    let slotMask: Int
+    let probeWindow: Int
+    let maximumKeys: Int
+    let lock = Mutex(Bookkeeping())
+    /// Mirrors `Bookkeeping.liveKeys` for lock-free reading by INFO and metrics.
+    let liveKeyCount = Atomic<Int>(0)
+    /// Keys dropped while not yet full again (state lost under memory pressure).
+    let pressureEvictions = Atomic<Int>(0)
+    /// Keys dropped because they were back to full (no state lost).
+    let idleEvictions = Atomic<Int>(0)
+
+    /// Creates a shard over `capacity` uninitialized slots at `slots`, and initializes them.
+    init(slots: UnsafeMutablePointer<BucketSlot>, capacity: Int, maximumKeys: Int, probeWindow: Int) {
+        precondition(capacity > 0 && capacity & (capacity - 1) == 0, "shard capacity must be a power of two")
+        self.slots = slots
+        for index in 0..<capacity {
+            (slots + index).initialize(to: BucketSlot())
+        }
+        slotMask = capacity - 1
+        self.maximumKeys = maximumKeys
+        self.probeWindow = min(probeWindow, capacity)
+    }
+
+    var view: ShardView { ShardView(slots: slots, slotMask: slotMask, probeWindow: probeWindow) }
+
+    func homeIndex(of key: BucketKey) -> Int { view.homeIndex(of: key) }
+
+    func find(_ key: BucketKey) -> (index: Int, generation: UInt16)? { view.find(key) }
 
     /// Gives a slot to `key` with `initial` as its bucket, unless another thread inserted it first.
     ///

@@ -7,47 +7,90 @@ import Synchronization
 /// `maximumKeys` keys uses between 43 and 86 bytes per configured key (64 MiB for one million keys with
 /// 64 shards). At most `maximumKeys` keys are live at once: a shard that is full replaces the bucket in the
 /// new key's probe window that will be full soonest, preferring ones already full (no state lost).
-public final class BucketStore: Sendable {
+public final class BucketStore: @unchecked Sendable {
+    // @unchecked: `views` and `region` are raw allocations written once in init and freed in deinit;
+    // the slots in `region` are only touched through atomics (installs and sweeps under a shard's lock).
     /// Where a consumption landed, so a multi-check request that is denied later can give it back.
     public struct Reservation: Sendable, Hashable {
         let shard: Int
         let index: Int
         let generation: UInt16
-        let horizon: Int64
+        /// The bucket as the consumption left it.
+        let charged: BucketState
     }
 
     /// Bytes one slot occupies.
     public static let bytesPerSlot = MemoryLayout<BucketSlot>.stride
 
     let shards: [BucketShard]
+    /// One allocation for every shard's slots (so huge pages can back it).
+    private let region: UnsafeMutableRawPointer
+    /// `shards[i].view`, for the decision path.
+    private let views: UnsafeMutablePointer<ShardView>
     let shardMask: Int
     /// The number of keys the store admits before it evicts.
     public let maximumKeys: Int
     /// Total slots across all shards.
     public let slotCount: Int
 
+    /// Fewer keys than this per shard and sharding costs more (evictions of live buckets in a tiny
+    /// shard) than it saves (insert-lock contention).
+    public static let minimumKeysPerShard = 256
+
     /// Creates a store.
     ///
     /// - Parameters:
     ///   - maximumKeys: the bound on live keys (at least 1).
-    ///   - shardCount: the number of shards, rounded down to a power of two and to at most `maximumKeys`.
+    ///   - shardCount: the number of shards, rounded down to a power of two, and lowered so each shard has
+    ///     room for at least ``minimumKeysPerShard`` keys.
     ///   - probeWindow: slots scanned from a key's home slot (default 64).
-    public init(maximumKeys: Int, shardCount: Int = 64, probeWindow: Int = 64) {
+    ///   - adviseMemory: called once with the slot region before it is first touched; the executable uses it
+    ///     to ask for transparent huge pages (`madvise(MADV_HUGEPAGE)`), which the core cannot call itself.
+    ///     A large region is 2 MiB-aligned so huge pages can back it.
+    public init(
+        maximumKeys: Int, shardCount: Int = 64, probeWindow: Int = 64,
+        adviseMemory: ((UnsafeMutableRawPointer, Int) -> Void)? = nil
+    ) {
         let keys = max(1, maximumKeys)
         var shards = 1
-        while shards * 2 <= min(max(1, shardCount), keys), shards < 65_536 { shards *= 2 }
-        var built: [BucketShard] = []
-        built.reserveCapacity(shards)
+        while shards * 2 <= shardCount, shards * 2 * Self.minimumKeysPerShard <= keys, shards < 65_536 { shards *= 2 }
+        var capacities: [Int] = []
+        var shares: [Int] = []
         for shard in 0..<shards {
             let share = keys / shards + (shard < keys % shards ? 1 : 0)
             var capacity = 1
             while capacity < max(probeWindow, (share * 4 + 2) / 3) { capacity *= 2 }
-            built.append(BucketShard(capacity: capacity, maximumKeys: share, probeWindow: probeWindow))
+            capacities.append(capacity)
+            shares.append(share)
+        }
+        let totalSlots = capacities.reduce(0, +)
+        let byteCount = totalSlots * MemoryLayout<BucketSlot>.stride
+        let hugePage = 2 << 20
+        region = UnsafeMutableRawPointer.allocate(
+            byteCount: byteCount, alignment: byteCount >= hugePage ? hugePage : MemoryLayout<BucketSlot>.alignment
+        )
+        adviseMemory?(region, byteCount)
+        let base = region.bindMemory(to: BucketSlot.self, capacity: totalSlots)
+        var built: [BucketShard] = []
+        built.reserveCapacity(shards)
+        var offset = 0
+        for shard in 0..<shards {
+            built.append(BucketShard(slots: base + offset, capacity: capacities[shard], maximumKeys: shares[shard], probeWindow: probeWindow))
+            offset += capacities[shard]
         }
         self.shards = built
+        views = UnsafeMutablePointer<ShardView>.allocate(capacity: shards)
+        views.initialize(from: built.map(\.view), count: shards)
         self.shardMask = shards - 1
         self.maximumKeys = keys
-        self.slotCount = built.reduce(0) { $0 + $1.slotMask + 1 }
+        self.slotCount = totalSlots
+    }
+
+    deinit {
+        views.deinitialize(count: shards.count)
+        views.deallocate()
+        region.bindMemory(to: BucketSlot.self, capacity: slotCount).deinitialize(count: slotCount)
+        region.deallocate()
     }
 
     @inline(__always)
@@ -69,9 +112,9 @@ public final class BucketStore: Sendable {
         _ limit: RateLimit, key: BucketKey, cost: Int64, now: Timestamp, consume: Bool
     ) -> (Evaluation, Reservation?) {
         let shardIndex = shardIndex(of: key)
-        let shard = shards[shardIndex]
+        let view = views[shardIndex]
         while true {
-            if let found = shard.find(key) {
+            if let found = view.find(key) {
                 if let result = decide(limit, shard: shardIndex, slot: found, cost: cost, now: now.nanoseconds, consume: consume) {
                     return result
                 }
@@ -79,9 +122,9 @@ public final class BucketStore: Sendable {
             }
             let evaluation = limit.evaluate(.full, now: now.nanoseconds, cost: cost)
             guard consume, evaluation.decision.outcome == .allowed else { return (evaluation, nil) }
-            switch shard.insert(key, initial: evaluation.newState, now: now.nanoseconds) {
+            switch shards[shardIndex].insert(key, initial: evaluation.newState, now: now.nanoseconds) {
             case .inserted(let index, let generation):
-                return (evaluation, Reservation(shard: shardIndex, index: index, generation: generation, horizon: evaluation.newState.horizon))
+                return (evaluation, Reservation(shard: shardIndex, index: index, generation: generation, charged: evaluation.newState))
             case .existing(let index, let generation):
                 if let result = decide(limit, shard: shardIndex, slot: (index, generation), cost: cost, now: now.nanoseconds, consume: consume) {
                     return result
@@ -94,21 +137,19 @@ public final class BucketStore: Sendable {
     private func decide(
         _ limit: RateLimit, shard shardIndex: Int, slot: (index: Int, generation: UInt16), cost: Int64, now: Int64, consume: Bool
     ) -> (Evaluation, Reservation?)? {
-        let shard = shards[shardIndex]
+        let slots = views[shardIndex].slots
         // Relaxed suffices: the state word is self-contained and every update is a read-modify-write on it.
-        var observed = shard.slots[slot.index].state.load(ordering: .relaxed)
+        var observed = slots[slot.index].state.load(ordering: .relaxed)
         while true {
             let state = BucketState(observed)
             guard state.generation == slot.generation else { return nil }
             let evaluation = limit.evaluate(state, now: now, cost: cost)
             guard consume, evaluation.decision.outcome == .allowed else { return (evaluation, nil) }
-            let (exchanged, original) = shard.slots[slot.index].state.compareExchange(
+            let (exchanged, original) = slots[slot.index].state.compareExchange(
                 expected: observed, desired: evaluation.newState.words, ordering: .relaxed
             )
             if exchanged {
-                let reservation = Reservation(
-                    shard: shardIndex, index: slot.index, generation: slot.generation, horizon: evaluation.newState.horizon
-                )
+                let reservation = Reservation(shard: shardIndex, index: slot.index, generation: slot.generation, charged: evaluation.newState)
                 return (evaluation, reservation)
             }
             observed = original
@@ -122,7 +163,7 @@ public final class BucketStore: Sendable {
         while true {
             let state = BucketState(observed)
             guard state.generation == reservation.generation,
-                let refunded = limit.refund(state, cost: cost, consumedHorizon: reservation.horizon)
+                let refunded = limit.refund(state, cost: cost, charged: reservation.charged)
             else { return }
             let (exchanged, original) = slot.pointee.state.compareExchange(
                 expected: observed, desired: refunded.words, ordering: .relaxed

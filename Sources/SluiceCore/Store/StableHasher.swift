@@ -14,7 +14,6 @@ public struct StableHasher: Sendable {
     var length: UInt64 = 0
 
     /// Starts a hash with `seed`.
-    
     public init(seed: UInt64) {
         laneA = seed ^ Self.prime0
         laneB = (seed &* Self.prime1) ^ Self.prime2
@@ -37,7 +36,6 @@ public struct StableHasher: Sendable {
     /// Mixes in raw bytes, eight at a time.
     ///
     /// - Complexity: O(n) in the number of bytes, two 64x64→128 multiplies per 8 bytes.
-    
     public mutating func combine(bytes: UnsafeRawBufferPointer) {
         var offset = 0
         let count = bytes.count
@@ -59,7 +57,6 @@ public struct StableHasher: Sendable {
     }
 
     /// Mixes in a sequence of bytes; uses the contiguous path when the storage allows.
-    
     public mutating func combine(bytes: some Sequence<UInt8>) {
         if let done: Void = bytes.withContiguousStorageIfAvailable({ self.combine(bytes: UnsafeRawBufferPointer($0)) }) {
             return done
@@ -82,11 +79,9 @@ public struct StableHasher: Sendable {
     }
 
     /// The 64-bit result.
-    
     public func finalize() -> UInt64 { finalize128().0 }
 
     /// Both 64-bit lanes, each fully mixed.
-    
     public func finalize128() -> (UInt64, UInt64) {
         let a = Self.fold(laneA ^ length, Self.prime2 ^ laneB)
         let b = Self.fold(laneB ^ a, Self.prime0 ^ length)

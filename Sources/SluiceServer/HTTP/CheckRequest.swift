@@ -104,7 +104,12 @@ struct CheckFields {
             throw HTTPAPIError(.badRequest, code: "invalid_check", "a check needs 'policy', or an inline 'limit' and 'period'")
         }
         let period: Int64
-        switch values["period"] {
+        var periodValue = values["period"]
+        // A query string carries the integer milliseconds form as text.
+        if integersAsText, case .text(let text) = periodValue, text.first != "+", let milliseconds = Int64(text) {
+            periodValue = .integer(milliseconds)
+        }
+        switch periodValue {
         case .integer(let milliseconds) where milliseconds > 0 && milliseconds <= RateLimit.maximumPeriodNanoseconds / 1_000_000:
             period = milliseconds * 1_000_000
         case .text(let text):
@@ -132,7 +137,9 @@ struct CheckFields {
         do {
             rateLimit = try RateLimit(algorithm: algorithm, limit: limit, periodNanoseconds: period, burst: burst)
         } catch {
-            throw HTTPAPIError(.badRequest, code: "invalid_limit", error.message)
+            // Name the field at fault, as the checks above do for the same fields.
+            let code = error.code == .invalidPeriod ? "invalid_period" : error.code == .invalidBurst ? "invalid_burst" : "invalid_limit"
+            throw HTTPAPIError(.badRequest, code: code, error.message)
         }
         let key_ = BucketKey(seed: Check.inlineSeed(for: rateLimit), key: key)
         return ResolvedCheck(check: Check(rateLimit: rateLimit, key: key_, cost: cost), name: "inline")

@@ -47,13 +47,15 @@ public struct HTTPAPIProcessor: Sendable {
             switch request.path {
             case "/v1/check":
                 switch request.method {
-                case .GET: return try decide([CheckFields(query: request.query)], policies: snapshot.policies, now: now)
-                case .POST: return try decide(try checks(in: request, key: "checks", maximum: limits.maximumChecks), policies: snapshot.policies, now: now)
+                case .GET: return try decide([CheckFields(query: request.query)], listed: false, policies: snapshot.policies, now: now)
+                case .POST:
+                    let (fields, listed) = try checks(in: request, key: "checks", maximum: limits.maximumChecks)
+                    return try decide(fields, listed: listed, policies: snapshot.policies, now: now)
                 default: return Self.methodNotAllowed(allow: "GET, POST")
                 }
             case "/v1/check/batch":
                 guard request.method == .POST else { return Self.methodNotAllowed(allow: "POST") }
-                return try batch(try checks(in: request, key: "checks", maximum: limits.maximumBatch), policies: snapshot.policies, now: now)
+                return try batch(try checks(in: request, key: "checks", maximum: limits.maximumBatch).fields, policies: snapshot.policies, now: now)
             case "/v1/forward-auth":
                 return try forwardAuth(request, snapshot: snapshot, now: now)
             case "/healthz":
@@ -80,15 +82,15 @@ public struct HTTPAPIProcessor: Sendable {
         return response
     }
 
-    /// The checks of a JSON body: one check object, or `{"<key>": [check, ...]}`.
-    private func checks(in request: HTTPAPIRequest, key: String, maximum: Int) throws(HTTPAPIError) -> [CheckFields] {
+    /// The checks of a JSON body: one check object, or `{"<key>": [check, ...]}` (`listed`).
+    private func checks(in request: HTTPAPIRequest, key: String, maximum: Int) throws(HTTPAPIError) -> (fields: [CheckFields], listed: Bool) {
         guard let body = request.body, body.readableBytes > 0 else {
             throw HTTPAPIError(.badRequest, code: "missing_body", "send a JSON check, such as {\"policy\":\"api\",\"key\":\"user:42\"}")
         }
         guard case .object(let object) = try JSONValue.parse(body) else {
             throw HTTPAPIError(.badRequest, code: "invalid_json", "the body must be a JSON object")
         }
-        guard let list = object[key] else { return [CheckFields(json: object)] }
+        guard let list = object[key] else { return ([CheckFields(json: object)], false) }
         guard object.count == 1 else {
             throw HTTPAPIError(.badRequest, code: "invalid_check", "'\(key)' cannot be combined with other fields")
         }
@@ -106,15 +108,16 @@ public struct HTTPAPIProcessor: Sendable {
             }
             result.append(CheckFields(json: fields))
         }
-        return result
+        return (result, true)
     }
 
-    /// `/v1/check`: all the checks decided together, all or nothing.
-    private func decide(_ fields: [CheckFields], policies: PolicySet, now: Timestamp) throws(HTTPAPIError) -> HTTPAPIResponse {
+    /// `/v1/check`: all the checks decided together, all or nothing. A list of checks is answered with the
+    /// overall verdict and a `checks` list, even when it holds one check.
+    private func decide(_ fields: [CheckFields], listed: Bool, policies: PolicySet, now: Timestamp) throws(HTTPAPIError) -> HTTPAPIResponse {
         var resolved: [ResolvedCheck] = []
         resolved.reserveCapacity(fields.count)
         for field in fields { resolved.append(try field.resolve(policies: policies, maximumKeyBytes: context.maximumKeyBytes)) }
-        if resolved.count == 1 {
+        if resolved.count == 1, !listed {
             let decision = context.limiter.decide(resolved[0].check, at: now)
             count([decision])
             return HTTPAPIResponse(

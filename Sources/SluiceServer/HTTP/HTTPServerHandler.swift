@@ -33,6 +33,9 @@ final class HTTPServerHandler: ChannelInboundHandler, RemovableChannelHandler {
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        // Once the connection is to close, nothing more is read: a request pipelined behind a
+        // `Connection: close` or a refused one must not be decided (RFC 9112 §9.6).
+        guard !closeAfterFlush else { return }
         switch unwrapInboundIn(data) {
         case .head(let head):
             if let length = head.headers.first(name: "Content-Length").flatMap(Int.init), length > processor.limits.maximumBodyBytes {
@@ -62,6 +65,10 @@ final class HTTPServerHandler: ChannelInboundHandler, RemovableChannelHandler {
             if !keepAlive { closeAfterFlush = true }
             var buffer = output ?? context.channel.allocator.buffer(capacity: 512)
             response.write(to: &buffer, keepAlive: keepAlive)
+            if head.method == .HEAD {
+                // A response to HEAD states the body's length but carries no body (RFC 9110 §9.3.2).
+                buffer.moveWriterIndex(to: buffer.writerIndex - response.body.utf8.count)
+            }
             output = buffer
         }
     }
@@ -108,6 +115,8 @@ final class HTTPServerHandler: ChannelInboundHandler, RemovableChannelHandler {
             context.close(promise: nil)
             return
         }
+        // Bytes after a close was decided (or the end of a refused body): the last response is already out.
+        guard !closeAfterFlush else { return flush(context: context) }
         // A request NIO's parser refuses: answer 400 and close, the connection's framing is lost.
         closeAfterFlush = true
         state = .discarding
