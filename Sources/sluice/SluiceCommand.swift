@@ -36,6 +36,9 @@ struct Serve: AsyncParsableCommand {
     @Option(name: .long, help: "Log level: trace, debug, info, notice, warning, error, critical.")
     var logLevel: String = "info"
 
+    @Option(name: .long, help: "Event-loop threads serving connections (default: one per core).")
+    var eventLoops: Int?
+
     func run() async throws {
         guard let level = Logger.Level(rawValue: logLevel) else {
             throw ValidationError("unknown log level '\(logLevel)'; use trace, debug, info, notice, warning, error or critical")
@@ -61,6 +64,10 @@ struct Serve: AsyncParsableCommand {
             ]
         )
 
+        if let eventLoops, eventLoops < 1 || eventLoops > 1024 {
+            throw ValidationError("--event-loops must be from 1 to 1024, got \(eventLoops)")
+        }
+        let eventLoopGroup = MultiThreadedEventLoopGroup(numberOfThreads: eventLoops ?? System.coreCount)
         let clock = MonotonicClock(epochNanoseconds: Self.wallClockNanoseconds())
         // Transparent huge pages for the slot table: random lookups in a large table otherwise pay a page
         // walk per decision (two-dimensional under virtualization).
@@ -80,7 +87,7 @@ struct Serve: AsyncParsableCommand {
                 limits: .init(maximumBulkBytes: configuration.limits.maxLineBytes, maximumArguments: configuration.limits.maxArguments)
             ),
             context: context,
-            eventLoopGroup: MultiThreadedEventLoopGroup.singleton
+            eventLoopGroup: eventLoopGroup
         )
         let http = HTTPService(
             configuration: .init(
@@ -91,7 +98,7 @@ struct Serve: AsyncParsableCommand {
                 )
             ),
             context: context,
-            eventLoopGroup: MultiThreadedEventLoopGroup.singleton
+            eventLoopGroup: eventLoopGroup
         )
         let services: [any Service] = [
             line,
@@ -107,6 +114,7 @@ struct Serve: AsyncParsableCommand {
             )
         )
         try await group.run()
+        try await eventLoopGroup.shutdownGracefully()
         logger.info("sluice stopped")
     }
 

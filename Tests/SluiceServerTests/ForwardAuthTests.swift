@@ -256,7 +256,7 @@ struct ForwardAuthTests {
         let lines = auth.logs.all
         #expect(lines.count == 1)
         #expect(lines.allSatisfy { !$0.contains(secret) && !$0.contains("SECRET") })
-        #expect(lines.first?.contains("sluice.api_key_prefix=sk_live_…") == true)
+        #expect(lines.first?.contains("sluice.api_key_prefix=sk_live_SE…") == true)
         #expect(lines.first?.contains("sluice.policy=win") == true)
         #expect(lines.first?.contains("client.address=203.0.113.1") == true)
     }
@@ -355,7 +355,9 @@ struct ForwardAuthTests {
     }
 
     @Test(arguments: [
-        ("", ""), ("abc", "***"), ("12345678", "********"), ("123456789", "12345678…"), ("sk_live_0123456789", "sk_live_…"),
+        ("", ""), ("ab", "**"), ("abc", "a…"), ("12345678", "12…"), ("123456789", "123…"),
+        ("sk_live_0123456789", "sk_liv…"), ("sk_live_ab12cd34ef56gh78ij90kl12", "sk_live_ab…"),
+        ("sk_live_ab12cd34ef56gh78ij90kl12mn34op56", "sk_live_ab12…"),
     ])
     func apiKeyPrefix(key: String, prefix: String) {
         #expect(ForwardAuthRules.apiKeyPrefix(key) == prefix)

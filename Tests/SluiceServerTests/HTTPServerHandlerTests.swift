@@ -57,7 +57,7 @@ struct HTTPServerHandlerTests {
         let channel = EmbeddedChannel()
         try channel.pipeline.syncOperations.addHandlers([
             ByteToMessageHandler(HTTPRequestDecoder(leftOverBytesStrategy: .dropBytes)),
-            HTTPServerHandler(processor: fixture.processor, clock: fixture.clock),
+            HTTPServerHandler(processor: fixture.processor, context: fixture.context),
         ])
         try channel.connect(to: SocketAddress(ipAddress: peer, port: 50_000)).wait()
         return channel

@@ -301,7 +301,10 @@ final class DecisionWorkload: Sendable {
     init(rateLimit: RateLimit, distribution: KeyDistribution, threads: Int, expectation: Expectation) throws {
         precondition(threads == 1 || threads == 2, "one or two threads")
         policySet = try PolicySet([Policy(name: "bench", rateLimit: rateLimit)])
-        let store = BucketStore(maximumKeys: distribution == .hotKey ? 1024 : Self.maximumKeys)
+        // As the executable does: transparent huge pages for the slot table (THP is `madvise`-only here).
+        let store = BucketStore(maximumKeys: distribution == .hotKey ? 1024 : Self.maximumKeys) { region, byteCount in
+            _ = madvise(region, byteCount, MADV_HUGEPAGE)
+        }
         limiter = RateLimiter(store: store)
         self.expectation = expectation
 

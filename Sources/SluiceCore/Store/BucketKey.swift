@@ -9,6 +9,7 @@ public struct BucketKey: Sendable, Hashable {
     public let secondary: UInt64
 
     /// Hashes `bytes` under `seed`.
+    @inline(__always)
     public init(seed: UInt64, bytes: UnsafeRawBufferPointer) {
         var hasher = StableHasher(seed: seed)
         hasher.combine(bytes: bytes)

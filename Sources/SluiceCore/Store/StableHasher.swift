@@ -36,6 +36,7 @@ public struct StableHasher: Sendable {
     /// Mixes in raw bytes, eight at a time.
     ///
     /// - Complexity: O(n) in the number of bytes, two 64x64→128 multiplies per 8 bytes.
+    @inline(__always)
     public mutating func combine(bytes: UnsafeRawBufferPointer) {
         var offset = 0
         let count = bytes.count
@@ -82,6 +83,7 @@ public struct StableHasher: Sendable {
     public func finalize() -> UInt64 { finalize128().0 }
 
     /// Both 64-bit lanes, each fully mixed.
+    @inline(__always)
     public func finalize128() -> (UInt64, UInt64) {
         let a = Self.fold(laneA ^ length, Self.prime2 ^ laneB)
         let b = Self.fold(laneB ^ a, Self.prime0 ^ length)

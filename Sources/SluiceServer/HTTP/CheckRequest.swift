@@ -21,32 +21,71 @@ struct CheckFields {
         case other(String)
     }
 
-    private let values: [String: Value]
+    /// The fields a check may have, in fixed storage: no dictionary per request.
+    private var policy, key, cost, limit, period, algorithm, burst: Value?
+    /// The first unknown field name (alphabetically), if any.
+    private var unknown: String?
     /// Query strings carry integers as text; JSON must use numbers.
     private let integersAsText: Bool
 
-    static let allowedNames: Set<String> = ["policy", "key", "cost", "limit", "period", "algorithm", "burst"]
-
-    init(json object: [String: JSONValue]) {
-        var values: [String: Value] = [:]
-        for (name, value) in object {
-            switch value {
-            case .string(let text): values[name] = .text(text)
-            case .integer(let number): values[name] = .integer(number)
-            default: values[name] = .other(value.kind)
-            }
+    private subscript(name: String) -> Value? {
+        switch name {
+        case "policy": policy
+        case "key": key
+        case "cost": cost
+        case "limit": limit
+        case "period": period
+        case "algorithm": algorithm
+        case "burst": burst
+        default: nil
         }
-        self.values = values
-        integersAsText = false
     }
 
-    init(query: [String: String]) {
-        values = query.mapValues { .text($0) }
+    /// Records a field; the first of a repeated name wins.
+    private mutating func set(_ name: some StringProtocol, _ value: Value) {
+        switch name {
+        case "policy": if policy == nil { policy = value }
+        case "key": if key == nil { key = value }
+        case "cost": if cost == nil { cost = value }
+        case "limit": if limit == nil { limit = value }
+        case "period": if period == nil { period = value }
+        case "algorithm": if algorithm == nil { algorithm = value }
+        case "burst": if burst == nil { burst = value }
+        default:
+            let text = String(name)
+            if unknown.map({ text < $0 }) ?? true { unknown = text }
+        }
+    }
+
+    init(json object: [String: JSONValue]) {
+        integersAsText = false
+        for (name, value) in object {
+            switch value {
+            case .string(let text): set(name, .text(text))
+            case .integer(let number): set(name, .integer(number))
+            default: set(name, .other(value.kind))
+            }
+        }
+    }
+
+    /// The fields of a query string (`policy=api&key=user%3A42&cost=2`), percent-decoded.
+    ///
+    /// - Throws: ``HTTPAPIError`` (400) for a malformed percent escape.
+    init(query uri: String) throws(HTTPAPIError) {
         integersAsText = true
+        var failure: HTTPAPIError?
+        HTTPAPIRequest.forEachQueryParameter(in: uri) { name, rawValue in
+            guard let value = HTTPAPIRequest.percentDecoded(rawValue) else {
+                failure = failure ?? HTTPAPIError(.badRequest, code: "invalid_query", "malformed percent-encoding in '\(CheckFields.excerpt(String(name)))'")
+                return
+            }
+            set(name, .text(value))
+        }
+        if let failure { throw failure }
     }
 
     private func string(_ name: String) throws(HTTPAPIError) -> String? {
-        switch values[name] {
+        switch self[name] {
         case nil: return nil
         case .text(let text): return text
         case .integer: throw HTTPAPIError(.badRequest, code: "invalid_field", "'\(name)' must be a string, got an integer")
@@ -55,8 +94,7 @@ struct CheckFields {
     }
 
     private func positiveInteger(_ name: String) throws(HTTPAPIError) -> Int64? {
-        let problem = HTTPAPIError(.badRequest, code: "invalid_\(name)", "'\(name)' must be a positive integer")
-        switch values[name] {
+        switch self[name] {
         case nil: return nil
         case .integer(let number):
             guard number > 0 else { throw HTTPAPIError(.badRequest, code: "invalid_\(name)", "'\(name)' must be a positive integer, got \(number)") }
@@ -66,7 +104,8 @@ struct CheckFields {
                 throw HTTPAPIError(.badRequest, code: "invalid_\(name)", "'\(name)' must be a positive integer, got \(Self.excerpt(text))")
             }
             return number
-        case .other(let kind): throw HTTPAPIError(problem.status, code: problem.code, "\(problem.message), got \(kind)")
+        case .other(let kind):
+            throw HTTPAPIError(.badRequest, code: "invalid_\(name)", "'\(name)' must be a positive integer, got \(kind)")
         }
     }
 
@@ -75,7 +114,7 @@ struct CheckFields {
     /// - Throws: ``HTTPAPIError``: 400 for an unknown or ill-typed field, a missing key, a bad cost or limit;
     ///   422 for a policy that does not exist.
     func resolve(policies: PolicySet, maximumKeyBytes: Int) throws(HTTPAPIError) -> ResolvedCheck {
-        if let unknown = values.keys.sorted().first(where: { !Self.allowedNames.contains($0) }) {
+        if let unknown {
             throw HTTPAPIError(
                 .badRequest, code: "unknown_field",
                 "unknown field '\(Self.excerpt(unknown))'; a check has policy, key, cost, or key, limit, period, algorithm, burst, cost"
@@ -89,7 +128,7 @@ struct CheckFields {
         }
         let cost = try positiveInteger("cost") ?? 1
         if let name = try string("policy") {
-            if let extra = ["limit", "period", "algorithm", "burst"].first(where: { values[$0] != nil }) {
+            if let extra = ["limit", "period", "algorithm", "burst"].first(where: { self[$0] != nil }) {
                 throw HTTPAPIError(.badRequest, code: "invalid_check", "'\(extra)' cannot be combined with 'policy'; give a policy or an inline limit")
             }
             guard let index = policies.index(ofName: name) else {
@@ -104,7 +143,7 @@ struct CheckFields {
             throw HTTPAPIError(.badRequest, code: "invalid_check", "a check needs 'policy', or an inline 'limit' and 'period'")
         }
         let period: Int64
-        var periodValue = values["period"]
+        var periodValue = self.period
         // A query string carries the integer milliseconds form as text.
         if integersAsText, case .text(let text) = periodValue, text.first != "+", let milliseconds = Int64(text) {
             periodValue = .integer(milliseconds)

@@ -1,3 +1,4 @@
+import NIOCore
 import SluiceCore
 
 /// How a decision appears over HTTP: the rate-limit header fields and the JSON body.
@@ -9,6 +10,10 @@ import SluiceCore
 ///   as in draft-ietf-httpapi-ratelimit-headers-11.
 /// - `Retry-After` (denials only): whole seconds, rounded up, at least 1; absent when the cost exceeds the
 ///   capacity, since no wait would help.
+///
+/// Both are written straight into a `ByteBuffer` (no intermediate strings on the decision path); the
+/// `String` forms, for callers that build a body around them and for tests, are read back from those bytes,
+/// so there is one way each is formatted.
 enum DecisionRendering {
     static func seconds(roundingUp nanoseconds: Int64) -> Int64 {
         nanoseconds <= 0 ? 0 : (nanoseconds + 999_999_999) / 1_000_000_000
@@ -18,37 +23,70 @@ enum DecisionRendering {
         nanoseconds <= 0 ? 0 : (nanoseconds + 999_999) / 1_000_000
     }
 
-    static func headers(_ decision: Decision, _ check: ResolvedCheck, now: Timestamp) -> [(name: String, value: String)] {
-        let resetSeconds = seconds(roundingUp: decision.resetAfterNanoseconds)
-        let window = max(1, seconds(roundingUp: check.check.rateLimit.periodNanoseconds))
-        var fields: [(name: String, value: String)] = [
-            ("X-RateLimit-Limit", String(decision.limit)),
-            ("X-RateLimit-Remaining", String(decision.remaining)),
-            ("X-RateLimit-Reset", String(seconds(roundingUp: now.nanoseconds + decision.resetAfterNanoseconds))),
-            ("RateLimit-Policy", "\"\(check.name)\";q=\(check.check.rateLimit.limit);w=\(window)"),
-            ("RateLimit", "\"\(check.name)\";r=\(decision.remaining);t=\(resetSeconds)"),
-        ]
+    /// Writes the header lines (each ending in CRLF).
+    static func writeHeaders(_ decision: Decision, _ check: ResolvedCheck, now: Timestamp, to buffer: inout ByteBuffer) {
+        buffer.writeStaticString("X-RateLimit-Limit: ")
+        buffer.writeDecimal(decision.limit)
+        buffer.writeStaticString("\r\nX-RateLimit-Remaining: ")
+        buffer.writeDecimal(decision.remaining)
+        buffer.writeStaticString("\r\nX-RateLimit-Reset: ")
+        buffer.writeDecimal(seconds(roundingUp: now.nanoseconds + decision.resetAfterNanoseconds))
+        buffer.writeStaticString("\r\nRateLimit-Policy: \"")
+        buffer.writeString(check.name)
+        buffer.writeStaticString("\";q=")
+        buffer.writeDecimal(check.check.rateLimit.limit)
+        buffer.writeStaticString(";w=")
+        buffer.writeDecimal(max(1, seconds(roundingUp: check.check.rateLimit.periodNanoseconds)))
+        buffer.writeStaticString("\r\nRateLimit: \"")
+        buffer.writeString(check.name)
+        buffer.writeStaticString("\";r=")
+        buffer.writeDecimal(decision.remaining)
+        buffer.writeStaticString(";t=")
+        buffer.writeDecimal(seconds(roundingUp: decision.resetAfterNanoseconds))
+        buffer.writeStaticString("\r\n")
         if !decision.isAllowed, decision.retryAfterNanoseconds >= 0 {
-            fields.append(("Retry-After", String(max(1, seconds(roundingUp: decision.retryAfterNanoseconds)))))
+            buffer.writeStaticString("Retry-After: ")
+            buffer.writeDecimal(max(1, seconds(roundingUp: decision.retryAfterNanoseconds)))
+            buffer.writeStaticString("\r\n")
         }
-        return fields
     }
 
-    /// `{"allowed":..,"limit":..,"remaining":..,"reset_after_ms":..,"retry_after_ms":..,"policy":".."}`, plus
-    /// `"shadowed":true` when a shadow policy let a denial through and `"reason":"cost_exceeds_capacity"` when it can never pass.
-    static func json(_ decision: Decision, _ check: ResolvedCheck) -> String {
-        "{" + fields(decision, check) + "}"
+    /// Writes the members of the JSON body without the braces: `"allowed":..,"limit":..,"remaining":..,
+    /// "reset_after_ms":..,"retry_after_ms":..,"policy":".."`, plus `"shadowed":true` when a shadow policy let
+    /// a denial through and `"reason":"cost_exceeds_capacity"` when it can never pass. `allowed` overrides the
+    /// decision's own verdict (a multi-check response states the overall one).
+    static func writeFields(_ decision: Decision, _ check: ResolvedCheck, allowed: Bool? = nil, to buffer: inout ByteBuffer) {
+        buffer.writeStaticString((allowed ?? decision.isAllowed) ? "\"allowed\":true,\"limit\":" : "\"allowed\":false,\"limit\":")
+        buffer.writeDecimal(decision.limit)
+        buffer.writeStaticString(",\"remaining\":")
+        buffer.writeDecimal(decision.remaining)
+        buffer.writeStaticString(",\"reset_after_ms\":")
+        buffer.writeDecimal(milliseconds(roundingUp: decision.resetAfterNanoseconds))
+        buffer.writeStaticString(",\"retry_after_ms\":")
+        buffer.writeDecimal(decision.isAllowed ? 0 : decision.retryAfterNanoseconds < 0 ? -1 : milliseconds(roundingUp: decision.retryAfterNanoseconds))
+        buffer.writeStaticString(",\"policy\":")
+        buffer.writeString(JSONText.quoted(check.name))
+        if decision.isShadowed { buffer.writeStaticString(",\"shadowed\":true") }
+        if decision.outcome == .exceedsCapacity { buffer.writeStaticString(",\"reason\":\"cost_exceeds_capacity\"") }
     }
 
-    /// The members of ``json(_:_:)`` without the braces; `allowed` overrides the decision's own verdict
-    /// (a multi-check response states the overall one).
+    /// The header fields as name-value pairs.
+    static func headers(_ decision: Decision, _ check: ResolvedCheck, now: Timestamp) -> [(name: String, value: String)] {
+        var buffer = ByteBuffer()
+        writeHeaders(decision, check, now: now, to: &buffer)
+        return String(buffer: buffer).split(separator: "\r\n").compactMap { line -> (name: String, value: String)? in
+            guard let colon = line.firstIndex(of: ":") else { return nil }
+            return (String(line[..<colon]), String(line[colon...].dropFirst(2)))
+        }
+    }
+
+    /// The JSON body of one decision.
+    static func json(_ decision: Decision, _ check: ResolvedCheck) -> String { "{" + fields(decision, check) + "}" }
+
+    /// The members of ``json(_:_:)`` without the braces.
     static func fields(_ decision: Decision, _ check: ResolvedCheck, allowed: Bool? = nil) -> String {
-        var text = "\"allowed\":\(allowed ?? decision.isAllowed),\"limit\":\(decision.limit),\"remaining\":\(decision.remaining)"
-        text += ",\"reset_after_ms\":\(milliseconds(roundingUp: decision.resetAfterNanoseconds))"
-        let retry = decision.isAllowed ? 0 : decision.retryAfterNanoseconds < 0 ? -1 : milliseconds(roundingUp: decision.retryAfterNanoseconds)
-        text += ",\"retry_after_ms\":\(retry),\"policy\":\(JSONText.quoted(check.name))"
-        if decision.isShadowed { text += ",\"shadowed\":true" }
-        if decision.outcome == .exceedsCapacity { text += ",\"reason\":\"cost_exceeds_capacity\"" }
-        return text
+        var buffer = ByteBuffer()
+        writeFields(decision, check, allowed: allowed, to: &buffer)
+        return String(buffer: buffer)
     }
 }

@@ -94,9 +94,11 @@ public struct ForwardAuthRules: Sendable {
         }.joined()
     }
 
-    /// What of an API key may be logged: its first 8 characters.
+    /// What of an API key may be logged: at most its first 12 characters (`sk_live_ab12…`), and never more
+    /// than a third of it, so a short key is not all but disclosed.
     static func apiKeyPrefix(_ key: String) -> String {
-        key.count <= 8 ? String(repeating: "*", count: key.count) : String(key.prefix(8)) + "…"
+        let shown = min(12, key.count / 3)
+        return shown == 0 ? String(repeating: "*", count: min(key.count, 8)) : String(key.prefix(shown)) + "…"
     }
 }
 

@@ -12,7 +12,9 @@ extension HTTPAPIProcessor {
     /// `Authorization: Bearer`, and any header a rule keys by. Allowed: 200 with the rate-limit headers.
     /// Denied: the deny status (`?deny_status=` overrides it, for nginx's `auth_request`, which passes only
     /// 2xx/401/403), the headers, `Retry-After`, and a problem JSON body.
-    func forwardAuth(_ request: HTTPAPIRequest, snapshot: PolicyRegistry.Snapshot, now: Timestamp) throws(HTTPAPIError) -> HTTPAPIResponse {
+    func forwardAuth(
+        _ request: HTTPAPIRequest, snapshot: PolicyRegistry.Snapshot, now: Timestamp, counts: inout ServerStatistics.Batch
+    ) throws(HTTPAPIError) -> HTTPAPIResponse {
         let rules = snapshot.forwardAuth
         var denyStatus = rules.denyStatus
         if let text = request.query["deny_status"] {
@@ -37,7 +39,7 @@ extension HTTPAPIProcessor {
         guard !resolved.isEmpty else { return Self.forwardAuthAllowed(headers: []) }
 
         let result = context.limiter.decide(resolved.map(\.check), at: now)
-        count(result.decisions, overall: result.isAllowed)
+        Self.count(result.decisions, overall: result.isAllowed, into: &counts)
         let deciding = resolved[result.decidingIndex]
         let decision = result.decisions[result.decidingIndex]
         let headers = DecisionRendering.headers(decision, deciding, now: now)

@@ -42,22 +42,36 @@ public struct HTTPAPIProcessor: Sendable {
     ///   - now: the time of the decision.
     /// - Returns: the response.
     public func respond(to request: HTTPAPIRequest, now: Timestamp) -> HTTPAPIResponse {
-        let snapshot = context.registry.snapshot
+        var counts = ServerStatistics.Batch()
+        let response = respond(to: request, now: now, snapshot: context.registry.snapshot, counts: &counts)
+        context.statistics.add(counts)
+        return response
+    }
+
+    /// Answers one request against a given configuration snapshot, counting into `counts`.
+    ///
+    /// The handler reads the snapshot once per read and adds its batch to the shared counters once per
+    /// read, so a request takes no lock and touches no shared atomic.
+    func respond(
+        to request: HTTPAPIRequest, now: Timestamp, snapshot: PolicyRegistry.Snapshot, counts: inout ServerStatistics.Batch
+    ) -> HTTPAPIResponse {
+        counts.commands += 1
         do {
             switch request.path {
             case "/v1/check":
                 switch request.method {
-                case .GET: return try decide([CheckFields(query: request.query)], listed: false, policies: snapshot.policies, now: now)
+                case .GET: return try decide([CheckFields(query: request.uri)], listed: false, policies: snapshot.policies, now: now, counts: &counts)
                 case .POST:
                     let (fields, listed) = try checks(in: request, key: "checks", maximum: limits.maximumChecks)
-                    return try decide(fields, listed: listed, policies: snapshot.policies, now: now)
+                    return try decide(fields, listed: listed, policies: snapshot.policies, now: now, counts: &counts)
                 default: return Self.methodNotAllowed(allow: "GET, POST")
                 }
             case "/v1/check/batch":
                 guard request.method == .POST else { return Self.methodNotAllowed(allow: "POST") }
-                return try batch(try checks(in: request, key: "checks", maximum: limits.maximumBatch).fields, policies: snapshot.policies, now: now)
+                let fields = try checks(in: request, key: "checks", maximum: limits.maximumBatch).fields
+                return decideBatch(fields, policies: snapshot.policies, now: now, counts: &counts)
             case "/v1/forward-auth":
-                return try forwardAuth(request, snapshot: snapshot, now: now)
+                return try forwardAuth(request, snapshot: snapshot, now: now, counts: &counts)
             case "/healthz":
                 return HTTPAPIResponse(status: .ok, body: "{\"status\":\"ok\"}")
             case "/readyz":
@@ -78,7 +92,7 @@ public struct HTTPAPIProcessor: Sendable {
 
     static func methodNotAllowed(allow: String) -> HTTPAPIResponse {
         var response = HTTPAPIResponse.error(.methodNotAllowed, code: "method_not_allowed", "use \(allow)")
-        response.headers.append(("Allow", allow))
+        response.addHeader(name: "Allow", value: allow)
         return response
     }
 
@@ -113,20 +127,19 @@ public struct HTTPAPIProcessor: Sendable {
 
     /// `/v1/check`: all the checks decided together, all or nothing. A list of checks is answered with the
     /// overall verdict and a `checks` list, even when it holds one check.
-    private func decide(_ fields: [CheckFields], listed: Bool, policies: PolicySet, now: Timestamp) throws(HTTPAPIError) -> HTTPAPIResponse {
+    private func decide(
+        _ fields: [CheckFields], listed: Bool, policies: PolicySet, now: Timestamp, counts: inout ServerStatistics.Batch
+    ) throws(HTTPAPIError) -> HTTPAPIResponse {
         var resolved: [ResolvedCheck] = []
         resolved.reserveCapacity(fields.count)
         for field in fields { resolved.append(try field.resolve(policies: policies, maximumKeyBytes: context.maximumKeyBytes)) }
         if resolved.count == 1, !listed {
             let decision = context.limiter.decide(resolved[0].check, at: now)
-            count([decision])
-            return HTTPAPIResponse(
-                status: decision.isAllowed ? .ok : .tooManyRequests,
-                headers: DecisionRendering.headers(decision, resolved[0], now: now), body: DecisionRendering.json(decision, resolved[0])
-            )
+            Self.count([decision], into: &counts)
+            return .decision(decision, resolved[0], now: now)
         }
         let result = context.limiter.decide(resolved.map(\.check), at: now)
-        count(result.decisions, overall: result.isAllowed)
+        Self.count(result.decisions, overall: result.isAllowed, into: &counts)
         let deciding = result.decidingIndex
         let body = "{" + DecisionRendering.fields(result.decisions[deciding], resolved[deciding], allowed: result.isAllowed) + ",\"checks\":["
             + zip(result.decisions, resolved).map { DecisionRendering.json($0, $1) }.joined(separator: ",") + "]}"
@@ -137,7 +150,7 @@ public struct HTTPAPIProcessor: Sendable {
     }
 
     /// `/v1/check/batch`: independent checks, each with its own status.
-    private func batch(_ fields: [CheckFields], policies: PolicySet, now: Timestamp) throws(HTTPAPIError) -> HTTPAPIResponse {
+    private func decideBatch(_ fields: [CheckFields], policies: PolicySet, now: Timestamp, counts: inout ServerStatistics.Batch) -> HTTPAPIResponse {
         var items: [String] = []
         items.reserveCapacity(fields.count)
         var statuses = Set<Int>()
@@ -157,24 +170,27 @@ public struct HTTPAPIProcessor: Sendable {
                 )
             }
         }
-        count(decisions)
+        Self.count(decisions, into: &counts)
         let status: HTTPResponseStatus = statuses == [200] ? .ok : statuses == [429] ? .tooManyRequests : .multiStatus
         return HTTPAPIResponse(status: status, body: "{\"results\":[" + items.joined(separator: ",") + "]}")
     }
 
-    /// Adds decisions to the shared counters (one batch per request).
-    func count(_ decisions: [Decision], overall: Bool? = nil) {
-        var batch = ServerStatistics.Batch()
-        batch.commands = 1
+    /// Counts decisions: a multi-check request (`overall` given) counts once, by its overall verdict.
+    static func count(_ decisions: [Decision], overall: Bool? = nil, into counts: inout ServerStatistics.Batch) {
         if let overall {
-            if overall { batch.allowed += 1 } else { batch.denied += 1 }
-            batch.shadowDenied += decisions.count { $0.isShadowed }
-        } else {
-            for decision in decisions {
-                if decision.outcome == .allowed { batch.allowed += 1 } else if decision.isShadowed { batch.shadowDenied += 1 } else { batch.denied += 1 }
+            if overall { counts.allowed += 1 } else { counts.denied += 1 }
+            counts.shadowDenied += decisions.count { $0.isShadowed }
+            return
+        }
+        for decision in decisions {
+            if decision.outcome == .allowed {
+                counts.allowed += 1
+            } else if decision.isShadowed {
+                counts.shadowDenied += 1
+            } else {
+                counts.denied += 1
             }
         }
-        context.statistics.add(batch)
     }
 
     /// The counters in the Prometheus text format.

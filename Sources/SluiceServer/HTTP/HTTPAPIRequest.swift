@@ -24,18 +24,39 @@ public struct HTTPAPIRequest: Sendable {
     }
 
     /// The path, without the query.
-    var path: Substring { uri.split(separator: "?", maxSplits: 1, omittingEmptySubsequences: false).first ?? "" }
+    var path: Substring { uri.utf8.firstIndex(of: UInt8(ascii: "?")).map { uri[..<$0] } ?? uri[...] }
 
     /// The query's parameters, percent-decoded; the first of a repeated name wins.
     var query: [String: String] {
-        guard let start = uri.firstIndex(of: "?") else { return [:] }
         var result: [String: String] = [:]
-        for pair in uri[uri.index(after: start)...].split(separator: "&") {
-            let parts = pair.split(separator: "=", maxSplits: 1, omittingEmptySubsequences: false)
-            guard let name = Self.percentDecoded(parts[0]), result[name] == nil else { continue }
-            result[name] = parts.count > 1 ? Self.percentDecoded(parts[1]) ?? "" : ""
+        Self.forEachQueryParameter(in: uri) { name, value in
+            guard let name = Self.percentDecoded(name), result[name] == nil else { return }
+            result[name] = Self.percentDecoded(value) ?? ""
         }
         return result
+    }
+
+    /// Calls `body` with each `name=value` of the query of `uri`, raw (not decoded), without allocating.
+    static func forEachQueryParameter(in uri: String, _ body: (Substring, Substring) -> Void) {
+        // Scans UTF-8 code units: `?`, `&` and `=` are ASCII, so every index found is a valid String index.
+        let bytes = uri.utf8
+        guard var position = bytes.firstIndex(of: UInt8(ascii: "?")).map({ bytes.index(after: $0) }) else { return }
+        while position < bytes.endIndex {
+            var end = position
+            var equals: String.Index?
+            while end < bytes.endIndex, bytes[end] != UInt8(ascii: "&") {
+                if equals == nil, bytes[end] == UInt8(ascii: "=") { equals = end }
+                end = bytes.index(after: end)
+            }
+            if end > position {
+                if let equals {
+                    body(uri[position..<equals], uri[bytes.index(after: equals)..<end])
+                } else {
+                    body(uri[position..<end], uri[end..<end])
+                }
+            }
+            position = end < bytes.endIndex ? bytes.index(after: end) : end
+        }
     }
 
     /// Decodes `%XX` escapes and `+` (as a space); nil for a malformed escape or invalid UTF-8.

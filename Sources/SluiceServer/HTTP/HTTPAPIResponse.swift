@@ -1,27 +1,52 @@
 public import NIOCore
 public import NIOHTTP1
+import SluiceCore
 
 /// One HTTP response of the API: status, extra header fields and a body, encoded straight to bytes.
 ///
 /// The server writes responses itself instead of going through `HTTPResponseEncoder`: the fields are
 /// known, so there is no `HTTPHeaders` to build and no second pass over it.
 public struct HTTPAPIResponse: Sendable, Equatable {
+    /// A single decision, kept as it is and written straight to bytes.
+    struct SingleDecision: Sendable {
+        let decision: Decision
+        let check: ResolvedCheck
+        let now: Timestamp
+    }
+
     /// The status.
     public var status: HTTPResponseStatus
-    /// Header fields besides `Content-Type`, `Content-Length`, `Cache-Control` and `Connection`.
-    public var headers: [(name: String, value: String)]
-    /// The body (JSON, problem JSON or Prometheus text).
-    public var body: String
     /// The body's media type.
     public var contentType: String
+    private var extraHeaders: [(name: String, value: String)]
+    private var text: String
+    private var single: SingleDecision?
+
+    /// Header fields besides `Content-Type`, `Content-Length`, `Cache-Control` and `Connection`.
+    public var headers: [(name: String, value: String)] {
+        (single.map { DecisionRendering.headers($0.decision, $0.check, now: $0.now) } ?? []) + extraHeaders
+    }
+
+    /// The body (JSON, problem JSON or Prometheus text).
+    public var body: String { single.map { DecisionRendering.json($0.decision, $0.check) } ?? text }
 
     /// Creates a response.
     public init(status: HTTPResponseStatus, headers: [(name: String, value: String)] = [], body: String, contentType: String = "application/json") {
         self.status = status
-        self.headers = headers
-        self.body = body
+        self.extraHeaders = headers
+        self.text = body
         self.contentType = contentType
     }
+
+    /// The response to one check: 200 or 429, the rate-limit fields and the decision's JSON.
+    static func decision(_ decision: Decision, _ check: ResolvedCheck, now: Timestamp) -> HTTPAPIResponse {
+        var response = HTTPAPIResponse(status: decision.isAllowed ? .ok : .tooManyRequests, body: "")
+        response.single = SingleDecision(decision: decision, check: check, now: now)
+        return response
+    }
+
+    /// Adds a header field.
+    public mutating func addHeader(name: String, value: String) { extraHeaders.append((name, value)) }
 
     /// The value of header `name` (case-insensitive), for tests and logs.
     public func header(_ name: String) -> String? {
@@ -38,7 +63,23 @@ public struct HTTPAPIResponse: Sendable, Equatable {
     /// - Parameters:
     ///   - buffer: the connection's output.
     ///   - keepAlive: false adds `Connection: close`.
-    public func write(to buffer: inout ByteBuffer, keepAlive: Bool) {
+    ///   - includeBody: false for HEAD (`Content-Length` still states the body's size).
+    public func write(to buffer: inout ByteBuffer, keepAlive: Bool, includeBody: Bool = true) {
+        var scratch = ByteBuffer()
+        write(to: &buffer, keepAlive: keepAlive, includeBody: includeBody, scratch: &scratch)
+    }
+
+    /// As ``write(to:keepAlive:includeBody:)``, rendering a decision's body in `scratch` (cleared first), so
+    /// a connection that keeps one scratch buffer allocates nothing per response.
+    func write(to buffer: inout ByteBuffer, keepAlive: Bool, includeBody: Bool, scratch: inout ByteBuffer) {
+        scratch.clear()
+        if let single {
+            scratch.writeInteger(UInt8(ascii: "{"))
+            DecisionRendering.writeFields(single.decision, single.check, to: &scratch)
+            scratch.writeInteger(UInt8(ascii: "}"))
+        } else {
+            scratch.writeString(text)
+        }
         buffer.writeStaticString("HTTP/1.1 ")
         buffer.writeDecimal(Int64(status.code))
         buffer.writeInteger(UInt8(ascii: " "))
@@ -46,9 +87,10 @@ public struct HTTPAPIResponse: Sendable, Equatable {
         buffer.writeStaticString("\r\nContent-Type: ")
         buffer.writeString(contentType)
         buffer.writeStaticString("\r\nCache-Control: no-store\r\nContent-Length: ")
-        buffer.writeDecimal(Int64(body.utf8.count))
+        buffer.writeDecimal(Int64(scratch.readableBytes))
         buffer.writeStaticString("\r\n")
-        for (name, value) in headers {
+        if let single { DecisionRendering.writeHeaders(single.decision, single.check, now: single.now, to: &buffer) }
+        for (name, value) in extraHeaders {
             buffer.writeString(name)
             buffer.writeStaticString(": ")
             buffer.writeString(value)
@@ -56,7 +98,7 @@ public struct HTTPAPIResponse: Sendable, Equatable {
         }
         if !keepAlive { buffer.writeStaticString("Connection: close\r\n") }
         buffer.writeStaticString("\r\n")
-        buffer.writeString(body)
+        if includeBody { buffer.writeImmutableBuffer(scratch) }
     }
 
     public static func == (lhs: HTTPAPIResponse, rhs: HTTPAPIResponse) -> Bool {

@@ -21,15 +21,28 @@ final class HTTPServerHandler: ChannelInboundHandler, RemovableChannelHandler {
 
     private let processor: HTTPAPIProcessor
     private let clock: any SluiceClock
+    private let registry: PolicyRegistry
+    /// The configuration in force, re-read only when the registry's generation changes.
+    private var snapshot: PolicyRegistry.Snapshot
+    private var snapshotGeneration: UInt64
+    /// Where a response body is rendered before its length is known; reused, so responses allocate no body buffer.
+    private var scratch = ByteBuffer()
+    /// Counts since the last read completed, added to the shared counters once per read.
+    private var counts = ServerStatistics.Batch()
+    private let statistics: ServerStatistics
     private var state = State.idle
     private var output: ByteBuffer?
     /// Close once the pending output is written (Connection: close, a 413, a parse error, shutdown).
     private var closeAfterFlush = false
     private var quiescing = false
 
-    init(processor: HTTPAPIProcessor, clock: any SluiceClock) {
+    init(processor: HTTPAPIProcessor, context: ServerContext) {
         self.processor = processor
-        self.clock = clock
+        clock = context.clock
+        registry = context.registry
+        statistics = context.statistics
+        snapshotGeneration = context.registry.generation
+        snapshot = context.registry.snapshot
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
@@ -59,16 +72,20 @@ final class HTTPServerHandler: ChannelInboundHandler, RemovableChannelHandler {
         case .end:
             defer { if case .discarding = state {} else { state = .idle } }
             guard case .receiving(let head, let body) = state else { return }
-            let request = HTTPAPIRequest(method: head.method, uri: head.uri, headers: head.headers, body: body, remoteAddress: context.remoteAddress)
-            let response = processor.respond(to: request, now: clock.now())
+            // The peer address is a locked lookup in NIO; only forward auth needs it.
+            let peer = head.uri.utf8.starts(with: "/v1/forward-auth".utf8) ? context.remoteAddress : nil
+            let request = HTTPAPIRequest(method: head.method, uri: head.uri, headers: head.headers, body: body, remoteAddress: peer)
+            let generation = registry.generation
+            if generation != snapshotGeneration {
+                snapshotGeneration = generation
+                snapshot = registry.snapshot
+            }
+            let response = processor.respond(to: request, now: clock.now(), snapshot: snapshot, counts: &counts)
             let keepAlive = head.isKeepAlive && !quiescing
             if !keepAlive { closeAfterFlush = true }
             var buffer = output ?? context.channel.allocator.buffer(capacity: 512)
-            response.write(to: &buffer, keepAlive: keepAlive)
-            if head.method == .HEAD {
-                // A response to HEAD states the body's length but carries no body (RFC 9110 §9.3.2).
-                buffer.moveWriterIndex(to: buffer.writerIndex - response.body.utf8.count)
-            }
+            // A response to HEAD states the body's length but carries no body (RFC 9110 §9.3.2).
+            response.write(to: &buffer, keepAlive: keepAlive, includeBody: head.method != .HEAD, scratch: &scratch)
             output = buffer
         }
     }
@@ -86,6 +103,10 @@ final class HTTPServerHandler: ChannelInboundHandler, RemovableChannelHandler {
     }
 
     func channelReadComplete(context: ChannelHandlerContext) {
+        if counts.commands > 0 {
+            statistics.add(counts)
+            counts = ServerStatistics.Batch()
+        }
         flush(context: context)
         context.fireChannelReadComplete()
     }
@@ -96,8 +117,11 @@ final class HTTPServerHandler: ChannelInboundHandler, RemovableChannelHandler {
             return
         }
         output = nil
-        let written = context.writeAndFlush(wrapOutboundOut(buffer))
-        if closeAfterFlush { written.assumeIsolated().whenComplete { _ in context.close(promise: nil) } }
+        guard closeAfterFlush else {
+            context.writeAndFlush(wrapOutboundOut(buffer), promise: nil)  // no future unless someone waits on it
+            return
+        }
+        context.writeAndFlush(wrapOutboundOut(buffer)).assumeIsolated().whenComplete { _ in context.close(promise: nil) }
     }
 
     func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {

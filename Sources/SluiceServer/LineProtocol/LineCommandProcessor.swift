@@ -93,6 +93,13 @@ public struct LineCommandProcessor: Sendable {
             } else {
                 output.writeRESPError("ERR DB index is out of range")
             }
+        } else if command.argument(0, equalsUppercase: "CONFIG") {
+            // redis-benchmark reads CONFIG GET save/appendonly on start; Sluice has no Redis settings to show.
+            if command.count >= 3, command.argument(1, equalsUppercase: "GET") {
+                output.writeRESPMapHeader(0, resp3: resp3)
+            } else {
+                output.writeRESPError("ERR CONFIG supports only GET, which returns no settings")
+            }
         } else if command.argument(0, equalsUppercase: "COMMAND") {
             // redis-cli asks for COMMAND DOCS to offer hints; Sluice has none to give.
             if command.count > 1, command.argument(1, equalsUppercase: "COUNT") {

@@ -89,8 +89,11 @@ final class LineProtocolHandler: ChannelInboundHandler, RemovableChannelHandler 
             if closing, !lingering { context.close(promise: nil) }
             return
         }
+        guard closing else {
+            context.writeAndFlush(wrapOutboundOut(reply), promise: nil)  // no future unless someone waits on it
+            return
+        }
         let written = context.writeAndFlush(wrapOutboundOut(reply))
-        guard closing else { return }
         if lingering {
             written.assumeIsolated().whenComplete { _ in
                 context.close(mode: .output, promise: nil)

@@ -45,13 +45,13 @@ public final class HTTPService: Service {
 
     public func run() async throws {
         let processor = HTTPAPIProcessor(context: context, limits: configuration.limits)
-        let clock = context.clock
+        let context = self.context
         try await TCPListener(
             name: "HTTP API", host: configuration.host, port: configuration.port, eventLoopGroup: eventLoopGroup,
             logger: context.logger, onListening: onListening
         ) { channel in
             try channel.pipeline.syncOperations.addHandler(ByteToMessageHandler(HTTPRequestDecoder(leftOverBytesStrategy: .dropBytes)))
-            try channel.pipeline.syncOperations.addHandler(HTTPServerHandler(processor: processor, clock: clock))
+            try channel.pipeline.syncOperations.addHandler(HTTPServerHandler(processor: processor, context: context))
         }.run()
     }
 }
