@@ -182,15 +182,7 @@ public struct HTTPAPIProcessor: Sendable {
             counts.shadowDenied += decisions.count { $0.isShadowed }
             return
         }
-        for decision in decisions {
-            if decision.outcome == .allowed {
-                counts.allowed += 1
-            } else if decision.isShadowed {
-                counts.shadowDenied += 1
-            } else {
-                counts.denied += 1
-            }
-        }
+        for decision in decisions { counts.count(decision) }
     }
 
     /// The counters in the Prometheus text format.

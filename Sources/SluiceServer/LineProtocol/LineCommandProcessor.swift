@@ -117,16 +117,6 @@ public struct LineCommandProcessor: Sendable {
 
     // MARK: Decisions
 
-    private mutating func count(_ decision: Decision) {
-        if decision.outcome == .allowed {
-            batch.allowed += 1
-        } else if decision.isShadowed {
-            batch.shadowDenied += 1
-        } else {
-            batch.denied += 1
-        }
-    }
-
     /// Resolves `policy key cost` at `offset` into a check, or writes the error and returns nil.
     private func resolveCheck(_ command: RESPCommand, at offset: Int, costPresent: Bool, into output: inout ByteBuffer) -> Check? {
         let cost: Int64
@@ -164,7 +154,7 @@ public struct LineCommandProcessor: Sendable {
         guard command.count == 3 || command.count == 4 else { return wrongArity(command, into: &output) }
         guard let check = resolveCheck(command, at: 1, costPresent: command.count == 4, into: &output) else { return }
         let decision = context.limiter.decide(check, at: now, consume: consume)
-        count(decision)
+        batch.count(decision)
         output.writeRESPDecision(decision)
     }
 
@@ -243,7 +233,7 @@ public struct LineCommandProcessor: Sendable {
         let seed = Check.inlineSeed(for: rateLimit)
         let key = command.withArgument(1) { BucketKey(seed: seed, bytes: $0) }
         let decision = context.limiter.decide(Check(rateLimit: rateLimit, key: key, cost: cost), at: now)
-        count(decision)
+        batch.count(decision)
         output.writeRESPDecision(decision)
     }
 

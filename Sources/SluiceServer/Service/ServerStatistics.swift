@@ -1,3 +1,4 @@
+public import SluiceCore
 import Synchronization
 
 /// Counters shared by every connection, for `INFO` and metrics.
@@ -18,6 +19,17 @@ public final class ServerStatistics: Sendable {
 
         /// Creates an empty batch.
         public init() {}
+
+        /// Counts one decision: allowed, shadow-denied (let through) or denied.
+        public mutating func count(_ decision: Decision) {
+            if decision.outcome == .allowed {
+                allowed += 1
+            } else if decision.isShadowed {
+                shadowDenied += 1
+            } else {
+                denied += 1
+            }
+        }
     }
 
     let startedAt: ContinuousClock.Instant = .now
