@@ -104,7 +104,7 @@ struct Serve: AsyncParsableCommand {
             line,
             http,
             StoreSweeperService(store: store, clock: clock),
-            ReloadOnHangupService(path: config, registry: registry, logger: logger),
+            ReloadOnHangupService(reloader: ConfigurationReloader(path: config, registry: registry, logger: logger)),
         ]
         let group = ServiceGroup(
             configuration: .init(
@@ -143,32 +143,13 @@ struct Validate: ParsableCommand {
     }
 }
 
-/// Reloads the policies and forward-auth rules from the configuration file on SIGHUP. An invalid file is
-/// logged and what is in force stays; listeners, store sizes and caps need a restart and are not touched.
+/// Runs a ``ConfigurationReloader`` on every SIGHUP.
 struct ReloadOnHangupService: Service {
-    let path: String?
-    let registry: PolicyRegistry
-    let logger: Logger
+    let reloader: ConfigurationReloader
 
     func run() async throws {
         for await _ in await UnixSignalsSequence(trapping: .sighup).cancelOnGracefulShutdown() {
-            guard let path else {
-                logger.notice("SIGHUP ignored: running on the embedded default configuration (no --config)")
-                continue
-            }
-            do {
-                let configuration = try SluiceConfiguration.load(path: path)
-                registry.replace(
-                    with: configuration.policySet,
-                    forwardAuth: ForwardAuthRules(configuration.forwardAuth, policies: configuration.policySet)
-                )
-                logger.notice(
-                    "reloaded policies",
-                    metadata: ["sluice.config": "\(path)", "sluice.policies": "\(configuration.policies.map(\.name).joined(separator: ","))"]
-                )
-            } catch {
-                logger.error("reload rejected; the previous policies stay in force", metadata: ["sluice.config": "\(path)", "error": "\(error)"])
-            }
+            reloader.reload()
         }
     }
 }

@@ -106,7 +106,7 @@ final class GatewayProcess {
     init(executable: String, arguments: [String], directory: URL, environment: [String: String] = [:]) throws {
         self.directory = directory
         log = directory.appendingPathComponent("gateway.log")
-        FileManager.default.createFile(atPath: log.path, contents: nil)
+        _ = FileManager.default.createFile(atPath: log.path, contents: nil)
         let output = try FileHandle(forWritingTo: log)
         process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
         process.arguments = [executable] + arguments
@@ -128,6 +128,16 @@ final class GatewayProcess {
     }
 
     var output: String { (try? String(contentsOf: log, encoding: .utf8)) ?? "" }
+
+    /// The process's PID, for sending it signals.
+    var processIdentifier: Int32 { process.processIdentifier }
+
+    /// Waits (at most 10 s) for the process to exit by itself; returns its exit status.
+    func waitForExit() async throws -> Int32 {
+        for _ in 0..<200 where process.isRunning { try await Task.sleep(for: .milliseconds(50)) }
+        guard !process.isRunning else { throw TestFailure("the process did not exit:\n\(output)") }
+        return process.terminationStatus
+    }
 
     func stop() {
         guard process.isRunning else { return }
