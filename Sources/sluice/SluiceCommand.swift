@@ -106,13 +106,15 @@ struct Serve: AsyncParsableCommand {
             StoreSweeperService(store: store, clock: clock),
             ReloadOnHangupService(reloader: ConfigurationReloader(path: config, registry: registry, logger: logger)),
         ]
-        let group = ServiceGroup(
-            configuration: .init(
-                services: services.map { .init(service: $0) },
-                gracefulShutdownSignals: [.sigterm, .sigint],
-                logger: logger
-            )
+        var groupConfiguration = ServiceGroupConfiguration(
+            services: services.map { .init(service: $0) },
+            gracefulShutdownSignals: [.sigterm, .sigint],
+            logger: logger
         )
+        // Connections get a few seconds to flush (each handler also closes itself after 5 s); past this,
+        // the group cancels what is left, so a stuck client cannot keep the process alive.
+        groupConfiguration.maximumGracefulShutdownDuration = .seconds(10)
+        let group = ServiceGroup(configuration: groupConfiguration)
         try await group.run()
         try await eventLoopGroup.shutdownGracefully()
         logger.info("sluice stopped")

@@ -68,27 +68,45 @@ public final class RateLimiter: Sendable {
             }
         }
         guard let denied = deniedAt else {
-            return MultiDecision(isAllowed: true, decisions: decisions, decidingIndex: Self.mostRestrictive(decisions))
+            return MultiDecision(isAllowed: true, decisions: decisions, decidingIndex: Self.mostRestrictive(decisions, checks: checks))
         }
         for (reservation, check) in reservations.reversed() {
             store.refund(reservation, limit: check.rateLimit, cost: check.cost)
         }
+        // Every check, the denying one included, as it stands now that nothing is charged. A check that
+        // repeats a bucket was judged against the request's own earlier charge: when the request's total
+        // on that bucket exceeds its capacity, it can never pass, and says so.
         var index = 0
         for check in checks {
-            if index != denied {
-                let peeked = decideReserving(check, at: now, consume: false).0
-                if index < decisions.count { decisions[index] = peeked } else { decisions.append(peeked) }
+            var peeked = decideReserving(check, at: now, consume: false).0
+            if index == denied, peeked.outcome == .allowed {
+                let total = checks.reduce(Int64(0)) { $1.key == check.key && $1.rateLimit == check.rateLimit ? $0 + $1.cost : $0 }
+                if total > check.rateLimit.capacity {
+                    peeked.outcome = .exceedsCapacity
+                    peeked.retryAfterNanoseconds = -1
+                } else {
+                    peeked = decisions[denied]  // denied by a concurrent request in between: keep what was seen
+                }
             }
+            if index < decisions.count { decisions[index] = peeked } else { decisions.append(peeked) }
             index += 1
         }
         return MultiDecision(isAllowed: false, decisions: decisions, decidingIndex: denied)
     }
 
-    /// The decision with the fewest remaining requests, ties going to the longest reset.
-    static func mostRestrictive(_ decisions: [Decision]) -> Int {
+    /// The decision with the fewest remaining requests, ties going to the longest reset; an enforced
+    /// policy always wins over a shadow one, whose numbers must not make clients back off.
+    static func mostRestrictive(_ decisions: [Decision], checks: some RandomAccessCollection<Check>) -> Int {
         var best = 0
+        let modes = checks.map(\.mode)
         for (index, decision) in decisions.enumerated().dropFirst() {
             let current = decisions[best]
+            let currentShadow = modes[best] == .shadow
+            let candidateShadow = modes[index] == .shadow
+            if currentShadow != candidateShadow {
+                if currentShadow { best = index }
+                continue
+            }
             if decision.remaining < current.remaining
                 || (decision.remaining == current.remaining && decision.resetAfterNanoseconds > current.resetAfterNanoseconds)
             {

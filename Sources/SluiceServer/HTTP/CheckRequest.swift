@@ -74,9 +74,9 @@ struct CheckFields {
     init(query uri: String) throws(HTTPAPIError) {
         integersAsText = true
         var failure: HTTPAPIError?
-        HTTPAPIRequest.forEachQueryParameter(in: uri) { name, rawValue in
-            guard let value = HTTPAPIRequest.percentDecoded(rawValue) else {
-                failure = failure ?? HTTPAPIError(.badRequest, code: "invalid_query", "malformed percent-encoding in '\(CheckFields.excerpt(String(name)))'")
+        HTTPAPIRequest.forEachQueryParameter(in: uri) { rawName, rawValue in
+            guard let name = HTTPAPIRequest.percentDecoded(rawName), let value = HTTPAPIRequest.percentDecoded(rawValue) else {
+                failure = failure ?? HTTPAPIError(.badRequest, code: "invalid_query", "malformed percent-encoding in '\(CheckFields.excerpt(String(rawName)))'")
                 return
             }
             set(name, .text(value))
@@ -164,7 +164,7 @@ struct CheckFields {
         }
         var algorithm = Algorithm.tokenBucket
         if let name = try string("algorithm") {
-            guard let parsed = Algorithm(rawValue: name) else {
+            guard let parsed = Algorithm(rawValue: name.lowercased()) else {
                 throw HTTPAPIError(
                     .badRequest, code: "invalid_algorithm", "unknown algorithm '\(Self.excerpt(name))'; use token_bucket, sliding_window or fixed_window"
                 )

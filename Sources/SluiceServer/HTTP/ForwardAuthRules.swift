@@ -48,7 +48,45 @@ public struct ForwardAuthRules: Sendable {
         }
     }
 
-    /// The first rule matching `method` and `path`.
+    /// The path as the application will most likely see it, so a rule cannot be sidestepped by spelling:
+    /// percent-encoded unreserved characters decoded (`/%6Cogin` → `/login`), repeated slashes merged
+    /// (`//login`), and `.` and `..` segments removed (`/a/../login`). Matching stays case-sensitive.
+    static func normalizedPath(_ raw: Substring) -> String {
+        var decoded = ""
+        decoded.reserveCapacity(raw.utf8.count)
+        var bytes = raw.utf8.makeIterator()
+        while let byte = bytes.next() {
+            guard byte == UInt8(ascii: "%") else {
+                decoded.unicodeScalars.append(UnicodeScalar(byte))
+                continue
+            }
+            let high = bytes.next()
+            let low = bytes.next()
+            if let high, let low, let value = UInt8(String(decoding: [high, low], as: UTF8.self), radix: 16),
+                (value >= 0x41 && value <= 0x5A) || (value >= 0x61 && value <= 0x7A) || (value >= 0x30 && value <= 0x39)
+                    || value == 0x2D || value == 0x2E || value == 0x5F || value == 0x7E
+            {
+                decoded.unicodeScalars.append(UnicodeScalar(value))
+            } else {
+                // Not an unreserved character: keep the escape as it is.
+                decoded += "%"
+                if let high { decoded.unicodeScalars.append(UnicodeScalar(high)) }
+                if let low { decoded.unicodeScalars.append(UnicodeScalar(low)) }
+            }
+        }
+        var segments: [Substring] = []
+        for segment in decoded.split(separator: "/", omittingEmptySubsequences: true) {
+            switch segment {
+            case ".": continue
+            case "..": _ = segments.popLast()
+            default: segments.append(segment)
+            }
+        }
+        let trailingSlash = decoded.hasSuffix("/") && !segments.isEmpty
+        return "/" + segments.joined(separator: "/") + (trailingSlash ? "/" : "")
+    }
+
+    /// The first rule matching `method` and `path` (normalized).
     func rule(method: String, path: Substring) -> Rule? {
         rules.first { rule in
             path.hasPrefix(rule.pathPrefix) && (rule.methods?.contains(method.uppercased()) ?? true)

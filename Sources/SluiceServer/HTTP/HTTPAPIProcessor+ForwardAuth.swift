@@ -25,10 +25,14 @@ extension HTTPAPIProcessor {
         }
         let method = request.headers.first(name: "X-Forwarded-Method") ?? request.method.rawValue
         let uri = request.headers.first(name: "X-Forwarded-Uri") ?? "/"
-        let path = uri.split(separator: "?", maxSplits: 1, omittingEmptySubsequences: false).first ?? ""
-        guard let rule = rules.rule(method: method, path: path) else { return Self.forwardAuthAllowed(headers: []) }
+        let path = ForwardAuthRules.normalizedPath(uri.split(separator: "?", maxSplits: 1, omittingEmptySubsequences: false).first ?? "")
+        guard let rule = rules.rule(method: method, path: path[...]) else { return Self.forwardAuthAllowed(headers: []) }
 
-        let client = rules.clientAddress(peer: request.remoteAddress?.ipAddress, forwardedFor: request.headers.first(name: "X-Forwarded-For"))
+        // Every X-Forwarded-For line, in order: a proxy may append its own line instead of extending the client's.
+        let forwardedFor = request.headers["X-Forwarded-For"]
+        let client = rules.clientAddress(
+            peer: request.remoteAddress?.ipAddress, forwardedFor: forwardedFor.isEmpty ? nil : forwardedFor.joined(separator: ",")
+        )
         let apiKey = ForwardAuthRules.apiKey(xAPIKey: request.headers.first(name: "X-API-Key"), authorization: request.headers.first(name: "Authorization"))
         var resolved: [ResolvedCheck] = []
         for limit in rule.limits {

@@ -14,7 +14,7 @@ final class HTTPServerHandler: ChannelInboundHandler, RemovableChannelHandler {
 
     private enum State {
         case idle
-        case receiving(HTTPRequestHead, ByteBuffer?)
+        case receiving(HTTPRequestHead)
         /// The body went over the cap; the 413 is written, the rest of the request is dropped.
         case discarding
     }
@@ -31,10 +31,19 @@ final class HTTPServerHandler: ChannelInboundHandler, RemovableChannelHandler {
     private var counts = ServerStatistics.Batch()
     private let statistics: ServerStatistics
     private var state = State.idle
+    /// The body of the request being received, kept apart from `state` so appending never copies it.
+    private var body: ByteBuffer?
+    /// Set once a close is arranged, so later reads do not close again before the last write is out.
+    private var closeArranged = false
+    static let lingerTimeout = TimeAmount.seconds(2)
+    static let quiesceTimeout = TimeAmount.seconds(5)
     private var output: ByteBuffer?
     /// Close once the pending output is written (Connection: close, a 413, a parse error, shutdown).
     private var closeAfterFlush = false
     private var quiescing = false
+    /// A refused request (413, malformed): after the answer, shut output and drain input for a while, so
+    /// the client's unsent bytes do not turn the close into a reset that destroys the answer.
+    private var lingering = false
 
     init(processor: HTTPAPIProcessor, context: ServerContext) {
         self.processor = processor
@@ -55,23 +64,34 @@ final class HTTPServerHandler: ChannelInboundHandler, RemovableChannelHandler {
                 tooLarge(context: context)
                 return
             }
-            if head.headers.first(name: "Expect")?.lowercased() == "100-continue" {
-                var interim = context.channel.allocator.buffer(capacity: 32)
-                interim.writeStaticString("HTTP/1.1 100 Continue\r\n\r\n")
-                context.writeAndFlush(wrapOutboundOut(interim), promise: nil)
+            if head.version.minor >= 1, head.headers.first(name: "Expect")?.lowercased() == "100-continue" {
+                // After any responses already owed to earlier pipelined requests, in order.
+                var buffer = output ?? context.channel.allocator.buffer(capacity: 256)
+                buffer.writeStaticString("HTTP/1.1 100 Continue\r\n\r\n")
+                output = buffer
+                flush(context: context)
             }
-            state = .receiving(head, nil)
+            state = .receiving(head)
+            body = nil
         case .body(var chunk):
-            guard case .receiving(let head, var body) = state else { return }
+            guard case .receiving = state else { return }
             if (body?.readableBytes ?? 0) + chunk.readableBytes > processor.limits.maximumBodyBytes {
                 tooLarge(context: context)
                 return
             }
-            if body == nil { body = chunk } else { body?.writeBuffer(&chunk) }
-            state = .receiving(head, body)
+            if body == nil {
+                // A fresh buffer, not a slice of the decoder's: appending to it never copies what came before.
+                var fresh = context.channel.allocator.buffer(capacity: min(chunk.readableBytes * 2, processor.limits.maximumBodyBytes))
+                fresh.writeBuffer(&chunk)
+                body = fresh
+            } else {
+                body?.writeBuffer(&chunk)
+            }
         case .end:
             defer { if case .discarding = state {} else { state = .idle } }
-            guard case .receiving(let head, let body) = state else { return }
+            guard case .receiving(let head) = state else { return }
+            let body = self.body
+            self.body = nil
             // The peer address is a locked lookup in NIO; only forward auth needs it.
             let peer = head.uri.utf8.starts(with: "/v1/forward-auth".utf8) ? context.remoteAddress : nil
             let request = HTTPAPIRequest(method: head.method, uri: head.uri, headers: head.headers, body: body, remoteAddress: peer)
@@ -81,7 +101,10 @@ final class HTTPServerHandler: ChannelInboundHandler, RemovableChannelHandler {
                 snapshot = registry.snapshot
             }
             let response = processor.respond(to: request, now: clock.now(), snapshot: snapshot, counts: &counts)
-            let keepAlive = head.isKeepAlive && !quiescing
+            // NIO's decoder stops parsing after an Upgrade or CONNECT request; this API upgrades to nothing,
+            // so such a connection is answered and closed rather than left to buffer what follows.
+            let upgrade = head.method == .CONNECT || head.headers.contains(name: "Upgrade")
+            let keepAlive = head.isKeepAlive && !quiescing && !upgrade
             if !keepAlive { closeAfterFlush = true }
             var buffer = output ?? context.channel.allocator.buffer(capacity: 512)
             // A response to HEAD states the body's length but carries no body (RFC 9110 §9.3.2).
@@ -92,7 +115,9 @@ final class HTTPServerHandler: ChannelInboundHandler, RemovableChannelHandler {
 
     private func tooLarge(context: ChannelHandlerContext) {
         state = .discarding
+        body = nil
         closeAfterFlush = true
+        lingering = true
         let response = HTTPAPIResponse.error(
             .payloadTooLarge, code: "body_too_large", "the body is larger than \(processor.limits.maximumBodyBytes) bytes"
         )
@@ -112,16 +137,30 @@ final class HTTPServerHandler: ChannelInboundHandler, RemovableChannelHandler {
     }
 
     private func flush(context: ChannelHandlerContext) {
-        guard let buffer = output, buffer.readableBytes > 0 else {
-            if closeAfterFlush { context.close(promise: nil) }
-            return
-        }
+        let pendingOutput = output.flatMap { $0.readableBytes > 0 ? $0 : nil }
         output = nil
         guard closeAfterFlush else {
-            context.writeAndFlush(wrapOutboundOut(buffer), promise: nil)  // no future unless someone waits on it
+            if let pendingOutput { context.writeAndFlush(wrapOutboundOut(pendingOutput), promise: nil) }
             return
         }
-        context.writeAndFlush(wrapOutboundOut(buffer)).assumeIsolated().whenComplete { _ in context.close(promise: nil) }
+        guard !closeArranged else { return }  // the close already waits for the last write
+        closeArranged = true
+        let written = pendingOutput.map { context.writeAndFlush(wrapOutboundOut($0)) } ?? context.eventLoop.makeSucceededVoidFuture()
+        let lingering = self.lingering
+        written.assumeIsolated().whenComplete { _ in
+            if lingering {
+                context.close(mode: .output, promise: nil)
+                context.eventLoop.assumeIsolated().scheduleTask(in: Self.lingerTimeout) { context.close(promise: nil) }
+            } else {
+                context.close(promise: nil)
+            }
+        }
+    }
+
+    func channelWritabilityChanged(context: ChannelHandlerContext) {
+        // Stop reading from a client that does not read its responses, until the socket drains.
+        _ = try? context.channel.syncOptions?.setOption(ChannelOptions.autoRead, value: context.channel.isWritable)
+        context.fireChannelWritabilityChanged()
     }
 
     func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
@@ -132,6 +171,8 @@ final class HTTPServerHandler: ChannelInboundHandler, RemovableChannelHandler {
             closeAfterFlush = true
             flush(context: context)
         }
+        // A request still arriving, or a client not reading, gets a grace period, then the connection closes.
+        context.eventLoop.assumeIsolated().scheduleTask(in: Self.quiesceTimeout) { context.close(promise: nil) }
     }
 
     func errorCaught(context: ChannelHandlerContext, error: any Error) {
@@ -143,6 +184,7 @@ final class HTTPServerHandler: ChannelInboundHandler, RemovableChannelHandler {
         guard !closeAfterFlush else { return flush(context: context) }
         // A request NIO's parser refuses: answer 400 and close, the connection's framing is lost.
         closeAfterFlush = true
+        lingering = true
         state = .discarding
         var buffer = output ?? context.channel.allocator.buffer(capacity: 256)
         HTTPAPIResponse.error(.badRequest, code: "malformed_request", "the request is not valid HTTP/1.1: \(error)").write(to: &buffer, keepAlive: false)

@@ -23,6 +23,8 @@ final class LineProtocolHandler: ChannelInboundHandler, RemovableChannelHandler 
     /// destroys the error reply before the client reads it (nginx's lingering close).
     private var lingering = false
     static let lingerTimeout = TimeAmount.seconds(2)
+    /// How long a connection may take to flush its last replies on graceful shutdown.
+    static let quiesceTimeout = TimeAmount.seconds(5)
 
     init(context: ServerContext, limits: RESPParser.Limits, connectionID: Int) {
         self.context = context
@@ -45,12 +47,15 @@ final class LineProtocolHandler: ChannelInboundHandler, RemovableChannelHandler 
         var incoming = unwrapInboundIn(data)
         var work: ByteBuffer
         if var carried = pending {
+            // Take the carried bytes out first so the append does not copy them (copy-on-write), and drop
+            // what was already consumed, so a connection holds at most one unfinished frame.
+            pending = nil
+            carried.discardReadBytes()
             carried.writeBuffer(&incoming)
             work = carried
         } else {
             work = incoming
         }
-        pending = nil
         var reply = output ?? context.channel.allocator.buffer(capacity: 256)
         processor.refreshPolicies()
         let now = self.context.clock.now()
@@ -117,6 +122,8 @@ final class LineProtocolHandler: ChannelInboundHandler, RemovableChannelHandler 
             closing = true
             let flushed = context.writeAndFlush(wrapOutboundOut(context.channel.allocator.buffer(capacity: 0)))
             flushed.assumeIsolated().whenComplete { _ in context.close(promise: nil) }
+            // A client that does not read its replies never completes that write: close anyway after a grace period.
+            context.eventLoop.assumeIsolated().scheduleTask(in: Self.quiesceTimeout) { context.close(promise: nil) }
             return
         }
         context.fireUserInboundEventTriggered(event)

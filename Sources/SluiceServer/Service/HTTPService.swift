@@ -46,11 +46,16 @@ public final class HTTPService: Service {
     public func run() async throws {
         let processor = HTTPAPIProcessor(context: context, limits: configuration.limits)
         let context = self.context
+        // Bounds what NIO's decoder may hold for one connection: a whole body plus its head.
+        let maximumBufferSize = configuration.limits.maximumBodyBytes + 65_536
         try await TCPListener(
             name: "HTTP API", host: configuration.host, port: configuration.port, eventLoopGroup: eventLoopGroup,
             logger: context.logger, onListening: onListening
         ) { channel in
-            try channel.pipeline.syncOperations.addHandler(ByteToMessageHandler(HTTPRequestDecoder(leftOverBytesStrategy: .dropBytes)))
+            try channel.pipeline.syncOperations.addHandler(ByteToMessageHandler(
+                    HTTPRequestDecoder(leftOverBytesStrategy: .dropBytes),
+                    maximumBufferSize: maximumBufferSize
+                ))
             try channel.pipeline.syncOperations.addHandler(HTTPServerHandler(processor: processor, context: context))
         }.run()
     }
