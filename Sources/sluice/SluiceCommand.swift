@@ -40,6 +40,9 @@ struct Serve: AsyncParsableCommand {
     var eventLoops: Int?
 
     func run() async throws {
+        // Until the reload service traps SIGHUP, its default action would kill the process: ignore it from
+        // the start (the service's signal source still receives it).
+        signal(SIGHUP, SIG_IGN)
         guard let level = Logger.Level(rawValue: logLevel) else {
             throw ValidationError("unknown log level '\(logLevel)'; use trace, debug, info, notice, warning, error or critical")
         }

@@ -115,3 +115,26 @@ struct ReviewFixesTests {
         #expect(healthz.lowerBound < interim.lowerBound, "100 Continue overtook an earlier response:\n\(text)")
     }
 }
+
+/// The line protocol bounds the replies one read can queue: small commands with large replies (INFO) pause
+/// parsing at 1 MiB of replies until those are written, then continue; nothing is lost or reordered.
+struct LineReplyCapTests {
+    @Test func largeRepliesArePacedAndAllArrive() throws {
+        let fixture = try UnitFixture()
+        let channel = try LineProtocolHandlerTests.makeChannel(fixture)
+        let count = 10_000
+        var request = ""
+        for _ in 0..<count { request += "INFO\r\n" }
+        request += "PING\r\n"
+        try channel.writeInbound(ByteBuffer(string: request))
+        let writes = try LineProtocolHandlerTests.writes(channel)
+        #expect(writes.count >= 3, "replies were not paced: \(writes.count) writes")
+        for write in writes {
+            #expect(write.utf8.count <= LineProtocolHandler.maximumReplyBytesPerRead + 2048, "one write of \(write.utf8.count) bytes")
+        }
+        let all = writes.joined()
+        #expect(all.components(separatedBy: "# Server\r\n").count - 1 == count)
+        #expect(all.hasSuffix("+PONG\r\n"), "the last command's reply did not come last")
+        #expect(channel.isActive)
+    }
+}

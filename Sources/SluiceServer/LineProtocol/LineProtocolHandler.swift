@@ -23,6 +23,10 @@ final class LineProtocolHandler: ChannelInboundHandler, RemovableChannelHandler 
     /// destroys the error reply before the client reads it (nginx's lingering close).
     private var lingering = false
     static let lingerTimeout = TimeAmount.seconds(2)
+    /// The replies one read may produce before parsing pauses until they are written (1 MiB).
+    static let maximumReplyBytesPerRead = 1 << 20
+    /// Parsing is paused: this read's replies reached the cap and wait to be written.
+    private var paused = false
     /// How long a connection may take to flush its last replies on graceful shutdown.
     static let quiesceTimeout = TimeAmount.seconds(5)
 
@@ -56,17 +60,37 @@ final class LineProtocolHandler: ChannelInboundHandler, RemovableChannelHandler 
         } else {
             work = incoming
         }
+        if paused {
+            pending = work  // parsing resumes once the replies already produced are written
+            return
+        }
+        process(&work, context: context)
+    }
+
+    /// Runs the commands in `work`, until it holds no complete frame or this read's replies reach
+    /// ``maximumReplyBytesPerRead``; what is left waits in `pending`.
+    private func process(_ work: inout ByteBuffer, context: ChannelHandlerContext) {
         var reply = output ?? context.channel.allocator.buffer(capacity: 256)
+        // Work on a local copy of the processor for the whole batch: a mutating call on a stored property
+        // of a class pays a dynamic exclusivity check per command.
+        var processor = self.processor
+        defer { self.processor = processor }
         processor.refreshPolicies()
         let now = self.context.clock.now()
         do {
-            while let command = try parser.parse(&work) {
+            while reply.readableBytes < Self.maximumReplyBytesPerRead, let command = try parser.parse(&work) {
                 if processor.execute(command, now: now, into: &reply) == .close {
                     closing = true
                     break
                 }
             }
             if !closing, work.readableBytes > 0 { pending = work }
+            if !closing, reply.readableBytes >= Self.maximumReplyBytesPerRead, pending != nil {
+                // A small request can ask for large replies (INFO, MTAKE): stop reading and parsing until these are
+                // written, so one connection cannot make the server queue replies without bound.
+                paused = true
+                _ = try? context.channel.syncOptions?.setOption(ChannelOptions.autoRead, value: false)
+            }
         } catch {
             reply.writeRESPError("ERR \(error.description)")
             self.context.statistics.protocolErrorOccurred()
@@ -95,7 +119,11 @@ final class LineProtocolHandler: ChannelInboundHandler, RemovableChannelHandler 
             return
         }
         guard closing else {
-            context.writeAndFlush(wrapOutboundOut(reply), promise: nil)  // no future unless someone waits on it
+            guard paused else {
+                context.writeAndFlush(wrapOutboundOut(reply), promise: nil)  // no future unless someone waits on it
+                return
+            }
+            context.writeAndFlush(wrapOutboundOut(reply)).assumeIsolated().whenComplete { _ in self.resume(context: context) }
             return
         }
         let written = context.writeAndFlush(wrapOutboundOut(reply))
@@ -109,9 +137,23 @@ final class LineProtocolHandler: ChannelInboundHandler, RemovableChannelHandler 
         }
     }
 
+    /// Continues with the commands that waited while parsing was paused, once their predecessors' replies are out.
+    private func resume(context: ChannelHandlerContext) {
+        guard paused, !closing, context.channel.isActive else { return }
+        paused = false
+        if var work = pending {
+            pending = nil
+            process(&work, context: context)
+            self.context.statistics.add(processor.batch)
+            processor.batch = ServerStatistics.Batch()
+            flush(context: context)
+        }
+        if !paused { _ = try? context.channel.syncOptions?.setOption(ChannelOptions.autoRead, value: context.channel.isWritable) }
+    }
+
     func channelWritabilityChanged(context: ChannelHandlerContext) {
         // Stop reading from a client that does not read its replies, until the socket drains.
-        _ = try? context.channel.syncOptions?.setOption(ChannelOptions.autoRead, value: context.channel.isWritable)
+        if !paused { _ = try? context.channel.syncOptions?.setOption(ChannelOptions.autoRead, value: context.channel.isWritable) }
         context.fireChannelWritabilityChanged()
     }
 
