@@ -41,14 +41,15 @@ struct EndToEndTests {
     @Test func redisCliPipelineOfAThousand() async throws {
         let server = try await RunningLineServer.start()
         var input = ""
-        for index in 0..<1000 { input += "TAKE api pipe:\(index % 10)\r\n" }
+        for index in 0..<1000 { input += "TAKE hourly pipe:\(index % 10)\r\n" }
         let result = try await runProgram(["redis-cli", "-h", "127.0.0.1", "-p", "\(server.port)", "--pipe"], input: input)
         #expect(result.status == 0, "\(result.error)")
         #expect(result.output.contains("errors: 0, replies: 1000"), "\(result.output)")
-        // 10 keys with burst 20 → exactly 200 of the 1000 were allowed (the refill in a second is small but nonzero).
+        // 10 keys of a fixed window of 3 per hour: exactly 30 of the 1000 were allowed, however slow the machine.
         let info = try await runProgram(["redis-cli", "-h", "127.0.0.1", "-p", "\(server.port)", "INFO"])
         let allowed = info.output.split(separator: "\r\n").first { $0.hasPrefix("decisions_allowed:") }.map { Int($0.dropFirst(18)) ?? 0 } ?? 0
-        #expect(allowed >= 200 && allowed < 260, "allowed \(allowed)")
+        let denied = info.output.split(separator: "\r\n").first { $0.hasPrefix("decisions_denied:") }.map { Int($0.dropFirst(17)) ?? 0 } ?? 0
+        #expect(allowed == 30 && denied == 970, "allowed \(allowed), denied \(denied)")
         try await server.stop()
     }
 

@@ -24,14 +24,16 @@ def main():
 
     decision = client.execute_command("TAKE", "api", "py:1")
     check(decision == [1, 20, 19, 10, 0], f"TAKE -> {decision!r}")  # 100/s: a token refills in 10 ms
-    decision = client.execute_command("TAKE", "api", "py:1", 19)
-    check(decision[:3] == [1, 20, 0], f"TAKE cost 19 -> {decision!r}")
-    decision = client.execute_command("TAKE", "api", "py:1")
-    check(decision[0] == 0 and decision[4] > 0, f"TAKE when empty -> {decision!r}")
+    # login: a sliding window of 5 per minute, so nothing refills while the test runs.
+    decision = client.execute_command("TAKE", "login", "py:1", 4)
+    check(decision[:3] == [1, 5, 1], f"TAKE cost 4 -> {decision!r}")
+    decision = client.execute_command("TAKE", "login", "py:1", 2)
+    check(decision[:3] == [0, 5, 1] and decision[4] > 0, f"TAKE cost 2 with 1 left -> {decision!r}")
     client.execute_command("TAKE", "hourly", "py:2")
     check(client.execute_command("PEEK", "hourly", "py:2")[:3] == [1, 3, 1], "PEEK")
     check(client.execute_command("PEEK", "hourly", "py:2")[:3] == [1, 3, 1], "PEEK consumes nothing")
-    check(client.execute_command("RESET", "api", "py:1") == 1, "RESET")
+    check(client.execute_command("RESET", "login", "py:1") == 1, "RESET")
+    check(client.execute_command("PEEK", "login", "py:1")[:3] == [1, 5, 4], "RESET empties the window")
 
     pipe = client.pipeline(transaction=False)
     for index in range(1000):
