@@ -21,10 +21,8 @@ final class HTTPServerHandler: ChannelInboundHandler, RemovableChannelHandler {
 
     private let processor: HTTPAPIProcessor
     private let clock: any SluiceClock
-    private let registry: PolicyRegistry
-    /// The configuration in force, re-read only when the registry's generation changes.
-    private var snapshot: PolicyRegistry.Snapshot
-    private var snapshotGeneration: UInt64
+    /// The configuration in force, re-read only after a reload.
+    private var configuration: PolicyRegistry.Reader
     /// Where a response body is rendered before its length is known; reused, so responses allocate no body buffer.
     private var scratch = ByteBuffer()
     /// Counts since the last read completed, added to the shared counters once per read.
@@ -48,10 +46,8 @@ final class HTTPServerHandler: ChannelInboundHandler, RemovableChannelHandler {
     init(processor: HTTPAPIProcessor, context: ServerContext) {
         self.processor = processor
         clock = context.clock
-        registry = context.registry
         statistics = context.statistics
-        snapshotGeneration = context.registry.generation
-        snapshot = context.registry.snapshot
+        configuration = context.registry.reader()
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
@@ -95,12 +91,8 @@ final class HTTPServerHandler: ChannelInboundHandler, RemovableChannelHandler {
             // The peer address is a locked lookup in NIO; only forward auth needs it.
             let peer = head.uri.utf8.starts(with: "/v1/forward-auth".utf8) ? context.remoteAddress : nil
             let request = HTTPAPIRequest(method: head.method, uri: head.uri, headers: head.headers, body: body, remoteAddress: peer)
-            let generation = registry.generation
-            if generation != snapshotGeneration {
-                snapshotGeneration = generation
-                snapshot = registry.snapshot
-            }
-            let response = processor.respond(to: request, now: clock.now(), snapshot: snapshot, counts: &counts)
+            configuration.refresh()
+            let response = processor.respond(to: request, now: clock.now(), snapshot: configuration.snapshot, counts: &counts)
             // NIO's decoder stops parsing after an Upgrade or CONNECT request; this API upgrades to nothing,
             // so such a connection is answered and closed rather than left to buffer what follows.
             let upgrade = head.method == .CONNECT || head.headers.contains(name: "Upgrade")

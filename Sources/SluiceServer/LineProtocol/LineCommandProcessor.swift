@@ -20,8 +20,9 @@ public struct LineCommandProcessor: Sendable {
 
     let context: ServerContext
     let connectionID: Int
-    var policies: PolicySet
-    var policiesGeneration: UInt64
+    /// The configuration in force, refreshed once per read.
+    var configuration: PolicyRegistry.Reader
+    var policies: PolicySet { configuration.snapshot.policies }
     /// Whether the client asked for RESP3 with `HELLO 3`.
     public private(set) var resp3 = false
     var clientName: String?
@@ -32,18 +33,11 @@ public struct LineCommandProcessor: Sendable {
     public init(context: ServerContext, connectionID: Int) {
         self.context = context
         self.connectionID = connectionID
-        policiesGeneration = context.registry.generation
-        policies = context.registry.policies
+        configuration = context.registry.reader()
     }
 
     /// Picks up a reloaded policy set; call once per read, before executing its commands.
-    public mutating func refreshPolicies() {
-        let generation = context.registry.generation
-        if generation != policiesGeneration {
-            policiesGeneration = generation
-            policies = context.registry.policies
-        }
-    }
+    public mutating func refreshPolicies() { configuration.refresh() }
 
     /// Executes one command, appending its reply to `output`.
     ///

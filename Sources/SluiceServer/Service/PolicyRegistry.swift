@@ -30,6 +30,32 @@ public final class PolicyRegistry: Sendable {
     /// A number that changes whenever the configuration is replaced.
     public var generation: UInt64 { version.load(ordering: .acquiring) }
 
+    /// What one connection reads: the snapshot it last took, taken again only after a reload.
+    public struct Reader: Sendable {
+        private let registry: PolicyRegistry
+        private var generation: UInt64
+        /// The configuration as of the last ``refresh()``.
+        public private(set) var snapshot: Snapshot
+
+        init(_ registry: PolicyRegistry) {
+            self.registry = registry
+            // Generation first: a reload in between only makes the next refresh read again.
+            generation = registry.generation
+            snapshot = registry.snapshot
+        }
+
+        /// Takes the new snapshot if a reload replaced it; otherwise costs one atomic load, no lock.
+        public mutating func refresh() {
+            let current = registry.generation
+            guard current != generation else { return }
+            generation = current
+            snapshot = registry.snapshot
+        }
+    }
+
+    /// A reader for one connection.
+    public func reader() -> Reader { Reader(self) }
+
     /// Puts `policies` and `forwardAuth` in force. Buckets of unchanged policies keep their state (their
     /// seeds are unchanged).
     public func replace(with policies: PolicySet, forwardAuth: ForwardAuthRules = .none) {
