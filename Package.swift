@@ -44,12 +44,19 @@ let package = Package(
             ],
             swiftSettings: swiftSettings
         ),
+        .systemLibrary(name: "CHiredis"),
+        .target(
+            name: "SluiceRedis",
+            dependencies: ["SluiceCore", "CHiredis", .product(name: "Logging", package: "swift-log")],
+            swiftSettings: swiftSettings
+        ),
         .executableTarget(
             name: "sluice",
             dependencies: [
                 "SluiceCore",
                 "SluiceConfig",
                 "SluiceServer",
+                "SluiceRedis",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
@@ -58,6 +65,11 @@ let package = Package(
             swiftSettings: swiftSettings
         ),
         .testTarget(name: "SluiceCoreTests", dependencies: ["SluiceCore"], swiftSettings: swiftSettings),
+        .testTarget(
+            name: "SluiceRedisTests",
+            dependencies: ["SluiceRedis", "SluiceCore", .product(name: "Logging", package: "swift-log")],
+            swiftSettings: swiftSettings
+        ),
         .testTarget(name: "SluiceConfigTests", dependencies: ["SluiceConfig", "SluiceCore"], swiftSettings: swiftSettings),
         .testTarget(
             name: "SluiceServerTests",

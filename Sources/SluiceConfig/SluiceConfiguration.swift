@@ -20,7 +20,8 @@ public import SluiceCore
 /// - `limits`: ``Limits``, caps on the size of what clients send.
 /// - `http`: ``HTTP``, caps on what the HTTP API accepts.
 /// - `forward_auth`: ``ForwardAuth``, the rules that turn a gateway's forwarded request into checks.
-/// - `redis`, `admin`: reserved for features to come. They are accepted and ignored, contents unchecked, so a
+/// - `redis`: ``Redis``, where the fleet's Redis is; required by policies with `scope: global`.
+/// - `admin`: reserved for a feature to come. They are accepted and ignored, contents unchecked, so a
 ///   file written for a later Sluice still loads; any other top-level key is an error.
 public struct SluiceConfiguration: Sendable, Equatable {
     /// Where the servers listen (`listen`).
@@ -35,6 +36,8 @@ public struct SluiceConfiguration: Sendable, Equatable {
     public let http: HTTP
     /// The forward-auth rules (`forward_auth`).
     public let forwardAuth: ForwardAuth
+    /// The fleet's Redis (`redis`), or nil when every policy is local.
+    public let redis: Redis?
 
     /// The policies, in the order the file lists them.
     public var policies: [Policy] { policySet.policies }
@@ -49,25 +52,26 @@ public struct SluiceConfiguration: Sendable, Equatable {
     ///   - http: HTTP API caps; defaults to 1 MiB bodies, 100 checks a request and 1,000 items a batch.
     ///   - forwardAuth: the forward-auth rules, whose limits must name policies in `policies`; defaults to status
     ///     429, loopback proxies and no rules.
+    ///   - redis: where the fleet's Redis is; required when a policy is global.
     /// - Throws: ``ConfigurationError`` naming the first field out of range (without a line, as there is no file).
     public init(
         listen: Listen = Listen(), policies: [Policy], store: Store = Store(), limits: Limits = Limits(),
-        http: HTTP = HTTP(), forwardAuth: ForwardAuth = ForwardAuth()
+        http: HTTP = HTTP(), forwardAuth: ForwardAuth = ForwardAuth(), redis: Redis? = nil
     ) throws(ConfigurationError) {
         try self.init(
             listen: listen, policies: policies, store: store, limits: limits, http: http, forwardAuth: forwardAuth,
-            lines: [:]
+            redis: redis, lines: [:]
         )
     }
 
     /// Creates a validated configuration, reporting a field's problem at `lines[path]`.
     init(
         listen: Listen, policies: [Policy], store: Store, limits: Limits, http: HTTP, forwardAuth: ForwardAuth,
-        lines: [String: Int]
+        redis: Redis?, lines: [String: Int]
     ) throws(ConfigurationError) {
         let sections: [(name: String, problems: [(field: String, message: String)])] = [
             ("listen", listen.problems()), ("store", store.problems()), ("limits", limits.problems()),
-            ("http", http.problems()),
+            ("http", http.problems()), ("redis", redis?.problems() ?? []),
         ]
         try Self.throwFirst(of: sections, lines: lines)
         guard !policies.isEmpty else {
@@ -81,6 +85,13 @@ public struct SluiceConfiguration: Sendable, Equatable {
             let path = "policies.\(policy.name)"
             throw ConfigurationError(
                 .duplicateKey, path: path, line: lines[path], "policy '\(policy.name)' is defined more than once"
+            )
+        }
+        if redis == nil, let global = policies.first(where: { $0.global != nil }) {
+            let path = "policies.\(global.name).scope"
+            throw ConfigurationError(
+                .invalidValue, path: path, line: lines[path] ?? lines["policies.\(global.name)"],
+                "scope: global needs a `redis` section saying where the fleet's Redis is, such as redis: { url: \"redis://127.0.0.1:6379/0\" }"
             )
         }
         do {
@@ -98,6 +109,7 @@ public struct SluiceConfiguration: Sendable, Equatable {
         self.limits = limits
         self.http = http
         self.forwardAuth = forwardAuth
+        self.redis = redis
     }
 
     /// Throws the first problem of the first section that has one, at `section.field` and its line.
@@ -115,6 +127,6 @@ public struct SluiceConfiguration: Sendable, Equatable {
     /// Whether two configurations have equal settings and equal policies in the same order.
     public static func == (lhs: SluiceConfiguration, rhs: SluiceConfiguration) -> Bool {
         lhs.listen == rhs.listen && lhs.policies == rhs.policies && lhs.store == rhs.store && lhs.limits == rhs.limits
-            && lhs.http == rhs.http && lhs.forwardAuth == rhs.forwardAuth
+            && lhs.http == rhs.http && lhs.forwardAuth == rhs.forwardAuth && lhs.redis == rhs.redis
     }
 }

@@ -5,6 +5,7 @@ import NIOPosix
 import ServiceLifecycle
 import SluiceConfig
 import SluiceCore
+import SluiceRedis
 import SluiceServer
 import UnixSignals
 
@@ -80,9 +81,20 @@ struct Serve: AsyncParsableCommand {
         let registry = PolicyRegistry(
             configuration.policySet, forwardAuth: ForwardAuthRules(configuration.forwardAuth, policies: configuration.policySet)
         )
+        let limiter = RateLimiter(store: store)
+        let global = configuration.redis.map { redis in
+            RedisGlobalLimiter(settings: Self.redisSettings(redis), local: limiter, clock: clock, logger: logger)
+        }
+        if let global {
+            global.start()
+            if await !global.waitUntilConnected(limit: .seconds(1)) {
+                logger.warning("Redis does not answer yet; global policies follow on_store_failure until it does",
+                               metadata: ["redis.endpoint": "\(global.status().endpoint)"])
+            }
+        }
         let context = ServerContext(
-            limiter: RateLimiter(store: store), registry: registry, clock: clock,
-            maximumKeyBytes: configuration.limits.maxKeyBytes, logger: logger
+            limiter: limiter, registry: registry, clock: clock,
+            maximumKeyBytes: configuration.limits.maxKeyBytes, logger: logger, global: global
         )
         let line = LineProtocolService(
             configuration: .init(
@@ -103,11 +115,16 @@ struct Serve: AsyncParsableCommand {
             context: context,
             eventLoopGroup: eventLoopGroup
         )
-        let services: [any Service] = [
+        var services: [any Service] = []
+        // First in, last out: on shutdown the servers stop deciding before the leases go back to Redis.
+        if let global { services.append(ReturnLeasesOnShutdownService(limiter: global)) }
+        services += [
             line,
             http,
             StoreSweeperService(store: store, clock: clock),
-            ReloadOnHangupService(reloader: ConfigurationReloader(path: config, registry: registry, logger: logger)),
+            ReloadOnHangupService(
+                reloader: ConfigurationReloader(path: config, registry: registry, logger: logger, redis: configuration.redis)
+            ),
         ]
         var groupConfiguration = ServiceGroupConfiguration(
             services: services.map { .init(service: $0) },
@@ -121,6 +138,15 @@ struct Serve: AsyncParsableCommand {
         try await group.run()
         try await eventLoopGroup.shutdownGracefully()
         logger.info("sluice stopped")
+    }
+
+    /// The `redis` section as SluiceRedis takes it; `SLUICE_REDIS_PASSWORD` supplies a password the URL lacks.
+    static func redisSettings(_ redis: SluiceConfiguration.Redis) -> RedisSettings {
+        let password = redis.password ?? getenv("SLUICE_REDIS_PASSWORD").map { String(cString: $0) }
+        return RedisSettings(
+            host: redis.host, port: redis.port, database: redis.database, username: redis.username, password: password,
+            timeout: .nanoseconds(redis.timeoutNanoseconds), keyPrefix: redis.keyPrefix, maximumLeases: redis.maxLeases
+        )
     }
 
     static func wallClockNanoseconds() -> Int64 {
@@ -145,6 +171,16 @@ struct Validate: ParsableCommand {
             printError("\(file): \(error)")
             throw ExitCode(1)
         }
+    }
+}
+
+/// Waits for shutdown, then gives unused leases back to Redis and stops its thread.
+struct ReturnLeasesOnShutdownService: Service {
+    let limiter: RedisGlobalLimiter
+
+    func run() async throws {
+        try? await gracefulShutdown()
+        await limiter.shutdown()
     }
 }
 

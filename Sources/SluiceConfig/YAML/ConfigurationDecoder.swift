@@ -5,11 +5,11 @@ import Yams
 /// line of the node it is about (Codable would lose it).
 struct ConfigurationDecoder {
     /// The sections Sluice reads, in the order messages list them.
-    static let sections = ["listen", "policies", "store", "limits", "http", "forward_auth"]
+    static let sections = ["listen", "policies", "store", "limits", "http", "forward_auth", "redis"]
     /// Sections reserved for later features: accepted and ignored, so a newer file still loads.
-    static let reservedSections: Set<String> = ["redis", "admin"]
+    static let reservedSections: Set<String> = ["admin"]
     /// A policy's fields, in the order messages list them.
-    static let policyFields = ["algorithm", "limit", "period", "burst", "mode"]
+    static let policyFields = ["algorithm", "limit", "period", "burst", "mode", "scope", "sync", "on_store_failure"]
 
     /// The error for a document with nothing in it.
     static let emptyConfiguration = ConfigurationError(
@@ -44,6 +44,7 @@ struct ConfigurationDecoder {
         var limits = SluiceConfiguration.Limits()
         var http = SluiceConfiguration.HTTP()
         var forwardAuth = SluiceConfiguration.ForwardAuth()
+        var redis: SluiceConfiguration.Redis?
         for (name, section) in sections {
             lines[section.path] = section.line
             switch name {
@@ -52,12 +53,13 @@ struct ConfigurationDecoder {
             case "store": store = try decodeStore(section, lines: &lines)
             case "limits": limits = try decodeLimits(section, lines: &lines)
             case "http": http = try decodeHTTP(section, lines: &lines)
+            case "redis": redis = try decodeRedis(section, lines: &lines)
             default: forwardAuth = try decodeForwardAuth(section, lines: &lines)
             }
         }
         return try SluiceConfiguration(
             listen: listen, policies: policies, store: store, limits: limits, http: http, forwardAuth: forwardAuth,
-            lines: lines
+            redis: redis, lines: lines
         )
     }
 
@@ -145,6 +147,41 @@ struct ConfigurationDecoder {
         return http
     }
 
+    /// The `redis` section: `url` is required, the rest have defaults.
+    func decodeRedis(
+        _ section: ConfigurationNode, lines: inout [String: Int]
+    ) throws(ConfigurationError) -> SluiceConfiguration.Redis {
+        let fields = ["url", "timeout", "key_prefix", "max_leases"]
+        let expectation = "a mapping with \(fields.joined(separator: ", ")), such as { url: \"redis://127.0.0.1:6379/0\" }"
+        if section.isNull { throw section.error(.invalidValue, "must be \(expectation), got \(section.shown)") }
+        let entries = try section.entries(allowed: fields, expectation: expectation)
+        guard let urlNode = entries.first(where: { $0.name == "url" })?.value else {
+            throw ConfigurationError(.missingField, path: section.childPath("url"), line: section.line, "missing; the redis section needs a url such as \"redis://127.0.0.1:6379/0\"")
+        }
+        lines[urlNode.path] = urlNode.line
+        var redis: SluiceConfiguration.Redis
+        switch SluiceConfiguration.Redis.parseURL(urlNode.scalarText ?? "") {
+        case .success(let parsed): redis = parsed
+        case .failure(let failure): throw urlNode.error(.invalidValue, "\(failure.reason); got \(urlNode.shown)")
+        }
+        for (name, field) in entries where name != "url" {
+            lines[field.path] = field.line
+            switch name {
+            case "timeout":
+                do {
+                    redis.timeoutNanoseconds = try PolicyDuration.parseNanoseconds(field.scalarText ?? "")
+                } catch {
+                    throw field.error(.invalidValue, "must be a duration from 1ms to 10s, such as 50ms; got \(field.shown)")
+                }
+            case "key_prefix":
+                guard let text = field.scalarText else { throw field.error(.invalidValue, "must be a string, got \(field.shown)") }
+                redis.keyPrefix = text
+            default: redis.maxLeases = try field.positiveInteger()
+            }
+        }
+        return redis
+    }
+
     /// The `policies` section, in file order; an empty one is rejected later, by the configuration's init.
     func decodePolicies(
         _ section: ConfigurationNode, lines: inout [String: Int]
@@ -215,6 +252,7 @@ struct ConfigurationDecoder {
             }
             mode = parsed
         }
+        let scope = try decodeScope(fields)
 
         let rateLimit: RateLimit
         do {
@@ -233,9 +271,41 @@ struct ConfigurationDecoder {
             throw culprit.error(.invalidValue, error.message)
         }
         do {
-            return try Policy(name: name, rateLimit: rateLimit, mode: mode)
+            return try Policy(name: name, rateLimit: rateLimit, mode: mode, scope: scope)
         } catch {
             throw entry.error(.invalidValue, error.message)
         }
+    }
+
+    /// `scope`, and for a global policy `sync` and `on_store_failure` (refused on a local one, where they would do nothing).
+    func decodeScope(_ fields: [String: ConfigurationNode]) throws(ConfigurationError) -> Policy.Scope {
+        var isGlobal = false
+        if let scopeNode = fields["scope"] {
+            switch scopeNode.scalarText {
+            case "local": isGlobal = false
+            case "global": isGlobal = true
+            default: throw scopeNode.error(.invalidValue, "must be local or global, got \(scopeNode.shown)")
+            }
+        }
+        guard isGlobal else {
+            if let stray = fields["sync"] ?? fields["on_store_failure"] {
+                throw stray.error(.invalidValue, "applies only to a global policy; add scope: global or remove it")
+            }
+            return .local
+        }
+        var global = Policy.Global()
+        if let syncNode = fields["sync"] {
+            guard let sync = syncNode.scalarText.flatMap(Policy.Global.Sync.init(rawValue:)) else {
+                throw syncNode.error(.invalidValue, "must be leased or strict, got \(syncNode.shown)")
+            }
+            global.sync = sync
+        }
+        if let failureNode = fields["on_store_failure"] {
+            guard let failure = failureNode.scalarText.flatMap(Policy.Global.StoreFailure.init(rawValue:)) else {
+                throw failureNode.error(.invalidValue, "must be local, allow or deny, got \(failureNode.shown)")
+            }
+            global.onStoreFailure = failure
+        }
+        return .global(global)
     }
 }

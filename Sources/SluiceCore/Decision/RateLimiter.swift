@@ -36,10 +36,7 @@ public final class RateLimiter: Sendable {
     func decideReserving(_ check: Check, at now: Timestamp, consume: Bool) -> (Decision, BucketStore.Reservation?) {
         guard check.cost > 0 else { preconditionFailure("interfaces reject non-positive costs before deciding") }
         let (evaluation, reservation) = store.decide(check.rateLimit, key: check.key, cost: check.cost, now: now, consume: consume)
-        var decision = evaluation.decision
-        decision.policyIndex = check.policyIndex
-        decision.isShadowed = check.mode == .shadow && decision.outcome != .allowed
-        return (decision, reservation)
+        return (evaluation.decision.answering(check), reservation)
     }
 
     /// Decides several checks all or nothing: if any enforced check denies, none consumes anything.

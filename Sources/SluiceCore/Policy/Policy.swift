@@ -8,6 +8,46 @@ public struct Policy: Sendable, Hashable {
         case shadow
     }
 
+    /// Where a policy's budget lives.
+    public enum Scope: Sendable, Hashable {
+        /// In this process: every sidecar has the whole limit for itself.
+        case local
+        /// Shared by every sidecar on the same Redis: the limit holds for the fleet.
+        case global(Global)
+    }
+
+    /// How a global policy shares its budget, and what it does when Redis cannot answer.
+    public struct Global: Sendable, Hashable {
+        /// How decisions reach Redis.
+        public enum Sync: String, Sendable, Hashable, CaseIterable {
+            /// Sidecars lease slices of the budget and decide locally; Redis is asked only to renew a lease.
+            case leased
+            /// Every decision is one script call in Redis: exact across the fleet, one round trip each.
+            case strict
+        }
+
+        /// What a global policy does while Redis is down, slow or refusing.
+        public enum StoreFailure: String, Sendable, Hashable, CaseIterable {
+            /// Decide on this sidecar's own state, as a local policy would (each sidecar gets the whole limit).
+            case local
+            /// Allow every request (fail open).
+            case allow
+            /// Deny every request (fail closed).
+            case deny
+        }
+
+        /// Leased (default) or strict.
+        public var sync: Sync
+        /// The behaviour while Redis is unavailable; default `local`.
+        public var onStoreFailure: StoreFailure
+
+        /// Creates global settings.
+        public init(sync: Sync = .leased, onStoreFailure: StoreFailure = .local) {
+            self.sync = sync
+            self.onStoreFailure = onStoreFailure
+        }
+    }
+
     /// The longest policy name.
     public static let maximumNameLength = 64
 
@@ -17,6 +57,14 @@ public struct Policy: Sendable, Hashable {
     public let rateLimit: RateLimit
     /// Enforce or shadow.
     public let mode: Mode
+    /// Local (default) or global.
+    public let scope: Scope
+
+    /// The global settings, or nil for a local policy.
+    public var global: Global? {
+        if case .global(let global) = scope { return global }
+        return nil
+    }
 
     /// Creates a policy.
     ///
@@ -24,8 +72,9 @@ public struct Policy: Sendable, Hashable {
     ///   - name: 1 to 64 characters from `[A-Za-z0-9_.:-]`.
     ///   - rateLimit: the limit.
     ///   - mode: enforce (default) or shadow.
+    ///   - scope: local (default) or global.
     /// - Throws: ``PolicyError`` with `.invalidName` for a bad name.
-    public init(name: String, rateLimit: RateLimit, mode: Mode = .enforce) throws(PolicyError) {
+    public init(name: String, rateLimit: RateLimit, mode: Mode = .enforce, scope: Scope = .local) throws(PolicyError) {
         guard Self.isValidName(name) else {
             throw PolicyError(
                 .invalidName,
@@ -35,6 +84,7 @@ public struct Policy: Sendable, Hashable {
         self.name = name
         self.rateLimit = rateLimit
         self.mode = mode
+        self.scope = scope
     }
 
     /// Whether `name` is a valid policy name.

@@ -5,6 +5,10 @@ public final class PolicySet: Sendable {
     /// Each policy's bucket seed, by index.
     public let seeds: [UInt64]
     private let nameBytes: [[UInt8]]
+    /// Whether each policy, by index, is global: the one test the decision path makes before deciding locally.
+    public let isGlobal: [Bool]
+    /// Whether any policy is global.
+    public let hasGlobal: Bool
 
     /// Creates a set.
     ///
@@ -18,6 +22,8 @@ public final class PolicySet: Sendable {
         self.policies = policies
         self.seeds = policies.map(\.bucketSeed)
         self.nameBytes = policies.map { Array($0.name.utf8) }
+        self.isGlobal = policies.map { $0.global != nil }
+        self.hasGlobal = isGlobal.contains(true)
     }
 
     /// The index of the policy named by `bytes`, or nil.

@@ -13,6 +13,26 @@ public struct LineCommandProcessor: Sendable {
         case proceed
         /// Flush what was written, then close (QUIT).
         case close
+        /// A global policy's decision waits for Redis: write nothing more until it is answered, then write it
+        /// with ``writeAnswer(_:asList:into:)`` and go on.
+        case wait(PendingDecision, asList: Bool)
+
+        public static func == (lhs: Action, rhs: Action) -> Bool {
+            switch (lhs, rhs) {
+            case (.proceed, .proceed), (.close, .close): true
+            case (.wait(let left, let leftList), .wait(let right, let rightList)): left === right && leftList == rightList
+            default: false
+            }
+        }
+    }
+
+    /// Writes the answer to a command that waited: a decision (TAKE, PEEK), or an MTAKE reply of one check.
+    public static func writeAnswer(_ decision: Decision, asList: Bool, into output: inout ByteBuffer) {
+        if asList {
+            output.writeRESPArrayHeader(2)
+            output.writeRESPInteger(decision.isAllowed ? 1 : 0)
+        }
+        output.writeRESPDecision(decision)
     }
 
     /// The server version reported by HELLO and INFO.
@@ -49,11 +69,11 @@ public struct LineCommandProcessor: Sendable {
     public mutating func execute(_ command: RESPCommand, now: Timestamp, into output: inout ByteBuffer) -> Action {
         batch.commands += 1
         if command.argument(0, equalsUppercase: "TAKE") {
-            decideSingle(command, now: now, consume: true, into: &output)
+            return decideSingle(command, now: now, consume: true, into: &output)
         } else if command.argument(0, equalsUppercase: "PEEK") {
-            decideSingle(command, now: now, consume: false, into: &output)
+            return decideSingle(command, now: now, consume: false, into: &output)
         } else if command.argument(0, equalsUppercase: "MTAKE") {
-            decideMany(command, now: now, into: &output)
+            return decideMany(command, now: now, into: &output)
         } else if command.argument(0, equalsUppercase: "THROTTLE") {
             throttle(command, now: now, into: &output)
         } else if command.argument(0, equalsUppercase: "RESET") {
@@ -144,23 +164,60 @@ public struct LineCommandProcessor: Sendable {
         return true
     }
 
-    private mutating func decideSingle(_ command: RESPCommand, now: Timestamp, consume: Bool, into output: inout ByteBuffer) {
-        guard command.count == 3 || command.count == 4 else { return wrongArity(command, into: &output) }
-        guard let check = resolveCheck(command, at: 1, costPresent: command.count == 4, into: &output) else { return }
+    private mutating func decideSingle(_ command: RESPCommand, now: Timestamp, consume: Bool, into output: inout ByteBuffer) -> Action {
+        guard command.count == 3 || command.count == 4 else {
+            wrongArity(command, into: &output)
+            return .proceed
+        }
+        guard let check = resolveCheck(command, at: 1, costPresent: command.count == 4, into: &output) else { return .proceed }
+        if policies.isGlobal[Int(check.policyIndex)] {
+            return decideGlobal(check, command: command, keyAt: 2, now: now, consume: consume, asList: false, into: &output)
+        }
         let decision = context.limiter.decide(check, at: now, consume: consume)
         batch.count(decision)
         output.writeRESPDecision(decision)
+        return .proceed
     }
 
-    private mutating func decideMany(_ command: RESPCommand, now: Timestamp, into output: inout ByteBuffer) {
-        guard command.count >= 4, (command.count - 1) % 3 == 0 else { return wrongArity(command, into: &output) }
+    /// A global policy's check: decided now from a lease, or a wait for Redis.
+    private mutating func decideGlobal(
+        _ check: Check, command: RESPCommand, keyAt index: Int, now: Timestamp, consume: Bool, asList: Bool, into output: inout ByteBuffer
+    ) -> Action {
+        let policy = policies.policies[Int(check.policyIndex)]
+        guard let global = context.global else {
+            output.writeRESPError("ERR policy '\(policy.name)' is global but this server has no Redis configured")
+            return .proceed
+        }
+        switch command.withArgument(index, { global.decide(check, policy: policy, name: $0, now: now, consume: consume) }) {
+        case .decided(let decision):
+            batch.count(decision)
+            Self.writeAnswer(decision, asList: asList, into: &output)
+            return .proceed
+        case .pending(let pending):
+            return .wait(pending, asList: asList)
+        }
+    }
+
+    private mutating func decideMany(_ command: RESPCommand, now: Timestamp, into output: inout ByteBuffer) -> Action {
+        guard command.count >= 4, (command.count - 1) % 3 == 0 else {
+            wrongArity(command, into: &output)
+            return .proceed
+        }
         var checks: [Check] = []
         checks.reserveCapacity((command.count - 1) / 3)
         var offset = 1
         while offset < command.count {
-            guard let check = resolveCheck(command, at: offset, costPresent: true, into: &output) else { return }
+            guard let check = resolveCheck(command, at: offset, costPresent: true, into: &output) else { return .proceed }
             checks.append(check)
             offset += 3
+        }
+        if policies.hasGlobal, let global = checks.first(where: { policies.isGlobal[Int($0.policyIndex)] }) {
+            guard checks.count == 1 else {
+                let name = policies.policies[Int(global.policyIndex)].name
+                output.writeRESPError("ERR global policy '\(name)' cannot be combined with other checks in one MTAKE; send it in its own TAKE")
+                return .proceed
+            }
+            return decideGlobal(global, command: command, keyAt: 2, now: now, consume: true, asList: true, into: &output)
         }
         let result = context.limiter.decide(checks, at: now)
         output.writeRESPArrayHeader(1 + result.decisions.count)
@@ -174,6 +231,7 @@ public struct LineCommandProcessor: Sendable {
             batch.denied += 1
         }
         batch.shadowDenied += result.decisions.count { $0.isShadowed }
+        return .proceed
     }
 
     private mutating func throttle(_ command: RESPCommand, now: Timestamp, into output: inout ByteBuffer) {
@@ -235,6 +293,9 @@ public struct LineCommandProcessor: Sendable {
         guard command.count == 3 else { return wrongArity(command, into: &output) }
         guard let index = command.withArgument(1, { policies.index(ofName: $0) }) else {
             return output.writeRESPError("ERR unknown policy '\(Self.excerpt(command.string(1)))'")
+        }
+        guard !policies.isGlobal[index] else {
+            return output.writeRESPError("ERR policy '\(policies.policies[index].name)' is global: its buckets live in Redis, RESET applies to local policies")
         }
         guard validateKey(command, at: 2, into: &output) else { return }
         let existed = command.withArgument(2) { context.limiter.reset(BucketKey(seed: policies.seeds[index], bytes: $0)) }
@@ -329,6 +390,29 @@ public struct LineCommandProcessor: Sendable {
             evicted_idle_keys:\(store.idleEvictions)\r
             evicted_pressure_keys:\(store.pressureEvictions)\r
             policies:\(policies.policies.count)\r
+            \(redisInfo())
+            """
+    }
+
+    /// The `# Redis` section of INFO, empty without Redis.
+    private func redisInfo() -> String {
+        guard let status = context.global?.status() else { return "" }
+        let served = status.localDecisions + status.redisDecisions
+        let share = served == 0 ? "0.0000" : String(Double(status.localDecisions) / Double(served))
+        return """
+            \r
+            # Redis\r
+            redis_state:\(status.isConnected ? "up" : "down")\r
+            redis_endpoint:\(status.endpoint)\r
+            global_local_decisions:\(status.localDecisions)\r
+            global_redis_decisions:\(status.redisDecisions)\r
+            global_local_share:\(share)\r
+            global_fallback_decisions:\(status.fallbackDecisions)\r
+            lease_requests:\(status.leaseRequests)\r
+            strict_calls:\(status.strictCalls)\r
+            redis_errors:\(status.errors)\r
+            redis_reconnections:\(status.reconnections)\r
+            leases:\(status.leases)\r
 
             """
     }

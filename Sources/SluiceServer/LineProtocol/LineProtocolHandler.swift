@@ -27,6 +27,8 @@ final class LineProtocolHandler: ChannelInboundHandler, RemovableChannelHandler 
     static let maximumReplyBytesPerRead = 1 << 20
     /// Parsing is paused: this read's replies reached the cap and wait to be written.
     private var paused = false
+    /// A global decision is waiting for Redis: nothing after it is parsed or written until it is answered.
+    private var awaiting = false
     /// How long a connection may take to flush its last replies on graceful shutdown.
     static let quiesceTimeout = TimeAmount.seconds(5)
 
@@ -60,8 +62,8 @@ final class LineProtocolHandler: ChannelInboundHandler, RemovableChannelHandler 
         } else {
             work = incoming
         }
-        if paused {
-            pending = work  // parsing resumes once the replies already produced are written
+        if paused || awaiting {
+            pending = work  // parsing resumes once the replies already produced are written, or the answer is in
             return
         }
         process(&work, context: context)
@@ -78,10 +80,15 @@ final class LineProtocolHandler: ChannelInboundHandler, RemovableChannelHandler 
         processor.refreshPolicies()
         let now = self.context.clock.now()
         do {
-            while reply.readableBytes < Self.maximumReplyBytesPerRead, let command = try parser.parse(&work) {
-                if processor.execute(command, now: now, into: &reply) == .close {
+            commands: while reply.readableBytes < Self.maximumReplyBytesPerRead, let command = try parser.parse(&work) {
+                switch processor.execute(command, now: now, into: &reply) {
+                case .proceed: continue
+                case .close:
                     closing = true
-                    break
+                    break commands
+                case .wait(let decision, let asList):
+                    wait(for: decision, asList: asList, context: context)
+                    break commands
                 }
             }
             if !closing, work.readableBytes > 0 { pending = work }
@@ -104,6 +111,38 @@ final class LineProtocolHandler: ChannelInboundHandler, RemovableChannelHandler 
         output = reply
     }
 
+    /// Stops reading until `decision` is answered (by Redis, or by its failure policy after the timeout),
+    /// then writes it after the replies before it and carries on with what followed it.
+    private func wait(for decision: PendingDecision, asList: Bool, context: ChannelHandlerContext) {
+        awaiting = true
+        _ = try? context.channel.syncOptions?.setOption(ChannelOptions.autoRead, value: false)
+        let loop = context.eventLoop
+        let bound = NIOLoopBound((handler: self, context: context), eventLoop: loop)
+        let timeout = self.context.global?.timeout ?? .milliseconds(50)
+        let clock = self.context.clock
+        let expiry = loop.scheduleTask(in: .nanoseconds(Int64(timeout.components.seconds) * 1_000_000_000 + timeout.components.attoseconds / 1_000_000_000)) {
+            decision.expire(now: clock.now())
+        }
+        decision.whenAnswered { answer in
+            loop.execute {
+                expiry.cancel()
+                bound.value.handler.answered(answer, asList: asList, context: bound.value.context)
+            }
+        }
+    }
+
+    private func answered(_ decision: Decision, asList: Bool, context: ChannelHandlerContext) {
+        guard awaiting else { return }
+        awaiting = false
+        guard !closing, context.channel.isActive else { return }
+        var reply = output ?? context.channel.allocator.buffer(capacity: 64)
+        LineCommandProcessor.writeAnswer(decision, asList: asList, into: &reply)
+        output = reply
+        processor.batch.count(decision)
+        paused = true
+        resume(context: context)
+    }
+
     func channelReadComplete(context: ChannelHandlerContext) {
         self.context.statistics.add(processor.batch)
         processor.batch = ServerStatistics.Batch()
@@ -119,7 +158,7 @@ final class LineProtocolHandler: ChannelInboundHandler, RemovableChannelHandler 
             return
         }
         guard closing else {
-            guard paused else {
+            guard paused, !awaiting else {
                 context.writeAndFlush(wrapOutboundOut(reply), promise: nil)  // no future unless someone waits on it
                 return
             }
@@ -139,21 +178,21 @@ final class LineProtocolHandler: ChannelInboundHandler, RemovableChannelHandler 
 
     /// Continues with the commands that waited while parsing was paused, once their predecessors' replies are out.
     private func resume(context: ChannelHandlerContext) {
-        guard paused, !closing, context.channel.isActive else { return }
+        guard paused, !awaiting, !closing, context.channel.isActive else { return }
         paused = false
         if var work = pending {
             pending = nil
             process(&work, context: context)
-            self.context.statistics.add(processor.batch)
-            processor.batch = ServerStatistics.Batch()
-            flush(context: context)
         }
-        if !paused { _ = try? context.channel.syncOptions?.setOption(ChannelOptions.autoRead, value: context.channel.isWritable) }
+        self.context.statistics.add(processor.batch)
+        processor.batch = ServerStatistics.Batch()
+        flush(context: context)
+        if !paused, !awaiting { _ = try? context.channel.syncOptions?.setOption(ChannelOptions.autoRead, value: context.channel.isWritable) }
     }
 
     func channelWritabilityChanged(context: ChannelHandlerContext) {
         // Stop reading from a client that does not read its replies, until the socket drains.
-        if !paused { _ = try? context.channel.syncOptions?.setOption(ChannelOptions.autoRead, value: context.channel.isWritable) }
+        if !paused, !awaiting { _ = try? context.channel.syncOptions?.setOption(ChannelOptions.autoRead, value: context.channel.isWritable) }
         context.fireChannelWritabilityChanged()
     }
 

@@ -3,7 +3,8 @@ public import SluiceConfig
 import SluiceCore
 
 /// Rereads the configuration file and puts its policies and forward-auth rules in force, or keeps what is
-/// in force when the file is invalid. Listeners, store sizes and caps need a restart and are not touched.
+/// in force when the file is invalid. Listeners, store sizes and caps need a restart and are not touched;
+/// a file whose `redis` section differs from the one in force is rejected, as that too needs a restart.
 public struct ConfigurationReloader: Sendable {
     /// What a reload did.
     public enum Outcome: Sendable, Equatable {
@@ -18,12 +19,15 @@ public struct ConfigurationReloader: Sendable {
     let path: String?
     let registry: PolicyRegistry
     let logger: Logger
+    let redis: SluiceConfiguration.Redis?
 
-    /// Creates a reloader for `path` (nil when running on the embedded default).
-    public init(path: String?, registry: PolicyRegistry, logger: Logger) {
+    /// Creates a reloader for `path` (nil when running on the embedded default); `redis` is the section the
+    /// process started with.
+    public init(path: String?, registry: PolicyRegistry, logger: Logger, redis: SluiceConfiguration.Redis? = nil) {
         self.path = path
         self.registry = registry
         self.logger = logger
+        self.redis = redis
     }
 
     /// Rereads the file and applies it if valid; logs what happened.
@@ -33,8 +37,16 @@ public struct ConfigurationReloader: Sendable {
             logger.notice("reload ignored: running on the embedded default configuration (no --config)")
             return .noFile
         }
-        do {
+        do throws(ConfigurationError) {
             let configuration = try SluiceConfiguration.load(path: path)
+            guard configuration.redis == redis else {
+                throw ConfigurationError(
+                    .invalidValue, path: "redis", line: nil,
+                    redis == nil
+                        ? "this process started without Redis; global policies and a redis section need a restart"
+                        : "the redis section changed; connecting elsewhere needs a restart (the section in force stays)"
+                )
+            }
             registry.replace(
                 with: configuration.policySet, forwardAuth: ForwardAuthRules(configuration.forwardAuth, policies: configuration.policySet)
             )

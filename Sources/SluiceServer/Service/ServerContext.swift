@@ -15,11 +15,13 @@ public struct ServerContext: Sendable {
     public let maximumKeyBytes: Int
     /// Where servers log.
     public let logger: Logger
+    /// Decides global policies (through Redis); nil when the configuration has none.
+    public let global: (any GlobalLimiter)?
 
     /// Creates a context.
     public init(
         limiter: RateLimiter, registry: PolicyRegistry, clock: any SluiceClock, statistics: ServerStatistics = ServerStatistics(),
-        maximumKeyBytes: Int = 512, logger: Logger
+        maximumKeyBytes: Int = 512, logger: Logger, global: (any GlobalLimiter)? = nil
     ) {
         self.limiter = limiter
         self.registry = registry
@@ -27,5 +29,6 @@ public struct ServerContext: Sendable {
         self.statistics = statistics
         self.maximumKeyBytes = maximumKeyBytes
         self.logger = logger
+        self.global = global
     }
 }

@@ -1,0 +1,143 @@
+import Synchronization
+
+/// Decides the checks of global policies, whose budget the fleet shares.
+///
+/// The servers talk to Redis only through this protocol; `SluiceRedis` implements it, and the executable
+/// is the one place the two meet.
+public protocol GlobalLimiter: AnyObject, Sendable {
+    /// Decides `check` of the global `policy` for the caller's key `name`.
+    ///
+    /// - Parameters:
+    ///   - check: the check, resolved as for a local policy (its ``BucketKey`` names the bucket in this process).
+    ///   - policy: the policy, global.
+    ///   - name: the caller's key bytes (Redis keys are built from them).
+    ///   - now: the time.
+    ///   - consume: false to decide without consuming (PEEK).
+    /// - Returns: ``GlobalDecision/decided(_:)`` when this process can answer at once (a lease, a known
+    ///   exhaustion, Redis known to be down); ``GlobalDecision/pending(_:)`` when Redis must be asked. A pending
+    ///   decision is answered by the limiter or, after ``timeout``, by the caller's ``PendingDecision/expire(now:)``.
+    func decide(_ check: Check, policy: Policy, name: UnsafeRawBufferPointer, now: Timestamp, consume: Bool) -> GlobalDecision
+
+    /// The longest any decision waits for Redis; the caller expires pending decisions after it.
+    var timeout: Duration { get }
+
+    /// Counters and state for `INFO`, `/readyz` and `/metrics`.
+    func status() -> GlobalLimiterStatus
+}
+
+/// A global decision: made now, or waiting for Redis.
+public enum GlobalDecision: Sendable {
+    /// Decided from this process's state.
+    case decided(Decision)
+    /// Waiting for Redis; answered exactly once.
+    case pending(PendingDecision)
+}
+
+/// A decision waiting for Redis, answered exactly once: by the reply, or by the failure policy when the
+/// caller's timeout fires first.
+public final class PendingDecision: Sendable {
+    private enum State: Sendable {
+        case waiting((@Sendable (Decision) -> Void)?)
+        case answered(Decision)
+    }
+
+    private let state = Mutex(State.waiting(nil))
+    private let fallback: @Sendable (Timestamp) -> Decision
+
+    /// Creates a pending decision; `fallback` decides by the policy's failure behaviour when time runs out.
+    public init(fallback: @escaping @Sendable (Timestamp) -> Decision) {
+        self.fallback = fallback
+    }
+
+    /// Answers with `decision` unless already answered; returns whether this call answered.
+    @discardableResult
+    public func answer(_ decision: Decision) -> Bool {
+        let callback: (@Sendable (Decision) -> Void)?? = state.withLock { state in
+            guard case .waiting(let callback) = state else { return .none }
+            state = .answered(decision)
+            return .some(callback)
+        }
+        guard case .some(let waiting) = callback else { return false }
+        waiting?(decision)
+        return true
+    }
+
+    /// Answers by the failure policy, unless Redis answered first.
+    public func expire(now: Timestamp) {
+        guard !isAnswered else { return }
+        answer(fallback(now))
+    }
+
+    /// Whether an answer was given.
+    public var isAnswered: Bool {
+        state.withLock { state in
+            if case .answered = state { return true }
+            return false
+        }
+    }
+
+    /// Calls `callback` with the answer: now if already answered, else when it comes. One callback only.
+    public func whenAnswered(_ callback: @escaping @Sendable (Decision) -> Void) {
+        let ready: Decision? = state.withLock { state in
+            switch state {
+            case .answered(let decision): return decision
+            case .waiting:
+                state = .waiting(callback)
+                return nil
+            }
+        }
+        if let ready { callback(ready) }
+    }
+}
+
+/// What a global limiter reports about itself.
+public struct GlobalLimiterStatus: Sendable, Hashable {
+    /// Whether Redis answers now.
+    public var isConnected: Bool
+    /// Where Redis is, as `host:port/db`.
+    public var endpoint: String
+    /// Global decisions answered without waiting for Redis (from a lease or a known exhaustion).
+    public var localDecisions: Int
+    /// Global decisions that waited for Redis (no lease yet, or a strict policy).
+    public var redisDecisions: Int
+    /// Decisions made by a policy's `on_store_failure` because Redis was down, slow or refusing.
+    public var fallbackDecisions: Int
+    /// Lease requests sent (first leases and renewals).
+    public var leaseRequests: Int
+    /// Script calls for strict policies.
+    public var strictCalls: Int
+    /// Commands that failed: timeouts, dropped connections, error replies.
+    public var errors: Int
+    /// Successful connections after the first.
+    public var reconnections: Int
+    /// Buckets holding a lease now.
+    public var leases: Int
+
+    /// Creates a status.
+    public init(
+        isConnected: Bool, endpoint: String, localDecisions: Int, redisDecisions: Int, fallbackDecisions: Int,
+        leaseRequests: Int, strictCalls: Int, errors: Int, reconnections: Int, leases: Int
+    ) {
+        self.isConnected = isConnected
+        self.endpoint = endpoint
+        self.localDecisions = localDecisions
+        self.redisDecisions = redisDecisions
+        self.fallbackDecisions = fallbackDecisions
+        self.leaseRequests = leaseRequests
+        self.strictCalls = strictCalls
+        self.errors = errors
+        self.reconnections = reconnections
+        self.leases = leases
+    }
+}
+
+extension Decision {
+    /// This decision as the answer to `check`: its policy index, and shadow mode applied.
+    @inlinable
+    public func answering(_ check: Check) -> Decision {
+        var decision = self
+        decision.policyIndex = check.policyIndex
+        decision.isShadowed = check.mode == .shadow && decision.outcome != .allowed
+        return decision
+    }
+}

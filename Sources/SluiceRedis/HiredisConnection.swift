@@ -1,0 +1,152 @@
+import CHiredis
+import Glibc
+
+/// One reply from Redis, copied out of hiredis's reply tree.
+enum RedisReply: Sendable, Hashable {
+    case string([UInt8])
+    case status(String)
+    case integer(Int64)
+    case null
+    case error(String)
+    case array([RedisReply])
+
+    /// The integers of an array reply of integers, or nil.
+    var integers: [Int64]? {
+        guard case .array(let elements) = self else { return nil }
+        var values: [Int64] = []
+        values.reserveCapacity(elements.count)
+        for element in elements {
+            guard case .integer(let value) = element else { return nil }
+            values.append(value)
+        }
+        return values
+    }
+
+    /// The text of a string or status reply.
+    var text: String? {
+        switch self {
+        case .string(let bytes): String(decoding: bytes, as: UTF8.self)
+        case .status(let text): text
+        default: nil
+        }
+    }
+}
+
+/// Why talking to Redis failed; the connection is unusable afterwards.
+struct RedisConnectionError: Error, CustomStringConvertible {
+    let description: String
+}
+
+/// A blocking hiredis connection, used by one thread at a time (the ``RedisWorker``'s).
+///
+/// Every read and write is bounded by the socket timeout given at connect; after any error the connection
+/// is closed and must be replaced.
+final class HiredisConnection {
+    private let context: UnsafeMutablePointer<redisContext>
+
+    /// Connects to `host:port`, waiting at most `timeout` for the connection and then for each read or write.
+    init(host: String, port: Int, timeout: Duration) throws(RedisConnectionError) {
+        let components = timeout.components
+        let microseconds = components.seconds * 1_000_000 + components.attoseconds / 1_000_000_000_000
+        let interval = timeval(tv_sec: Int(microseconds / 1_000_000), tv_usec: Int(microseconds % 1_000_000))
+        guard let context = redisConnectWithTimeout(host, Int32(port), interval) else {
+            throw RedisConnectionError(description: "cannot allocate a hiredis context")
+        }
+        if context.pointee.err != 0 {
+            let message = Self.errorText(context)
+            redisFree(context)
+            throw RedisConnectionError(description: "connect to \(host):\(port): \(message)")
+        }
+        self.context = context
+        if redisSetTimeout(context, interval) != REDIS_OK {
+            throw RedisConnectionError(description: "cannot set the socket timeout: \(Self.errorText(context))")
+        }
+        _ = redisEnableKeepAlive(context)
+    }
+
+    deinit { redisFree(context) }
+
+    /// Queues a command in hiredis's output buffer; nothing is sent until a reply is read.
+    func append(_ arguments: [[UInt8]]) throws(RedisConnectionError) {
+        // One contiguous copy of the arguments, so every pointer handed to hiredis lives as long as the call.
+        var flat: [UInt8] = []
+        flat.reserveCapacity(arguments.reduce(1) { $0 + $1.count })
+        var lengths: [Int] = []
+        lengths.reserveCapacity(arguments.count)
+        for argument in arguments {
+            flat.append(contentsOf: argument)
+            lengths.append(argument.count)
+        }
+        flat.append(0)  // never empty, so the buffer always has a base address
+        let status: Int32 = flat.withUnsafeBufferPointer { buffer in
+            guard let base = buffer.baseAddress else { return REDIS_ERR }
+            var pointers: [UnsafePointer<CChar>?] = []
+            pointers.reserveCapacity(arguments.count)
+            var offset = 0
+            for length in lengths {
+                pointers.append(UnsafeRawPointer(base + offset).assumingMemoryBound(to: CChar.self))
+                offset += length
+            }
+            return pointers.withUnsafeMutableBufferPointer { pointers in
+                lengths.withUnsafeBufferPointer { lengths in
+                    redisAppendCommandArgv(context, Int32(arguments.count), pointers.baseAddress, lengths.baseAddress)
+                }
+            }
+        }
+        guard status == REDIS_OK else { throw RedisConnectionError(description: Self.errorText(context)) }
+    }
+
+    /// Sends what is queued (on the first call) and reads the next reply, waiting at most the timeout.
+    func reply() throws(RedisConnectionError) -> RedisReply {
+        var raw: UnsafeMutableRawPointer?
+        guard redisGetReply(context, &raw) == REDIS_OK, let raw else {
+            throw RedisConnectionError(description: Self.errorText(context))
+        }
+        defer { freeReplyObject(raw) }
+        return Self.convert(raw.assumingMemoryBound(to: redisReply.self))
+    }
+
+    /// One command, one reply.
+    func command(_ arguments: [[UInt8]]) throws(RedisConnectionError) -> RedisReply {
+        try append(arguments)
+        return try reply()
+    }
+
+    private static func convert(_ reply: UnsafeMutablePointer<redisReply>) -> RedisReply {
+        let value = reply.pointee
+        func bytes() -> [UInt8] {
+            guard let str = value.str else { return [] }
+            return Array(UnsafeRawBufferPointer(start: str, count: value.len))
+        }
+        switch value.type {
+        case REDIS_REPLY_STRING: return .string(bytes())
+        case REDIS_REPLY_STATUS: return .status(String(decoding: bytes(), as: UTF8.self))
+        case REDIS_REPLY_ERROR: return .error(String(decoding: bytes(), as: UTF8.self))
+        case REDIS_REPLY_INTEGER: return .integer(value.integer)
+        case REDIS_REPLY_ARRAY:
+            var elements: [RedisReply] = []
+            elements.reserveCapacity(value.elements)
+            for index in 0..<value.elements {
+                if let element = value.element?[index] { elements.append(convert(element)) } else { elements.append(.null) }
+            }
+            return .array(elements)
+        default: return .null
+        }
+    }
+
+    private static func errorText(_ context: UnsafeMutablePointer<redisContext>) -> String {
+        let code = context.pointee.err
+        let text = withUnsafeBytes(of: context.pointee.errstr) { raw in
+            String(decoding: raw.prefix { $0 != 0 }, as: UTF8.self)
+        }
+        let kind =
+            switch code {
+            case REDIS_ERR_IO: "I/O error"
+            case REDIS_ERR_EOF: "connection closed"
+            case REDIS_ERR_PROTOCOL: "protocol error"
+            case REDIS_ERR_OOM: "out of memory"
+            default: "error"
+            }
+        return text.isEmpty ? kind : "\(kind): \(text)"
+    }
+}

@@ -1,0 +1,323 @@
+public import Logging
+public import SluiceCore
+import Synchronization
+
+/// Global policies through Redis: leased budgets decided locally, strict decisions by one script call each,
+/// and each policy's `on_store_failure` while Redis is down, slow or refusing.
+///
+/// **Leased.** A bucket's first decision asks Redis for a slice of the global budget (one script call);
+/// later decisions spend it here with no round trip, and a renewal goes out in the background once half of
+/// the last slice is spent. Only a bucket with nothing left waits for Redis, never longer than ``timeout``.
+/// The slice doubles while it lasts less than a quarter second and halves when it lasts over two, up to a
+/// sixteenth of the capacity; Redis grants at most half of what is left, so the last of a budget is shared
+/// among the sidecars still asking. Once Redis grants nothing, the bucket is denied here until the retry
+/// time Redis gave (the window's end, or the next refill), so an exhausted key costs no round trip.
+/// - Windows (fixed and sliding): a slice is counted in Redis when granted and may be spent only until
+///   its window ends. The fleet never admits more than the limit; unused slices are lost with their window
+///   (returned early on shutdown).
+/// - Token bucket: a slice is held, not spent: Redis refills the bucket only up to the capacity minus the
+///   tokens sidecars hold, so the fleet never admits more than one bucket would. Each renewal reports what
+///   is still held; a holding expires after ``leaseLifetime`` unless renewed (a dead sidecar's tokens
+///   count as spent).
+///
+/// **Strict.** Every decision is one `EVALSHA`; decisions queued together from all connections go out as
+/// one pipelined batch.
+public final class RedisGlobalLimiter: GlobalLimiter {
+    public let timeout: Duration
+    /// How long a token-bucket holding lives in Redis without a renewal.
+    static let leaseLifetime: Int64 = 2_000  // ms
+
+    private let settings: RedisSettings
+    private let worker: RedisWorker
+    private let local: RateLimiter
+    private let clock: any SluiceClock
+    private let logger: Logger
+    private let leases: LeaseTable
+    /// This process's name in token-bucket holdings.
+    private let holder: String
+    private let counters = Counters()
+
+    /// Creates a limiter; ``start()`` connects.
+    ///
+    /// - Parameters:
+    ///   - settings: where Redis is.
+    ///   - local: decides for policies whose `on_store_failure` is `local`.
+    ///   - clock: the clock decisions use.
+    ///   - logger: where connection changes are logged.
+    public init(settings: RedisSettings, local: RateLimiter, clock: any SluiceClock, logger: Logger) {
+        self.settings = settings
+        self.timeout = settings.timeout
+        self.local = local
+        self.clock = clock
+        self.logger = logger
+        leases = LeaseTable(capacity: settings.maximumLeases)
+        var generator = SystemRandomNumberGenerator()
+        holder = String(generator.next(), radix: 16)
+        let table = leases
+        worker = RedisWorker(settings: settings, logger: logger) { [clock] in table.sweep(now: clock.now().nanoseconds) }
+    }
+
+    /// Starts the Redis thread; it connects at once and keeps reconnecting with backoff.
+    public func start() {
+        if !worker.start() { logger.error("no thread for Redis: global policies follow on_store_failure") }
+    }
+
+    /// Waits up to `limit` for the first connection; returns whether Redis answers.
+    public func waitUntilConnected(limit: Duration) async -> Bool {
+        let deadline = ContinuousClock.now + limit
+        while !worker.isConnected, ContinuousClock.now < deadline { try? await Task.sleep(for: .milliseconds(5)) }
+        return worker.isConnected
+    }
+
+    /// Gives unused leases back to Redis, then stops the thread.
+    public func shutdown() async {
+        let returns = leases.drainForReturn(now: clock.now().nanoseconds).map { lease in
+            RedisJob(script: RedisScript(lease.rateLimit.algorithm), key: lease.redisKey,
+                     arguments: arguments(lease.rateLimit, want: 0, need: 0, mode: "return", keep: lease.remaining, window: lease.window),
+                     completion: { _ in })
+        }
+        await worker.stop(final: returns)
+    }
+
+    public func status() -> GlobalLimiterStatus {
+        GlobalLimiterStatus(
+            isConnected: worker.isConnected, endpoint: settings.endpoint,
+            localDecisions: counters.local.load(ordering: .relaxed), redisDecisions: counters.redis.load(ordering: .relaxed),
+            fallbackDecisions: counters.fallback.load(ordering: .relaxed), leaseRequests: counters.leaseRequests.load(ordering: .relaxed),
+            strictCalls: counters.strict.load(ordering: .relaxed), errors: worker.errors.load(ordering: .relaxed),
+            reconnections: worker.reconnections.load(ordering: .relaxed), leases: leases.count
+        )
+    }
+
+    public func decide(_ check: Check, policy: Policy, name: UnsafeRawBufferPointer, now: Timestamp, consume: Bool) -> GlobalDecision {
+        let rateLimit = check.rateLimit
+        guard check.cost <= rateLimit.capacity else {
+            counters.local.add(1, ordering: .relaxed)
+            return .decided(Decision(outcome: .exceedsCapacity, limit: rateLimit.capacity, remaining: 0, resetAfterNanoseconds: 0, retryAfterNanoseconds: -1).answering(check))
+        }
+        guard let global = policy.global else { return .decided(local.decide(check, at: now, consume: consume)) }
+        if global.sync == .leased, consume {
+            return leased(check, policy: policy, name: name, now: now)
+        }
+        // Strict, a peek, or a lease table that is full: one script call.
+        return direct(check, policy: policy, key: redisKey(policy, name), mode: consume ? "strict" : "peek", now: now)
+    }
+
+    // MARK: Leased
+
+    private func leased(_ check: Check, policy: Policy, name: UnsafeRawBufferPointer, now: Timestamp) -> GlobalDecision {
+        let n = now.nanoseconds
+        let connected = worker.isConnected
+        var waiting: PendingDecision?
+        let outcome: LeaseTable.Outcome = leases.withLease(check.key, create: { Lease(key: check.key, redisKey: redisKey(policy, name), rateLimit: check.rateLimit) }) { lease in
+            if lease.validUntil > n, lease.remaining >= check.cost {
+                lease.remaining -= check.cost
+                lease.lastUsed = n
+                let renewal = lease.remaining * 2 <= lease.lastGrant && !lease.renewing && connected ? startRenewal(&lease, need: 1, now: n) : nil
+                return .decided(leaseDecision(lease, check: check, now: n, allowed: true), renewal)
+            }
+            if lease.exhaustedUntil > n, check.cost >= lease.exhaustedNeed {
+                return .decided(leaseDecision(lease, check: check, now: n, allowed: false), nil)
+            }
+            guard connected else { return .unavailable }
+            let pending = PendingDecision { [self] now in fallback(check, policy: policy, now: now, consume: true) }
+            waiting = pending
+            lease.waiters.append(Waiter(check: check, pending: pending))
+            return .waiting(lease.renewing ? nil : startRenewal(&lease, need: check.cost, now: n))
+        }
+        switch outcome {
+        case .decided(let decision, let renewal):
+            counters.local.add(1, ordering: .relaxed)
+            if let renewal { worker.submit(renewal) }
+            return .decided(decision)
+        case .waiting(let renewal):
+            counters.redis.add(1, ordering: .relaxed)
+            if let renewal { worker.submit(renewal) }
+            guard let waiting else { return .decided(fallback(check, policy: policy, now: now, consume: true)) }
+            return .pending(waiting)
+        case .unavailable:
+            return .decided(fallback(check, policy: policy, now: now, consume: true))
+        case .full:
+            return direct(check, policy: policy, key: redisKey(policy, name), mode: "strict", now: now)
+        }
+    }
+
+    /// Marks `lease` as renewing and builds the request: `need` is the least that helps the caller.
+    private func startRenewal(_ lease: inout Lease, need: Int64, now: Int64) -> RedisJob {
+        lease.renewing = true
+        if lease.validUntil <= now { lease.remaining = 0 }  // an expired slice is gone
+        let capacity = lease.rateLimit.capacity
+        let largest = max(1, capacity / 16)
+        if lease.lastGrant > 0 {
+            let lasted = now - lease.grantedAt
+            if lasted < 250_000_000 { lease.want = min(largest, lease.want * 2) } else if lasted > 2_000_000_000 { lease.want = max(1, lease.want / 2) }
+        }
+        let need = max(need, lease.waiters.reduce(1) { max($0, $1.check.cost) })
+        let want = max(lease.want, need)
+        let keep = lease.remaining
+        counters.leaseRequests.add(1, ordering: .relaxed)
+        let key = lease.key
+        return RedisJob(
+            script: RedisScript(lease.rateLimit.algorithm), key: lease.redisKey,
+            arguments: arguments(lease.rateLimit, want: want, need: need, mode: "lease", keep: keep, window: lease.window),
+            completion: { [self] result in renewed(key, result: result, sentAt: now, need: need, keep: keep) }
+        )
+    }
+
+    /// Applies a renewal's reply (on the Redis thread) and answers the waiters it can.
+    private func renewed(_ key: BucketKey, result: Result<[Int64], RedisConnectionError>, sentAt: Int64, need: Int64, keep: Int64) {
+        let now = clock.now().nanoseconds
+        var answers: [(PendingDecision, Decision)] = []
+        var failed: [PendingDecision] = []
+        var next: RedisJob?
+        leases.update(key) { lease in
+            lease.renewing = false
+            guard case .success(let values) = result else {
+                // Nothing was learned: the waiters follow the failure policy (their fallbacks know it).
+                failed = lease.waiters.map(\.pending)
+                lease.waiters.removeAll()
+                return
+            }
+            let (allowed, granted, remaining, reset, retry, window, valid) = (values[0], values[1], values[2], values[3], values[4], values[5], values[6])
+            if lease.rateLimit.algorithm == .tokenBucket {
+                lease.remaining = min(lease.remaining, keep)  // Redis counts at most what we said we kept
+            } else if window != lease.window {
+                lease.remaining = 0  // a slice of an earlier window is dead
+            }
+            lease.window = window
+            lease.remaining += granted
+            lease.validUntil = sentAt + valid * 1_000_000
+            lease.globalRemaining = remaining
+            lease.resetAt = now + reset * 1_000_000
+            lease.lastGrant = granted
+            lease.grantedAt = now
+            if allowed == 0, granted == 0, retry > 0 {
+                lease.exhaustedUntil = sentAt + retry * 1_000_000
+                lease.exhaustedNeed = need
+            } else {
+                lease.exhaustedUntil = 0
+            }
+            var still: [Waiter] = []
+            for waiter in lease.waiters {
+                if lease.validUntil > now, lease.remaining >= waiter.check.cost {
+                    lease.remaining -= waiter.check.cost
+                    lease.lastUsed = now
+                    answers.append((waiter.pending, leaseDecision(lease, check: waiter.check, now: now, allowed: true)))
+                } else if lease.exhaustedUntil > now, waiter.check.cost >= lease.exhaustedNeed {
+                    answers.append((waiter.pending, leaseDecision(lease, check: waiter.check, now: now, allowed: false)))
+                } else {
+                    still.append(waiter)
+                }
+            }
+            lease.waiters = still
+            if !still.isEmpty, !lease.renewing { next = startRenewal(&lease, need: 1, now: now) }
+        }
+        for (pending, decision) in answers { pending.answer(decision) }
+        if !failed.isEmpty {
+            let failedAt = clock.now()
+            for pending in failed { pending.expire(now: failedAt) }
+        }
+        if let next { worker.submit(next) }
+    }
+
+    private func leaseDecision(_ lease: Lease, check: Check, now: Int64, allowed: Bool) -> Decision {
+        let capacity = check.rateLimit.capacity
+        let reset = max(0, lease.resetAt - now)
+        if allowed {
+            let remaining = min(capacity, max(0, lease.remaining + lease.globalRemaining))
+            return Decision(outcome: .allowed, limit: capacity, remaining: remaining, resetAfterNanoseconds: reset, retryAfterNanoseconds: 0).answering(check)
+        }
+        return Decision(
+            outcome: .denied, limit: capacity, remaining: 0, resetAfterNanoseconds: max(reset, lease.exhaustedUntil - now),
+            retryAfterNanoseconds: max(1, lease.exhaustedUntil - now)
+        ).answering(check)
+    }
+
+    // MARK: Strict
+
+    private func direct(_ check: Check, policy: Policy, key: [UInt8], mode: String, now: Timestamp) -> GlobalDecision {
+        let consume = mode != "peek"
+        guard worker.isConnected else { return .decided(fallback(check, policy: policy, now: now, consume: consume)) }
+        counters.redis.add(1, ordering: .relaxed)
+        counters.strict.add(1, ordering: .relaxed)
+        let pending = PendingDecision { [self] now in fallback(check, policy: policy, now: now, consume: consume) }
+        let capacity = check.rateLimit.capacity
+        worker.submit(
+            RedisJob(
+                script: RedisScript(check.rateLimit.algorithm), key: key,
+                arguments: arguments(check.rateLimit, want: check.cost, need: check.cost, mode: mode, keep: 0, window: -1),
+                completion: { result in
+                    guard case .success(let values) = result else { return pending.expire(now: self.clock.now()) }
+                    let allowed = values[0] == 1
+                    let outcome: Decision.Outcome = allowed ? .allowed : values[4] < 0 ? .exceedsCapacity : .denied
+                    pending.answer(
+                        Decision(
+                            outcome: outcome, limit: capacity, remaining: max(0, values[2]), resetAfterNanoseconds: values[3] * 1_000_000,
+                            retryAfterNanoseconds: allowed ? 0 : values[4] < 0 ? -1 : values[4] * 1_000_000
+                        ).answering(check)
+                    )
+                }
+            )
+        )
+        return .pending(pending)
+    }
+
+    // MARK: Failure
+
+    /// The decision by the policy's `on_store_failure`, counted.
+    private func fallback(_ check: Check, policy: Policy, now: Timestamp, consume: Bool) -> Decision {
+        counters.fallback.add(1, ordering: .relaxed)
+        let capacity = check.rateLimit.capacity
+        switch policy.global?.onStoreFailure ?? .local {
+        case .local:
+            return local.decide(check, at: now, consume: consume)
+        case .allow:
+            return Decision(outcome: .allowed, limit: capacity, remaining: capacity, resetAfterNanoseconds: 0, retryAfterNanoseconds: 0).answering(check)
+        case .deny:
+            return Decision(
+                outcome: .denied, limit: capacity, remaining: 0, resetAfterNanoseconds: 1_000_000_000, retryAfterNanoseconds: 1_000_000_000
+            ).answering(check)
+        }
+    }
+
+    // MARK: Keys and arguments
+
+    /// `<prefix>{<policy>:<key>}`: the braces make the whole bucket one hash tag, one Cluster slot.
+    private func redisKey(_ policy: Policy, _ name: UnsafeRawBufferPointer) -> [UInt8] {
+        var key = Array(settings.keyPrefix.utf8)
+        key.reserveCapacity(key.count + policy.name.utf8.count + name.count + 3)
+        key.append(UInt8(ascii: "{"))
+        key.append(contentsOf: policy.name.utf8)
+        key.append(UInt8(ascii: ":"))
+        key.append(contentsOf: name)
+        key.append(UInt8(ascii: "}"))
+        return key
+    }
+
+    private func arguments(_ rateLimit: RateLimit, want: Int64, need: Int64, mode: String, keep: Int64, window: Int64) -> [[UInt8]] {
+        let periodMilliseconds = max(1, rateLimit.periodNanoseconds / 1_000_000)
+        return [
+            String(rateLimit.limit), String(periodMilliseconds), String(rateLimit.capacity), String(want), String(need), mode,
+            holder, String(keep), String(Self.leaseLifetime), String(window),
+        ].map { Array($0.utf8) }
+    }
+}
+
+extension RedisScript {
+    init(_ algorithm: Algorithm) {
+        switch algorithm {
+        case .fixedWindow: self = .fixedWindow
+        case .slidingWindow: self = .slidingWindow
+        case .tokenBucket: self = .tokenBucket
+        }
+    }
+}
+
+/// Relaxed counters for ``GlobalLimiterStatus``.
+private final class Counters: Sendable {
+    let local = Atomic<Int>(0)
+    let redis = Atomic<Int>(0)
+    let fallback = Atomic<Int>(0)
+    let leaseRequests = Atomic<Int>(0)
+    let strict = Atomic<Int>(0)
+}

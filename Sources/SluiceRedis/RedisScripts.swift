@@ -1,0 +1,170 @@
+/// The Lua scripts that keep global buckets in Redis: one per algorithm, each serving leases, strict
+/// decisions, peeks and returns, so a policy can move between leased and strict without a second format.
+///
+/// Every script reads the time from Redis (`TIME`), so sidecars' clocks never disagree about a window, and
+/// touches one key, named by `KEYS[1]`, whose hash tag keeps it in one Cluster slot. Arguments:
+/// `limit, period_ms, capacity, want, need, mode, holder, keep, lease_ms, window` where `mode` is
+///
+/// - `lease`: grant up to `want` (at least `need`, or nothing), shrinking to half of what is left as the
+///   budget runs low, so the last of it is shared among the sidecars still asking;
+/// - `strict`: take exactly `need` or nothing (one decision);
+/// - `peek`: report whether `need` would pass, taking nothing;
+/// - `return`: give back `keep` unused units of a lease (windows: only to the window `window` it came from).
+///
+/// Every script returns `{allowed, granted, remaining, reset_ms, retry_ms, window, valid_ms}`: `valid_ms` is
+/// how long the grant may be spent (to the window's end; the holding's lifetime for the token bucket).
+enum RedisScript: Int, CaseIterable, Sendable {
+    case fixedWindow
+    case slidingWindow
+    case tokenBucket
+
+    /// The script's source.
+    var source: String {
+        switch self {
+        case .fixedWindow: Self.prelude + Self.fixedWindowBody
+        case .slidingWindow: Self.prelude + Self.slidingWindowBody
+        case .tokenBucket: Self.prelude + Self.tokenBucketBody
+        }
+    }
+
+    private static let prelude = """
+        local t = redis.call('TIME')
+        local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+        local limit, period, cap = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
+        local want, need, mode = tonumber(ARGV[4]), tonumber(ARGV[5]), ARGV[6]
+        if not limit or limit <= 0 or not period or period <= 0 or not cap or cap <= 0 or not want or not need or need < 0 then
+          return redis.error_reply('ERR sluice: bad arguments')
+        end
+        local function grant_of(avail)
+          if mode == 'strict' then
+            if avail >= need then return need end
+            return 0
+          elseif mode == 'lease' then
+            if avail < need or avail <= 0 then return 0 end
+            return math.min(avail, math.max(need, math.min(want, math.floor(avail / 2))))
+          end
+          return 0
+        end
+
+        """
+
+    // One hash per bucket: w (window index), c (count in it).
+    private static let fixedWindowBody = """
+        local window = math.floor(now / period)
+        local left = (window + 1) * period - now
+        local h = redis.call('HMGET', KEYS[1], 'w', 'c')
+        local c = tonumber(h[2]) or 0
+        if tonumber(h[1]) ~= window then c = 0 end
+        if mode == 'return' then
+          local keep = tonumber(ARGV[8]) or 0
+          if tonumber(ARGV[10]) == window and c > 0 and keep > 0 then
+            redis.call('HSET', KEYS[1], 'c', c - math.min(c, keep))
+          end
+          return {0, 0, 0, 0, 0, window, 0}
+        end
+        local avail = limit - c
+        local granted = grant_of(avail)
+        if granted > 0 then
+          c = c + granted
+          redis.call('HSET', KEYS[1], 'w', window, 'c', c)
+          redis.call('PEXPIRE', KEYS[1], left + 1000)
+        end
+        local allowed, retry = 0, 0
+        if granted > 0 or (mode == 'peek' and avail >= need) then allowed = 1
+        elseif need > limit then retry = -1
+        else retry = left end
+        local reset = 0
+        if c > 0 then reset = left end
+        return {allowed, granted, limit - c, reset, retry, window, left}
+        """
+
+    // One hash per bucket: w (window index), c (count in window w), p (count in window w - 1). The
+    // estimate is p weighted by the part of the previous window still inside the sliding one, plus c.
+    private static let slidingWindowBody = """
+        local window = math.floor(now / period)
+        local left = (window + 1) * period - now
+        local elapsed = now - window * period
+        local h = redis.call('HMGET', KEYS[1], 'w', 'c', 'p')
+        local w, c, p = tonumber(h[1]), tonumber(h[2]) or 0, tonumber(h[3]) or 0
+        if w == nil then c, p = 0, 0
+        elseif w == window - 1 then p, c = c, 0
+        elseif w < window - 1 then c, p = 0, 0 end
+        if mode == 'return' then
+          local keep = tonumber(ARGV[8]) or 0
+          if tonumber(ARGV[10]) == window and w == window and c > 0 and keep > 0 then
+            redis.call('HSET', KEYS[1], 'c', c - math.min(c, keep))
+          end
+          return {0, 0, 0, 0, 0, window, 0}
+        end
+        -- rounded up, so the estimate never undercounts
+        local weighted = math.ceil(p * (period - elapsed) / period - 1e-9)
+        local avail = limit - c - weighted
+        local granted = grant_of(avail)
+        if granted > 0 then
+          c = c + granted
+          redis.call('HSET', KEYS[1], 'w', window, 'c', c, 'p', p)
+          redis.call('PEXPIRE', KEYS[1], left + period + 1000)
+        end
+        local allowed, retry = 0, 0
+        if granted > 0 or (mode == 'peek' and avail >= need) then allowed = 1
+        elseif need > limit then retry = -1
+        elseif c + need > limit then
+          -- only the next window can take it, once this one's count has decayed enough
+          retry = left + math.max(1, math.ceil(period - (limit - need) * period / c))
+        else
+          retry = math.max(1, period - math.floor((limit - need - c) * period / p) - elapsed)
+        end
+        local reset = 0
+        if c > 0 then reset = left + period elseif p > 0 then reset = left end
+        return {allowed, granted, math.max(0, limit - c - weighted), reset, retry, window, left}
+        """
+
+    // One hash per bucket: t (tokens, fractional), ts (ms of the last refill), and h:<holder> =
+    // "<tokens> <deadline_ms>" for each sidecar holding a lease. The bucket refills only up to the capacity
+    // minus what sidecars hold, so tokens in Redis plus tokens in leases never exceed the capacity: the fleet
+    // admits at most what one bucket would. A holding whose deadline passed (its sidecar died) is dropped,
+    // as spent.
+    private static let tokenBucketBody = """
+        local holder, keep, lease_ms = ARGV[7], tonumber(ARGV[8]) or 0, tonumber(ARGV[9]) or 0
+        local rate = limit / period
+        local own = 'h:' .. holder
+        local h = redis.call('HGETALL', KEYS[1])
+        local tokens, ts, held, mine = nil, nil, 0, 0
+        for i = 1, #h, 2 do
+          local f, v = h[i], h[i + 1]
+          if f == 't' then tokens = tonumber(v)
+          elseif f == 'ts' then ts = tonumber(v)
+          else
+            local n, d = string.match(v, '^(%d+) (%d+)$')
+            n, d = tonumber(n) or 0, tonumber(d) or 0
+            if d <= now then redis.call('HDEL', KEYS[1], f)
+            elseif f == own then mine = n
+            else held = held + n end
+          end
+        end
+        if tokens == nil or ts == nil then tokens, ts = cap, now end
+        if now > ts then tokens = tokens + (now - ts) * rate; ts = now end
+        -- the holder still has at most `keep` of what it held; the rest it spent
+        mine = math.min(mine, math.max(0, keep))
+        if mode == 'return' then tokens = tokens + mine; mine = 0 end
+        tokens = math.max(0, math.min(tokens, cap - held - mine))
+        local granted = 0
+        if mode ~= 'return' then granted = grant_of(math.floor(tokens + 1e-9)) end
+        tokens = tokens - granted
+        if mode == 'lease' then mine = mine + granted end
+        if mode == 'lease' and mine > 0 then
+          redis.call('HSET', KEYS[1], 't', tokens, 'ts', ts, own, mine .. ' ' .. (now + lease_ms))
+        else
+          redis.call('HSET', KEYS[1], 't', tokens, 'ts', ts)
+          if mode == 'lease' or mode == 'return' then redis.call('HDEL', KEYS[1], own) end
+        end
+        local reset = math.ceil((cap - tokens) / rate)
+        redis.call('PEXPIRE', KEYS[1], reset + lease_ms + 1000)
+        if mode == 'return' then return {0, 0, 0, 0, 0, 0, 0} end
+        local allowed, retry = 0, 0
+        if granted > 0 or (mode == 'peek' and tokens + 1e-9 >= need) then allowed = 1
+        elseif need > cap then retry = -1
+        else retry = math.max(1, math.ceil((need - tokens) / rate)) end
+        return {allowed, granted, math.floor(tokens + 1e-9), reset, retry, 0, lease_ms}
+        """
+}

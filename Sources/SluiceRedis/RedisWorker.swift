@@ -1,0 +1,315 @@
+import Glibc
+import Logging
+import Synchronization
+
+/// Where Redis is and how Sluice talks to it: the `redis` section of the configuration.
+public struct RedisSettings: Sendable, Hashable {
+    /// Host name or address.
+    public var host: String
+    /// TCP port.
+    public var port: Int
+    /// The database `SELECT`ed after connecting.
+    public var database: Int
+    /// The ACL user, if any.
+    public var username: String?
+    /// The password, if any.
+    public var password: String?
+    /// How long any decision may wait for Redis, and the socket timeout of every read and write.
+    public var timeout: Duration
+    /// Prepended to every key Sluice writes.
+    public var keyPrefix: String
+    /// The most buckets holding a lease at once; beyond it, new buckets are decided by one script call each.
+    public var maximumLeases: Int
+
+    /// Creates settings.
+    public init(
+        host: String = "127.0.0.1", port: Int = 6379, database: Int = 0, username: String? = nil, password: String? = nil,
+        timeout: Duration = .milliseconds(50), keyPrefix: String = "sluice:", maximumLeases: Int = 100_000
+    ) {
+        self.host = host
+        self.port = port
+        self.database = database
+        self.username = username
+        self.password = password
+        self.timeout = timeout
+        self.keyPrefix = keyPrefix
+        self.maximumLeases = maximumLeases
+    }
+
+    /// `host:port/db`, without credentials: what logs and `INFO` show.
+    public var endpoint: String {
+        let host = self.host.contains(":") ? "[\(self.host)]" : self.host
+        return "\(host):\(port)/\(database)"
+    }
+}
+
+/// One script call waiting to be sent: the worker pipelines whatever is queued into one batch.
+struct RedisJob: Sendable {
+    /// The script to run (its SHA is filled in by the worker).
+    let script: RedisScript
+    /// `KEYS[1]`.
+    let key: [UInt8]
+    /// `ARGV`.
+    let arguments: [[UInt8]]
+    /// Called once, on the worker thread, with the script's integers or the failure.
+    let completion: @Sendable (Result<[Int64], RedisConnectionError>) -> Void
+}
+
+/// The thread that owns the hiredis connection: it drains the job queue, sends each batch pipelined, hands
+/// out the replies, and reconnects with backoff when Redis goes away. hiredis blocks, so it never runs on
+/// an event loop.
+final class RedisWorker: Sendable {
+    private let settings: RedisSettings
+    private let logger: Logger
+    private let queue = JobQueue()
+    private let connected = Atomic<Bool>(false)
+    private let stopping = Atomic<Bool>(false)
+    let errors = Atomic<Int>(0)
+    let reconnections = Atomic<Int>(0)
+    /// Called on the worker thread about every 100 ms, for housekeeping (expiring leases).
+    private let tick: @Sendable () -> Void
+    private let finished = Mutex<Bool>(false)
+    private let started = Atomic<Bool>(false)
+    /// The most jobs sent in one pipelined batch.
+    static let maximumBatch = 512
+
+    init(settings: RedisSettings, logger: Logger, tick: @escaping @Sendable () -> Void) {
+        self.settings = settings
+        self.logger = logger
+        self.tick = tick
+    }
+
+    /// Whether Redis answered the last command (or the last connection attempt succeeded).
+    var isConnected: Bool { connected.load(ordering: .relaxed) }
+
+    /// Queues `job`; a job queued while Redis is down fails at once.
+    func submit(_ job: RedisJob) {
+        queue.push(job)
+    }
+
+    /// Starts the thread; false if the system refused one (Redis then stays unavailable).
+    func start() -> Bool {
+        let running = WorkerThread { [self] in self.run() }.start()
+        started.store(running, ordering: .relaxed)
+        return running
+    }
+
+    /// Asks the thread to finish the queued jobs and the `final` ones, then stop; returns when it has.
+    func stop(final: [RedisJob] = []) async {
+        for job in final { queue.push(job) }
+        stopping.store(true, ordering: .releasing)
+        queue.wake()
+        while started.load(ordering: .relaxed), !finished.withLock({ $0 }) {
+            try? await Task.sleep(for: .milliseconds(5))
+        }
+    }
+
+    private func run() {
+        var connection: HiredisConnection?
+        var shas: [String] = []
+        var backoff = Duration.milliseconds(25)
+        var nextAttempt = ContinuousClock.now
+        var lastTick = ContinuousClock.now
+        var everConnected = false
+        while true {
+            let stop = stopping.load(ordering: .acquiring)
+            var jobs = queue.drain(maximum: Self.maximumBatch, waiting: stop ? .zero : .milliseconds(100))
+            if ContinuousClock.now - lastTick >= .milliseconds(100) {
+                lastTick = .now
+                tick()
+            }
+            if connection == nil, ContinuousClock.now >= nextAttempt {
+                do {
+                    let (opened, loaded) = try open()
+                    connection = opened
+                    shas = loaded
+                    backoff = .milliseconds(25)
+                    connected.store(true, ordering: .relaxed)
+                    if everConnected { reconnections.add(1, ordering: .relaxed) }
+                    everConnected = true
+                    logger.info("connected to Redis", metadata: ["redis.endpoint": "\(settings.endpoint)"])
+                } catch {
+                    connected.store(false, ordering: .relaxed)
+                    nextAttempt = .now + backoff
+                    logger.debug("Redis unavailable", metadata: ["redis.endpoint": "\(settings.endpoint)", "error": "\(error)"])
+                    backoff = min(backoff * 2, .seconds(1))
+                }
+            }
+            guard let live = connection else {
+                fail(jobs, RedisConnectionError(description: "Redis at \(settings.endpoint) is unavailable"))
+                if stop, queue.isEmpty { break }
+                continue
+            }
+            if jobs.isEmpty {
+                if stop { break }
+                continue
+            }
+            do {
+                try send(&jobs, on: live, shas: &shas)
+            } catch {
+                errors.add(1, ordering: .relaxed)
+                connected.store(false, ordering: .relaxed)
+                connection = nil
+                nextAttempt = .now + backoff
+                logger.warning("lost Redis", metadata: ["redis.endpoint": "\(settings.endpoint)", "error": "\(error)"])
+                fail(jobs, error)
+            }
+        }
+        connected.store(false, ordering: .relaxed)
+        finished.withLock { $0 = true }
+    }
+
+    /// Connects, authenticates, selects the database and loads the scripts.
+    private func open() throws(RedisConnectionError) -> (HiredisConnection, [String]) {
+        let connection = try HiredisConnection(host: settings.host, port: settings.port, timeout: settings.timeout)
+        if let password = settings.password {
+            var auth = [Array("AUTH".utf8)]
+            if let username = settings.username { auth.append(Array(username.utf8)) }
+            auth.append(Array(password.utf8))
+            if case .error(let message) = try connection.command(auth) {
+                throw RedisConnectionError(description: "AUTH refused: \(message)")
+            }
+        }
+        if settings.database != 0, case .error(let message) = try connection.command([Array("SELECT".utf8), Array(String(settings.database).utf8)]) {
+            throw RedisConnectionError(description: "SELECT \(settings.database) refused: \(message)")
+        }
+        return (connection, try loadScripts(on: connection))
+    }
+
+    private func loadScripts(on connection: HiredisConnection) throws(RedisConnectionError) -> [String] {
+        var shas: [String] = []
+        for script in RedisScript.allCases {
+            let reply = try connection.command([Array("SCRIPT".utf8), Array("LOAD".utf8), Array(script.source.utf8)])
+            guard let sha = reply.text else { throw RedisConnectionError(description: "SCRIPT LOAD refused: \(reply)") }
+            shas.append(sha)
+        }
+        return shas
+    }
+
+    /// Sends `jobs` pipelined and completes each; a NOSCRIPT (Redis restarted or flushed its scripts)
+    /// reloads the scripts and resends those jobs once.
+    private func send(_ jobs: inout [RedisJob], on connection: HiredisConnection, shas: inout [String]) throws(RedisConnectionError) {
+        var attempt = 0
+        while !jobs.isEmpty {
+            for job in jobs {
+                var arguments: [[UInt8]] = [Array("EVALSHA".utf8), Array(shas[job.script.rawValue].utf8), [0x31], job.key]
+                arguments.append(contentsOf: job.arguments)
+                try connection.append(arguments)
+            }
+            var retry: [RedisJob] = []
+            for (index, job) in jobs.enumerated() {
+                let reply: RedisReply
+                do {
+                    reply = try connection.reply()
+                } catch {
+                    jobs.removeFirst(index)
+                    throw error
+                }
+                if case .error(let message) = reply {
+                    if message.hasPrefix("NOSCRIPT"), attempt == 0 {
+                        retry.append(job)
+                        continue
+                    }
+                    errors.add(1, ordering: .relaxed)
+                    logger.warning("Redis refused a script call", metadata: ["error": "\(message)"])
+                    job.completion(.failure(RedisConnectionError(description: message)))
+                } else if let values = reply.integers, values.count == 7 {
+                    job.completion(.success(values))
+                } else {
+                    errors.add(1, ordering: .relaxed)
+                    job.completion(.failure(RedisConnectionError(description: "unexpected reply \(reply)")))
+                }
+            }
+            jobs = retry
+            if !jobs.isEmpty {
+                shas = try loadScripts(on: connection)
+                attempt += 1
+            }
+        }
+    }
+
+    private func fail(_ jobs: [RedisJob], _ error: RedisConnectionError) {
+        for job in jobs { job.completion(.failure(error)) }
+    }
+}
+
+/// A queue of jobs with a condition variable, so the worker sleeps until there is work.
+private final class JobQueue: @unchecked Sendable {
+    // pthread objects must not move: allocated once, freed never (one queue per process lifetime is
+    // the norm; a test's queues leak 100 bytes each).
+    private let mutex: UnsafeMutablePointer<pthread_mutex_t>
+    private let condition: UnsafeMutablePointer<pthread_cond_t>
+    private var jobs: [RedisJob] = []
+
+    init() {
+        mutex = .allocate(capacity: 1)
+        condition = .allocate(capacity: 1)
+        pthread_mutex_init(mutex, nil)
+        var attributes = pthread_condattr_t()
+        pthread_condattr_init(&attributes)
+        pthread_condattr_setclock(&attributes, CLOCK_MONOTONIC)
+        pthread_cond_init(condition, &attributes)
+        pthread_condattr_destroy(&attributes)
+    }
+
+    func push(_ job: RedisJob) {
+        pthread_mutex_lock(mutex)
+        jobs.append(job)
+        pthread_mutex_unlock(mutex)
+        pthread_cond_signal(condition)
+    }
+
+    func wake() { pthread_cond_signal(condition) }
+
+    var isEmpty: Bool {
+        pthread_mutex_lock(mutex)
+        defer { pthread_mutex_unlock(mutex) }
+        return jobs.isEmpty
+    }
+
+    /// Up to `maximum` jobs, waiting at most `waiting` for the first.
+    func drain(maximum: Int, waiting: Duration) -> [RedisJob] {
+        pthread_mutex_lock(mutex)
+        defer { pthread_mutex_unlock(mutex) }
+        if jobs.isEmpty, waiting > .zero {
+            var deadline = timespec()
+            clock_gettime(CLOCK_MONOTONIC, &deadline)
+            let nanoseconds = Int(waiting.components.attoseconds / 1_000_000_000) + Int(waiting.components.seconds) * 1_000_000_000
+            deadline.tv_nsec += nanoseconds
+            deadline.tv_sec += deadline.tv_nsec / 1_000_000_000
+            deadline.tv_nsec %= 1_000_000_000
+            _ = pthread_cond_timedwait(condition, mutex, &deadline)
+        }
+        guard !jobs.isEmpty else { return [] }
+        let count = min(maximum, jobs.count)
+        let taken = Array(jobs.prefix(count))
+        jobs.removeFirst(count)
+        return taken
+    }
+}
+
+/// A detached POSIX thread running one closure.
+private final class WorkerThread {
+    private let body: () -> Void
+
+    init(_ body: @escaping () -> Void) {
+        self.body = body
+    }
+
+    func start() -> Bool {
+        let context = Unmanaged.passRetained(self).toOpaque()
+        var thread = pthread_t()
+        let status = pthread_create(&thread, nil, { raw in
+            guard let raw else { return nil }
+            let worker = Unmanaged<WorkerThread>.fromOpaque(raw).takeRetainedValue()
+            worker.body()
+            return nil
+        }, context)
+        guard status == 0 else {
+            Unmanaged<WorkerThread>.fromOpaque(context).release()
+            return false
+        }
+        pthread_detach(thread)
+        return true
+    }
+}
