@@ -1,0 +1,290 @@
+import Foundation
+import SluiceCore
+import SluiceRedis
+import Testing
+
+/// Global policies against a real `redis-server` started on a free loopback port for each test.
+@Suite("Global limits through Redis", .serialized)
+struct GlobalLimitTests {
+    /// Waits out the last seconds of an hour, so an hour-long window cannot roll over mid-test.
+    static func awayFromHourBoundary() async throws {
+        let secondsIntoHour = Int(Date().timeIntervalSince1970) % 3600
+        if secondsIntoHour > 3590 { try await Task.sleep(for: .seconds(3601 - secondsIntoHour)) }
+    }
+
+    /// Each sidecar decides until it has seen `stopAfterDenials` denials in a row (or `attempts` run out).
+    static func hammer(
+        _ sidecars: [Sidecar], policy: String, key: String, attempts: Int, stopAfterDenials: Int = .max
+    ) async -> [(at: Int64, allowed: Bool)] {
+        await withTaskGroup(of: [(at: Int64, allowed: Bool)].self) { group in
+            for sidecar in sidecars {
+                group.addTask {
+                    var seen: [(at: Int64, allowed: Bool)] = []
+                    var denials = 0
+                    for _ in 0..<attempts {
+                        let decision = await sidecar.decide(policy, key)
+                        seen.append((sidecar.clock.now().nanoseconds, decision.isAllowed))
+                        denials = decision.isAllowed ? 0 : denials + 1
+                        if denials >= stopAfterDenials { break }
+                    }
+                    return seen
+                }
+            }
+            var all: [(at: Int64, allowed: Bool)] = []
+            for await part in group { all += part }
+            return all.sorted { $0.at < $1.at }
+        }
+    }
+
+    @Test("three sidecars on a 1000-per-hour fixed window admit 950 to 1000 in total, each from leases")
+    func leasedFixedWindowAcrossThreeSidecars() async throws {
+        try await Self.awayFromHourBoundary()
+        let redis = try RedisServerProcess()
+        let policies = [policy("api", .fixedWindow, limit: 1000, period: .seconds(3600))]
+        let sidecars = [
+            try await Sidecar(redisPort: redis.port, policies: policies), try await Sidecar(redisPort: redis.port, policies: policies),
+            try await Sidecar(redisPort: redis.port, policies: policies),
+        ]
+        let seen = await Self.hammer(sidecars, policy: "api", key: "tenant:1", attempts: 1500, stopAfterDenials: 10)
+        let admitted = seen.count { $0.allowed }
+        #expect((950...1000).contains(admitted), "admitted \(admitted)")
+        // Each sidecar spent leases: most decisions took no round trip.
+        let statuses = sidecars.map { $0.limiter.status() }
+        let local = statuses.reduce(0) { $0 + $1.localDecisions }
+        let waited = statuses.reduce(0) { $0 + $1.redisDecisions }
+        #expect(local > waited * 3, "local \(local), waited \(waited)")
+        #expect(statuses.allSatisfy { $0.fallbackDecisions == 0 })
+        // Redis counts exactly what was granted; nothing more was spent.
+        #expect(Int(try redis.cli("HGET", "test:{api:tenant:1}", "c")) ?? -1 <= 1000)
+        for sidecar in sidecars { await sidecar.shutdown() }
+    }
+
+    @Test("three sidecars on a strict 300 admit exactly 300")
+    func strictAcrossThreeSidecars() async throws {
+        try await Self.awayFromHourBoundary()
+        let redis = try RedisServerProcess()
+        let policies = [policy("login", .slidingWindow, limit: 300, period: .seconds(3600), sync: .strict)]
+        let sidecars = [
+            try await Sidecar(redisPort: redis.port, policies: policies), try await Sidecar(redisPort: redis.port, policies: policies),
+            try await Sidecar(redisPort: redis.port, policies: policies),
+        ]
+        let seen = await Self.hammer(sidecars, policy: "login", key: "user:7", attempts: 150)
+        #expect(seen.count == 450)
+        #expect(seen.count { $0.allowed } == 300)
+        #expect(sidecars.allSatisfy { $0.limiter.status().fallbackDecisions == 0 })
+        for sidecar in sidecars { await sidecar.shutdown() }
+    }
+
+    @Test("a key exhausted through one sidecar is denied on the others", arguments: [Policy.Global.Sync.leased, .strict])
+    func exhaustionIsGlobal(sync: Policy.Global.Sync) async throws {
+        try await Self.awayFromHourBoundary()
+        let redis = try RedisServerProcess()
+        let policies = [
+            policy("fw", .fixedWindow, limit: 10, period: .seconds(3600), sync: sync),
+            policy("sw", .slidingWindow, limit: 10, period: .seconds(3600), sync: sync),
+            policy("tb", .tokenBucket, limit: 10, period: .seconds(3600), sync: sync),
+        ]
+        let first = try await Sidecar(redisPort: redis.port, policies: policies)
+        let others = [try await Sidecar(redisPort: redis.port, policies: policies), try await Sidecar(redisPort: redis.port, policies: policies)]
+        for name in ["fw", "sw", "tb"] {
+            var allowed = 0
+            for _ in 0..<12 where await first.decide(name, "k").isAllowed { allowed += 1 }
+            #expect(allowed == 10, "\(name): \(allowed)")
+            for other in others {
+                let decision = await other.decide(name, "k")
+                #expect(decision.outcome == .denied, "\(name)")
+                #expect(decision.retryAfterNanoseconds > 0, "\(name)")
+            }
+        }
+        #expect(first.limiter.status().fallbackDecisions == 0)
+        await first.shutdown()
+        for other in others { await other.shutdown() }
+    }
+
+    @Test("a cost above the capacity is refused without asking Redis")
+    func exceedsCapacity() async throws {
+        let redis = try RedisServerProcess()
+        let sidecar = try await Sidecar(redisPort: redis.port, policies: [policy("fw", .fixedWindow, limit: 5, period: .seconds(60))])
+        let decision = await sidecar.decide("fw", "k", cost: 6)
+        #expect(decision.outcome == .exceedsCapacity)
+        #expect(decision.retryAfterNanoseconds == -1)
+        #expect(sidecar.limiter.status().leaseRequests == 0)
+        await sidecar.shutdown()
+    }
+
+    @Test("token-bucket leases: the fleet never admits more than one bucket would")
+    func tokenBucketModel() async throws {
+        let redis = try RedisServerProcess()
+        // 40 per second, burst 40.
+        let policies = [policy("tb", .tokenBucket, limit: 40, period: .seconds(1))]
+        let sidecars = [
+            try await Sidecar(redisPort: redis.port, policies: policies), try await Sidecar(redisPort: redis.port, policies: policies),
+            try await Sidecar(redisPort: redis.port, policies: policies),
+        ]
+        let start = sidecars[0].clock.now().nanoseconds
+        var seen: [(at: Int64, allowed: Bool)] = []
+        while sidecars[0].clock.now().nanoseconds - start < 1_500_000_000 {
+            seen += await Self.hammer(sidecars, policy: "tb", key: "k", attempts: 20)
+        }
+        let admitted = seen.filter(\.allowed).map(\.at).sorted()
+        // The bucket's bound on every interval from the start: burst + rate × elapsed (one token of slack for
+        // the millisecond rounding of Redis's clock).
+        for (index, at) in admitted.enumerated() {
+            let elapsed = Double(at - start) / 1e9
+            #expect(Double(index + 1) <= 40 + 40 * elapsed + 1, "token \(index + 1) at \(elapsed) s")
+        }
+        // And it admitted a fair share: the whole burst at least.
+        #expect(admitted.count >= 40)
+        for sidecar in sidecars { await sidecar.shutdown() }
+    }
+
+    @Test("token-bucket leases: tokens a sidecar holds are not refilled under it")
+    func heldTokensAreNotRefilled() async throws {
+        let redis = try RedisServerProcess()
+        // 200 per second, burst 1600: leases up to 100 tokens.
+        let policies = [policy("tb", .tokenBucket, limit: 200, period: .seconds(1), burst: 1600)]
+        let holder = try await Sidecar(redisPort: redis.port, policies: policies)
+        let other = try await Sidecar(redisPort: redis.port, policies: policies)
+        for _ in 0..<200 { _ = await holder.decide("tb", "k") }  // its lease grows to dozens of tokens
+        // Long enough for the bucket to refill what the holder took: Redis must stop short of the tokens it holds.
+        try await Task.sleep(for: .milliseconds(1200))
+        let start = holder.clock.now().nanoseconds
+        let drained = await Self.hammer([other], policy: "tb", key: "k", attempts: 3000, stopAfterDenials: 3).count { $0.allowed }
+        let held = await Self.hammer([holder], policy: "tb", key: "k", attempts: 200, stopAfterDenials: 1).count { $0.allowed }
+        let elapsed = Double(holder.clock.now().nanoseconds - start) / 1e9
+        #expect(held > 0, "the holder still had tokens to spend")
+        #expect(Double(drained + held) <= 1600 + 200 * elapsed + 1, "drained \(drained) + held \(held) in \(elapsed) s")
+        await holder.shutdown()
+        await other.shutdown()
+    }
+
+    @Test("sliding-window leases: the weighted count never exceeds the limit at any admission")
+    func slidingWindowModel() async throws {
+        let redis = try RedisServerProcess()
+        let period: Int64 = 1_000_000_000
+        let limit = 40
+        let policies = [policy("sw", .slidingWindow, limit: Int64(limit), period: .seconds(1))]
+        let sidecars = [
+            try await Sidecar(redisPort: redis.port, policies: policies), try await Sidecar(redisPort: redis.port, policies: policies),
+            try await Sidecar(redisPort: redis.port, policies: policies),
+        ]
+        let start = sidecars[0].clock.now().nanoseconds
+        var seen: [(at: Int64, allowed: Bool)] = []
+        while sidecars[0].clock.now().nanoseconds - start < 2_500_000_000 {
+            seen += await Self.hammer(sidecars, policy: "sw", key: "k", attempts: 20)
+        }
+        let admitted = seen.filter(\.allowed).map(\.at).sorted()
+        var perWindow: [Int64: Int] = [:]
+        for at in admitted {
+            let window = at / period
+            perWindow[window, default: 0] += 1
+            let elapsed = Double(at - window * period) / Double(period)
+            let estimate = Double(perWindow[window - 1] ?? 0) * (1 - elapsed) + Double(perWindow[window] ?? 0)
+            #expect(estimate <= Double(limit) + 1, "estimate \(estimate) at \(elapsed) into window \(window)")
+        }
+        #expect(perWindow.values.allSatisfy { $0 <= limit })
+        #expect(admitted.count >= limit)
+        for sidecar in sidecars { await sidecar.shutdown() }
+    }
+
+    @Test("Redis killed under load: every decision within 500 ms by on_store_failure; restarted, global limits hold within 5 s")
+    func killAndRestart() async throws {
+        try await Self.awayFromHourBoundary()
+        let redis = try RedisServerProcess()
+        let policies = [
+            policy("local", .fixedWindow, limit: 5, period: .seconds(3600), onFailure: .local),
+            policy("allow", .fixedWindow, limit: 5, period: .seconds(3600), onFailure: .allow),
+            policy("deny", .fixedWindow, limit: 5, period: .seconds(3600), onFailure: .deny),
+            policy("strict", .fixedWindow, limit: 5, period: .seconds(3600), sync: .strict, onFailure: .allow),
+        ]
+        let sidecars = [
+            try await Sidecar(redisPort: redis.port, policies: policies), try await Sidecar(redisPort: redis.port, policies: policies),
+            try await Sidecar(redisPort: redis.port, policies: policies),
+        ]
+        for name in ["local", "allow", "deny", "strict"] { #expect(await sidecars[0].decide(name, "before").isAllowed) }
+
+        redis.stop()
+        // Under load from all three: every decision comes back within 500 ms.
+        var slowest = Duration.zero
+        var outcomes: [String: [Bool]] = [:]
+        for round in 0..<10 {
+            for sidecar in sidecars {
+                for name in ["local", "allow", "deny", "strict"] {
+                    let started = ContinuousClock.now
+                    let decision = await sidecar.decide(name, "during:\(round)")
+                    slowest = max(slowest, ContinuousClock.now - started)
+                    outcomes[name, default: []].append(decision.isAllowed)
+                }
+            }
+        }
+        #expect(slowest < .milliseconds(500), "slowest decision \(slowest)")
+        #expect(outcomes["allow"]?.allSatisfy { $0 } == true)
+        #expect(outcomes["strict"]?.allSatisfy { $0 } == true)
+        #expect(outcomes["deny"]?.allSatisfy { !$0 } == true)
+        #expect(outcomes["local"]?.allSatisfy { $0 } == true)  // fresh keys: each sidecar's own bucket has room
+        // `local` decides on this sidecar's own state: the sixth on one key is denied.
+        var localAllowed = 0
+        for _ in 0..<6 where await sidecars[0].decide("local", "one-key").isAllowed { localAllowed += 1 }
+        #expect(localAllowed == 5)
+        #expect(sidecars.allSatisfy { !$0.limiter.status().isConnected })
+
+        try redis.start()
+        let restarted = ContinuousClock.now
+        for sidecar in sidecars {
+            while !sidecar.limiter.status().isConnected, ContinuousClock.now - restarted < .seconds(5) {
+                try await Task.sleep(for: .milliseconds(20))
+            }
+        }
+        #expect(ContinuousClock.now - restarted < .seconds(5))
+        let seen = await Self.hammer(sidecars, policy: "deny", key: "after", attempts: 10)
+        #expect(seen.count { $0.allowed } == 5, "after the restart the fleet again admits the global 5")
+        #expect(sidecars.allSatisfy { $0.limiter.status().reconnections >= 1 })
+        for sidecar in sidecars { await sidecar.shutdown() }
+    }
+
+    @Test("a stuck Redis (SIGSTOP) costs at most one timeout per decision, then none")
+    func stuckRedis() async throws {
+        let redis = try RedisServerProcess()
+        let policies = [policy("api", .fixedWindow, limit: 100, period: .seconds(60), onFailure: .deny)]
+        let sidecar = try await Sidecar(redisPort: redis.port, policies: policies, timeout: .milliseconds(50))
+        #expect(await sidecar.decide("api", "warm").isAllowed)
+        redis.pause()
+        var slowest = Duration.zero
+        for index in 0..<20 {
+            let started = ContinuousClock.now
+            let decision = await sidecar.decide("api", "fresh:\(index)")
+            slowest = max(slowest, ContinuousClock.now - started)
+            #expect(!decision.isAllowed)
+        }
+        #expect(slowest < .milliseconds(300), "slowest \(slowest)")
+        redis.resume()
+        let resumed = ContinuousClock.now
+        while !sidecar.limiter.status().isConnected, ContinuousClock.now - resumed < .seconds(5) { try await Task.sleep(for: .milliseconds(20)) }
+        #expect(await sidecar.decide("api", "fresh:after").isAllowed)
+        await sidecar.shutdown()
+    }
+
+    @Test("scripts are reloaded after SCRIPT FLUSH (NOSCRIPT), with no decision lost")
+    func noscript() async throws {
+        let redis = try RedisServerProcess()
+        let sidecar = try await Sidecar(redisPort: redis.port, policies: [policy("s", .tokenBucket, limit: 10, period: .seconds(60), sync: .strict)])
+        #expect(await sidecar.decide("s", "k").remaining == 9)
+        #expect(try redis.cli("SCRIPT", "FLUSH") == "OK")
+        #expect(await sidecar.decide("s", "k").remaining == 8)
+        #expect(sidecar.limiter.status().fallbackDecisions == 0)
+        await sidecar.shutdown()
+    }
+
+    @Test("keys carry one hash tag per bucket; unused leases go back on shutdown")
+    func keysAndReturns() async throws {
+        try await Self.awayFromHourBoundary()
+        let redis = try RedisServerProcess()
+        let sidecar = try await Sidecar(redisPort: redis.port, policies: [policy("api", .fixedWindow, limit: 1000, period: .seconds(3600))])
+        #expect(await sidecar.decide("api", "user:42").isAllowed)
+        #expect(try redis.cli("KEYS", "*") == "test:{api:user:42}")
+        let leased = Int(try redis.cli("HGET", "test:{api:user:42}", "c")) ?? 0
+        #expect(leased > 1)
+        await sidecar.shutdown()
+        #expect(try redis.cli("HGET", "test:{api:user:42}", "c") == "1")
+    }
+}
