@@ -103,6 +103,28 @@ public final class RedisGlobalLimiter: GlobalLimiter {
         return direct(check, policy: policy, key: redisKey(policy, name), mode: consume ? "strict" : "peek", now: now)
     }
 
+    public func refund(_ check: Check, policy: Policy, name: UnsafeRawBufferPointer, now: Timestamp) {
+        guard let global = policy.global, check.cost <= check.rateLimit.capacity else { return }
+        if global.sync == .leased {
+            var refunded = false
+            leases.update(check.key) { lease in
+                guard lease.validUntil > now.nanoseconds else { return }
+                lease.remaining += check.cost
+                refunded = true
+            }
+            if refunded { return }
+        }
+        // Decided by Redis (strict, a full lease table, or a lease since expired): give it back there.
+        guard worker.isConnected else { return }
+        worker.submit(
+            RedisJob(
+                script: RedisScript(check.rateLimit.algorithm), key: redisKey(policy, name),
+                arguments: arguments(check.rateLimit, want: 0, need: 0, mode: "refund", keep: check.cost, window: -1),
+                completion: { _ in }
+            )
+        )
+    }
+
     // MARK: Leased
 
     private func leased(_ check: Check, policy: Policy, name: UnsafeRawBufferPointer, now: Timestamp) -> GlobalDecision {

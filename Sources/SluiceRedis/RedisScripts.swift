@@ -9,7 +9,8 @@
 ///   budget runs low, so the last of it is shared among the sidecars still asking;
 /// - `strict`: take exactly `need` or nothing (one decision);
 /// - `peek`: report whether `need` would pass, taking nothing;
-/// - `return`: give back `keep` unused units of a lease (windows: only to the window `window` it came from).
+/// - `return`: give back `keep` unused units of a lease (windows: only to the window `window` it came from);
+/// - `refund`: give back `keep` units a strict decision took, to the current window (or the bucket).
 ///
 /// Every script returns `{allowed, granted, remaining, reset_ms, retry_ms, window, valid_ms}`: `valid_ms` is
 /// how long the grant may be spent (to the window's end; the holding's lifetime for the token bucket).
@@ -55,9 +56,9 @@ enum RedisScript: Int, CaseIterable, Sendable {
         local h = redis.call('HMGET', KEYS[1], 'w', 'c')
         local c = tonumber(h[2]) or 0
         if tonumber(h[1]) ~= window then c = 0 end
-        if mode == 'return' then
+        if mode == 'return' or mode == 'refund' then
           local keep = tonumber(ARGV[8]) or 0
-          if tonumber(ARGV[10]) == window and c > 0 and keep > 0 then
+          if (mode == 'refund' or tonumber(ARGV[10]) == window) and tonumber(h[1]) == window and c > 0 and keep > 0 then
             redis.call('HSET', KEYS[1], 'c', c - math.min(c, keep))
           end
           return {0, 0, 0, 0, 0, window, 0}
@@ -89,9 +90,9 @@ enum RedisScript: Int, CaseIterable, Sendable {
         if w == nil then c, p = 0, 0
         elseif w == window - 1 then p, c = c, 0
         elseif w < window - 1 then c, p = 0, 0 end
-        if mode == 'return' then
+        if mode == 'return' or mode == 'refund' then
           local keep = tonumber(ARGV[8]) or 0
-          if tonumber(ARGV[10]) == window and w == window and c > 0 and keep > 0 then
+          if (mode == 'refund' or tonumber(ARGV[10]) == window) and w == window and c > 0 and keep > 0 then
             redis.call('HSET', KEYS[1], 'c', c - math.min(c, keep))
           end
           return {0, 0, 0, 0, 0, window, 0}
@@ -144,12 +145,16 @@ enum RedisScript: Int, CaseIterable, Sendable {
         end
         if tokens == nil or ts == nil then tokens, ts = cap, now end
         if now > ts then tokens = tokens + (now - ts) * rate; ts = now end
-        -- the holder still has at most `keep` of what it held; the rest it spent
-        mine = math.min(mine, math.max(0, keep))
-        if mode == 'return' then tokens = tokens + mine; mine = 0 end
+        if mode == 'refund' then
+          tokens = tokens + math.max(0, keep)
+        else
+          -- the holder still has at most `keep` of what it held; the rest it spent
+          mine = math.min(mine, math.max(0, keep))
+          if mode == 'return' then tokens = tokens + mine; mine = 0 end
+        end
         tokens = math.max(0, math.min(tokens, cap - held - mine))
         local granted = 0
-        if mode ~= 'return' then granted = grant_of(math.floor(tokens + 1e-9)) end
+        if mode ~= 'return' and mode ~= 'refund' then granted = grant_of(math.floor(tokens + 1e-9)) end
         tokens = tokens - granted
         if mode == 'lease' then mine = mine + granted end
         if mode == 'lease' and mine > 0 then
@@ -160,7 +165,7 @@ enum RedisScript: Int, CaseIterable, Sendable {
         end
         local reset = math.ceil((cap - tokens) / rate)
         redis.call('PEXPIRE', KEYS[1], reset + lease_ms + 1000)
-        if mode == 'return' then return {0, 0, 0, 0, 0, 0, 0} end
+        if mode == 'return' or mode == 'refund' then return {0, 0, 0, 0, 0, 0, 0} end
         local allowed, retry = 0, 0
         if granted > 0 or (mode == 'peek' and tokens + 1e-9 >= need) then allowed = 1
         elseif need > cap then retry = -1

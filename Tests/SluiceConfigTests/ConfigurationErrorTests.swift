@@ -61,7 +61,7 @@ struct ConfigurationErrorTests {
                 """,
             code: .unknownField,
             description:
-                "policies.api.limt (line 7): unknown field; expected one of algorithm, limit, period, burst, mode"
+                "policies.api.limt (line 7): unknown field; expected one of algorithm, limit, period, burst, mode, scope, sync, on_store_failure"
         ),
         Case(
             yaml: "policies:\n  api:\n    algorithm: token_bucket\n    limit: 100\n",
@@ -181,17 +181,17 @@ struct ConfigurationErrorTests {
         Case(
             yaml: onePolicy + "\npolices:\n  login: { algorithm: sliding_window, limit: 5, period: 1m }\n",
             code: .unknownField,
-            description: "polices (line 3): unknown section; expected one of listen, policies, store, limits, http, forward_auth"
+            description: "polices (line 3): unknown section; expected one of listen, policies, store, limits, http, forward_auth, redis"
         ),
         Case(
             yaml: "- policies\n- store\n",
             code: .invalidValue,
-            description: "line 1: must be a mapping of sections (listen, policies, store, limits, http, forward_auth), got a list"
+            description: "line 1: must be a mapping of sections (listen, policies, store, limits, http, forward_auth, redis), got a list"
         ),
         Case(
             yaml: "just some text\n",
             code: .invalidValue,
-            description: "line 1: must be a mapping of sections (listen, policies, store, limits, http, forward_auth), got \"just some text\""
+            description: "line 1: must be a mapping of sections (listen, policies, store, limits, http, forward_auth, redis), got \"just some text\""
         ),
         Case(
             yaml: onePolicy + "\nstore:\n  max_keys: 1000\n  shards: 48\n",

@@ -18,6 +18,10 @@ public protocol GlobalLimiter: AnyObject, Sendable {
     ///   decision is answered by the limiter or, after ``timeout``, by the caller's ``PendingDecision/expire(now:)``.
     func decide(_ check: Check, policy: Policy, name: UnsafeRawBufferPointer, now: Timestamp, consume: Bool) -> GlobalDecision
 
+    /// Gives back what an allowed `check` consumed, for a request that a later local check denied: to the
+    /// lease it came from, or (strict) to Redis if its window is still current. Never waits.
+    func refund(_ check: Check, policy: Policy, name: UnsafeRawBufferPointer, now: Timestamp)
+
     /// The longest any decision waits for Redis; the caller expires pending decisions after it.
     var timeout: Duration { get }
 
@@ -69,10 +73,13 @@ public final class PendingDecision: Sendable {
     }
 
     /// Whether an answer was given.
-    public var isAnswered: Bool {
+    public var isAnswered: Bool { decision != nil }
+
+    /// The answer, once given.
+    public var decision: Decision? {
         state.withLock { state in
-            if case .answered = state { return true }
-            return false
+            if case .answered(let decision) = state { return decision }
+            return nil
         }
     }
 

@@ -11,6 +11,13 @@ public final class RateLimiter: Sendable {
         public var decisions: [Decision]
         /// The check that decided: the first denying one, else the most restrictive allowed one.
         public var decidingIndex: Int
+
+        /// Creates a result.
+        public init(isAllowed: Bool, decisions: [Decision], decidingIndex: Int) {
+            self.isAllowed = isAllowed
+            self.decisions = decisions
+            self.decidingIndex = decidingIndex
+        }
     }
 
     /// The buckets.
@@ -93,7 +100,7 @@ public final class RateLimiter: Sendable {
 
     /// The decision with the fewest remaining requests, ties going to the longest reset; an enforced
     /// policy always wins over a shadow one, whose numbers must not make clients back off.
-    static func mostRestrictive(_ decisions: [Decision], checks: some RandomAccessCollection<Check>) -> Int {
+    public static func mostRestrictive(_ decisions: [Decision], checks: some RandomAccessCollection<Check>) -> Int {
         var best = 0
         let modes = checks.map(\.mode)
         for (index, decision) in decisions.enumerated().dropFirst() {

@@ -8,6 +8,8 @@ struct ResolvedCheck: Sendable {
     let check: Check
     /// The policy name shown in headers and bodies (`inline` for an inline limit).
     let name: String
+    /// The caller's key, as given (a global policy's Redis key is built from it).
+    let key: String
 }
 
 /// The fields of one check, from a JSON object or from a query string.
@@ -137,7 +139,7 @@ struct CheckFields {
             }
             var utf8 = key
             let check = utf8.withUTF8 { policies.check(policy: index, key: UnsafeRawBufferPointer($0), cost: cost) }
-            return ResolvedCheck(check: check, name: name)
+            return ResolvedCheck(check: check, name: name, key: key)
         }
         guard let limit = try positiveInteger("limit") else {
             throw HTTPAPIError(.badRequest, code: "invalid_check", "a check needs 'policy', or an inline 'limit' and 'period'")
@@ -181,7 +183,7 @@ struct CheckFields {
             throw HTTPAPIError(.badRequest, code: code, error.message)
         }
         let key_ = BucketKey(seed: Check.inlineSeed(for: rateLimit), key: key)
-        return ResolvedCheck(check: Check(rateLimit: rateLimit, key: key_, cost: cost), name: "inline")
+        return ResolvedCheck(check: Check(rateLimit: rateLimit, key: key_, cost: cost), name: "inline", key: key)
     }
 
     static func excerpt(_ text: String) -> String { text.count <= 64 ? text : String(text.prefix(64)) + "..." }

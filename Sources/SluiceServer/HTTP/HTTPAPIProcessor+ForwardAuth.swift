@@ -14,7 +14,7 @@ extension HTTPAPIProcessor {
     /// 2xx/401/403), the headers, `Retry-After`, and a problem JSON body.
     func forwardAuth(
         _ request: HTTPAPIRequest, snapshot: PolicyRegistry.Snapshot, now: Timestamp, counts: inout ServerStatistics.Batch
-    ) throws(HTTPAPIError) -> HTTPAPIResponse {
+    ) throws(HTTPAPIError) -> HTTPAPIOutcome {
         let rules = snapshot.forwardAuth
         var denyStatus = rules.denyStatus
         if let text = request.query["deny_status"] {
@@ -26,7 +26,7 @@ extension HTTPAPIProcessor {
         let method = request.headers.first(name: "X-Forwarded-Method") ?? request.method.rawValue
         let uri = request.headers.first(name: "X-Forwarded-Uri") ?? "/"
         let path = ForwardAuthRules.normalizedPath(uri.split(separator: "?", maxSplits: 1, omittingEmptySubsequences: false).first ?? "")
-        guard let rule = rules.rule(method: method, path: path[...]) else { return Self.forwardAuthAllowed(headers: []) }
+        guard let rule = rules.rule(method: method, path: path[...]) else { return .response(Self.forwardAuthAllowed(headers: [])) }
 
         // Every X-Forwarded-For line, in order: a proxy may append its own line instead of extending the client's.
         let forwardedFor = request.headers["X-Forwarded-For"]
@@ -38,22 +38,36 @@ extension HTTPAPIProcessor {
         for limit in rule.limits {
             guard var key = Self.bucketKey(limit.source, client: client?.bytes, apiKey: apiKey, headers: request.headers) else { continue }
             let check = key.withUTF8 { snapshot.policies.check(policy: limit.policyIndex, key: UnsafeRawBufferPointer($0), cost: 1) }
-            resolved.append(ResolvedCheck(check: check, name: snapshot.policies.policies[limit.policyIndex].name))
+            resolved.append(ResolvedCheck(check: check, name: snapshot.policies.policies[limit.policyIndex].name, key: key))
         }
-        guard !resolved.isEmpty else { return Self.forwardAuthAllowed(headers: []) }
+        guard !resolved.isEmpty else { return .response(Self.forwardAuthAllowed(headers: [])) }
 
-        let result = context.limiter.decide(resolved.map(\.check), at: now)
-        Self.count(result.decisions, overall: result.isAllowed, into: &counts)
+        let pathText = String(path)
+        let clientText = client?.text
+        let checks = resolved
+        return try decideAll(resolved, policies: snapshot.policies, countOverall: true, now: now, counts: &counts) { [context, denyStatus] result, now in
+            Self.forwardAuthResponse(
+                result, resolved: checks, denyStatus: denyStatus, now: now, logger: context.logger, method: method, path: pathText,
+                client: clientText, apiKey: apiKey
+            )
+        }
+    }
+
+    /// The answer to a forward-auth request once its checks are decided.
+    static func forwardAuthResponse(
+        _ result: RateLimiter.MultiDecision, resolved: [ResolvedCheck], denyStatus: Int, now: Timestamp, logger: Logger,
+        method: String, path: String, client: String?, apiKey: String?
+    ) -> HTTPAPIResponse {
         let deciding = resolved[result.decidingIndex]
         let decision = result.decisions[result.decidingIndex]
         let headers = DecisionRendering.headers(decision, deciding, now: now)
         if result.isAllowed { return Self.forwardAuthAllowed(headers: headers) }
 
-        context.logger.debug(
+        logger.debug(
             "forward auth denied",
             metadata: [
-                "sluice.policy": "\(deciding.name)", "http.method": "\(method)", "http.path": "\(CheckFields.excerpt(String(path)))",
-                "client.address": "\(client?.text ?? "-")", "sluice.api_key_prefix": "\(apiKey.map(ForwardAuthRules.apiKeyPrefix) ?? "-")",
+                "sluice.policy": "\(deciding.name)", "http.method": "\(method)", "http.path": "\(CheckFields.excerpt(path))",
+                "client.address": "\(client ?? "-")", "sluice.api_key_prefix": "\(apiKey.map(ForwardAuthRules.apiKeyPrefix) ?? "-")",
             ]
         )
         let retry = decision.retryAfterNanoseconds < 0 ? -1 : DecisionRendering.milliseconds(roundingUp: decision.retryAfterNanoseconds)

@@ -3,6 +3,24 @@ import NIOCore
 import NIOHTTP1
 public import SluiceCore
 
+/// What the processor answers: a response now, or one that waits for Redis.
+enum HTTPAPIOutcome: Sendable {
+    case response(HTTPAPIResponse)
+    /// A global decision waits for Redis; the completion renders the response once it is answered.
+    case pending(PendingDecision, HTTPAPICompletion)
+}
+
+/// Renders the response of a request that waited for Redis, and what to count.
+struct HTTPAPICompletion: Sendable {
+    let body: @Sendable (Decision, Timestamp) -> (HTTPAPIResponse, ServerStatistics.Batch)
+
+    init(_ body: @escaping @Sendable (Decision, Timestamp) -> (HTTPAPIResponse, ServerStatistics.Batch)) {
+        self.body = body
+    }
+
+    func callAsFunction(_ decision: Decision, now: Timestamp) -> (HTTPAPIResponse, ServerStatistics.Batch) { body(decision, now) }
+}
+
 /// The HTTP API's logic: a request in, a response out. No channel, so tests drive it directly.
 ///
 /// Routes: `GET|POST /v1/check`, `POST /v1/check/batch`, `/v1/forward-auth` (any method), `GET /healthz`,
@@ -41,11 +59,22 @@ public struct HTTPAPIProcessor: Sendable {
     ///   - request: the whole request.
     ///   - now: the time of the decision.
     /// - Returns: the response.
+    ///
+    /// A decision that would wait for Redis is made by its policy's failure behaviour instead: this call never
+    /// waits. The server's handler waits (``HTTPServerHandler``).
     public func respond(to request: HTTPAPIRequest, now: Timestamp) -> HTTPAPIResponse {
         var counts = ServerStatistics.Batch()
-        let response = respond(to: request, now: now, snapshot: context.registry.snapshot, counts: &counts)
+        let outcome = respond(to: request, now: now, snapshot: context.registry.snapshot, counts: &counts)
         context.statistics.add(counts)
-        return response
+        switch outcome {
+        case .response(let response): return response
+        case .pending(let pending, let completion):
+            pending.expire(now: now)
+            guard let answer = pending.decision else { return HTTPAPIResponse.error(.serviceUnavailable, code: "no_answer", "the decision did not complete") }
+            let (response, later) = completion(answer, now: now)
+            context.statistics.add(later)
+            return response
+        }
     }
 
     /// Answers one request against a given configuration snapshot, counting into `counts`.
@@ -54,7 +83,7 @@ public struct HTTPAPIProcessor: Sendable {
     /// read, so a request takes no lock and touches no shared atomic.
     func respond(
         to request: HTTPAPIRequest, now: Timestamp, snapshot: PolicyRegistry.Snapshot, counts: inout ServerStatistics.Batch
-    ) -> HTTPAPIResponse {
+    ) -> HTTPAPIOutcome {
         counts.commands += 1
         do {
             switch request.path {
@@ -64,18 +93,34 @@ public struct HTTPAPIProcessor: Sendable {
                 case .POST:
                     let (fields, listed) = try checks(in: request, key: "checks", maximum: limits.maximumChecks)
                     return try decide(fields, listed: listed, policies: snapshot.policies, now: now, counts: &counts)
-                default: return Self.methodNotAllowed(allow: "GET, POST")
+                default: return .response(Self.methodNotAllowed(allow: "GET, POST"))
                 }
+            case "/v1/forward-auth":
+                return try forwardAuth(request, snapshot: snapshot, now: now, counts: &counts)
+            default:
+                return .response(respondWithoutDecision(to: request, snapshot: snapshot, now: now, counts: &counts))
+            }
+        } catch {
+            return .response(error.response)
+        }
+    }
+
+    /// The routes that never wait.
+    private func respondWithoutDecision(
+        to request: HTTPAPIRequest, snapshot: PolicyRegistry.Snapshot, now: Timestamp, counts: inout ServerStatistics.Batch
+    ) -> HTTPAPIResponse {
+        do {
+            switch request.path {
             case "/v1/check/batch":
                 guard request.method == .POST else { return Self.methodNotAllowed(allow: "POST") }
                 let fields = try checks(in: request, key: "checks", maximum: limits.maximumBatch).fields
                 return decideBatch(fields, policies: snapshot.policies, now: now, counts: &counts)
-            case "/v1/forward-auth":
-                return try forwardAuth(request, snapshot: snapshot, now: now, counts: &counts)
             case "/healthz":
                 return HTTPAPIResponse(status: .ok, body: "{\"status\":\"ok\"}")
             case "/readyz":
-                return HTTPAPIResponse(status: .ok, body: "{\"status\":\"ready\",\"policies\":\(snapshot.policies.policies.count)}")
+                // Ready while Redis is down too: global policies then answer by their on_store_failure.
+                let redis = context.global.map { ",\"redis\":\($0.status().isConnected ? "\"up\"" : "\"down\"")" } ?? ""
+                return HTTPAPIResponse(status: .ok, body: "{\"status\":\"ready\",\"policies\":\(snapshot.policies.policies.count)\(redis)}")
             case "/metrics":
                 guard request.method == .GET else { return Self.methodNotAllowed(allow: "GET") }
                 return HTTPAPIResponse(status: .ok, body: metrics(), contentType: "text/plain; version=0.0.4")
@@ -129,17 +174,60 @@ public struct HTTPAPIProcessor: Sendable {
     /// overall verdict and a `checks` list, even when it holds one check.
     private func decide(
         _ fields: [CheckFields], listed: Bool, policies: PolicySet, now: Timestamp, counts: inout ServerStatistics.Batch
-    ) throws(HTTPAPIError) -> HTTPAPIResponse {
+    ) throws(HTTPAPIError) -> HTTPAPIOutcome {
         var resolved: [ResolvedCheck] = []
         resolved.reserveCapacity(fields.count)
         for field in fields { resolved.append(try field.resolve(policies: policies, maximumKeyBytes: context.maximumKeyBytes)) }
-        if resolved.count == 1, !listed {
+        if resolved.count == 1, !listed, !policies.hasGlobal {
             let decision = context.limiter.decide(resolved[0].check, at: now)
             Self.count([decision], into: &counts)
-            return .decision(decision, resolved[0], now: now)
+            return .response(.decision(decision, resolved[0], now: now))
         }
-        let result = context.limiter.decide(resolved.map(\.check), at: now)
-        Self.count(result.decisions, overall: result.isAllowed, into: &counts)
+        let checks = resolved
+        return try decideAll(resolved, policies: policies, countOverall: listed, now: now, counts: &counts) { result, now in
+            Self.checkResponse(result, resolved: checks, listed: listed, now: now)
+        }
+    }
+
+    /// Decides `resolved` all or nothing, waiting for Redis if a global policy needs it, and renders the
+    /// result with `render` (now, or once Redis answers).
+    func decideAll(
+        _ resolved: [ResolvedCheck], policies: PolicySet, countOverall: Bool, now: Timestamp, counts: inout ServerStatistics.Batch,
+        render: @escaping @Sendable (RateLimiter.MultiDecision, Timestamp) -> HTTPAPIResponse
+    ) throws(HTTPAPIError) -> HTTPAPIOutcome {
+        let checks = resolved.map(\.check)
+        let grouped: GlobalChecks?
+        do {
+            grouped = try GlobalChecks.resolve(checks, names: { Array(resolved[$0].key.utf8) }, policies: policies, context: context)
+        } catch {
+            throw HTTPAPIError(.unprocessableEntity, code: "unsupported_checks", error.message)
+        }
+        let counted = countOverall
+        guard let grouped else {
+            let result = context.limiter.decide(checks, at: now)
+            Self.count(result.decisions, overall: counted ? result.isAllowed : nil, into: &counts)
+            return .response(render(result, now))
+        }
+        switch grouped.start(now: now) {
+        case .decided(let result):
+            Self.count(result.decisions, overall: counted ? result.isAllowed : nil, into: &counts)
+            return .response(render(result, now))
+        case .pending(let pending):
+            return .pending(
+                pending,
+                HTTPAPICompletion { decision, now in
+                    let result = grouped.finish(decision, now: now)
+                    var counts = ServerStatistics.Batch()
+                    Self.count(result.decisions, overall: counted ? result.isAllowed : nil, into: &counts)
+                    return (render(result, now), counts)
+                }
+            )
+        }
+    }
+
+    /// `/v1/check`'s answer: the decision's headers and fields; for a list, the verdict and every check.
+    static func checkResponse(_ result: RateLimiter.MultiDecision, resolved: [ResolvedCheck], listed: Bool, now: Timestamp) -> HTTPAPIResponse {
+        if resolved.count == 1, !listed { return .decision(result.decisions[0], resolved[0], now: now) }
         let deciding = result.decidingIndex
         let body = "{" + DecisionRendering.fields(result.decisions[deciding], resolved[deciding], allowed: result.isAllowed) + ",\"checks\":["
             + zip(result.decisions, resolved).map { DecisionRendering.json($0, $1) }.joined(separator: ",") + "]}"
@@ -156,8 +244,14 @@ public struct HTTPAPIProcessor: Sendable {
         var statuses = Set<Int>()
         var decisions: [Decision] = []
         for field in fields {
-            do {
+            do throws(HTTPAPIError) {
                 let resolved = try field.resolve(policies: policies, maximumKeyBytes: context.maximumKeyBytes)
+                if resolved.check.policyIndex >= 0, policies.isGlobal[Int(resolved.check.policyIndex)] {
+                    throw HTTPAPIError(
+                        .unprocessableEntity, code: "unsupported_checks",
+                        "policy '\(resolved.name)' is global: decide it through /v1/check; the batch takes local policies"
+                    )
+                }
                 let decision = context.limiter.decide(resolved.check, at: now)
                 decisions.append(decision)
                 let status = decision.isAllowed ? 200 : 429

@@ -42,19 +42,39 @@ final class HTTPServerHandler: ChannelInboundHandler, RemovableChannelHandler {
     /// A refused request (413, malformed): after the answer, shut output and drain input for a while, so
     /// the client's unsent bytes do not turn the close into a reset that destroys the answer.
     private var lingering = false
+    /// A global decision is waiting for Redis: later requests are held, in order, until it is answered.
+    private var awaiting = false
+    /// Request parts that arrived while `awaiting`.
+    private var held: [HTTPServerRequestPart] = []
+    /// A parse error that arrived while `awaiting`: answered after the held requests, in order.
+    private var heldError: HTTPParserError?
+    private let clockForAnswers: any SluiceClock
+    private let timeout: TimeAmount
 
     init(processor: HTTPAPIProcessor, context: ServerContext) {
         self.processor = processor
         clock = context.clock
         statistics = context.statistics
         configuration = context.registry.reader()
+        clockForAnswers = context.clock
+        let timeout = context.global?.timeout ?? .milliseconds(50)
+        self.timeout = .nanoseconds(Int64(timeout.components.seconds) * 1_000_000_000 + timeout.components.attoseconds / 1_000_000_000)
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        let part = unwrapInboundIn(data)
+        if awaiting {
+            held.append(part)  // answered in order, after the request that waits
+            return
+        }
+        handle(part, context: context)
+    }
+
+    private func handle(_ part: HTTPServerRequestPart, context: ChannelHandlerContext) {
         // Once the connection is to close, nothing more is read: a request pipelined behind a
         // `Connection: close` or a refused one must not be decided (RFC 9112 §9.6).
         guard !closeAfterFlush else { return }
-        switch unwrapInboundIn(data) {
+        switch part {
         case .head(let head):
             if let length = head.headers.first(name: "Content-Length").flatMap(Int.init), length > processor.limits.maximumBodyBytes {
                 tooLarge(context: context)
@@ -92,17 +112,66 @@ final class HTTPServerHandler: ChannelInboundHandler, RemovableChannelHandler {
             let peer = head.uri.utf8.starts(with: "/v1/forward-auth".utf8) ? context.remoteAddress : nil
             let request = HTTPAPIRequest(method: head.method, uri: head.uri, headers: head.headers, body: body, remoteAddress: peer)
             configuration.refresh()
-            let response = processor.respond(to: request, now: clock.now(), snapshot: configuration.snapshot, counts: &counts)
-            // NIO's decoder stops parsing after an Upgrade or CONNECT request; this API upgrades to nothing,
-            // so such a connection is answered and closed rather than left to buffer what follows.
-            let upgrade = head.method == .CONNECT || head.headers.contains(name: "Upgrade")
-            let keepAlive = head.isKeepAlive && !quiescing && !upgrade
-            if !keepAlive { closeAfterFlush = true }
-            var buffer = output ?? context.channel.allocator.buffer(capacity: 512)
-            // A response to HEAD states the body's length but carries no body (RFC 9110 §9.3.2).
-            response.write(to: &buffer, keepAlive: keepAlive, includeBody: head.method != .HEAD, scratch: &scratch)
-            output = buffer
+            let outcome = processor.respond(to: request, now: clock.now(), snapshot: configuration.snapshot, counts: &counts)
+            switch outcome {
+            case .response(let response):
+                write(response, for: head, context: context)
+            case .pending(let pending, let completion):
+                wait(for: pending, completion: completion, head: head, context: context)
+            }
         }
+    }
+
+    private func write(_ response: HTTPAPIResponse, for head: HTTPRequestHead, context: ChannelHandlerContext) {
+        // NIO's decoder stops parsing after an Upgrade or CONNECT request; this API upgrades to nothing,
+        // so such a connection is answered and closed rather than left to buffer what follows.
+        let upgrade = head.method == .CONNECT || head.headers.contains(name: "Upgrade")
+        let keepAlive = head.isKeepAlive && !quiescing && !upgrade
+        if !keepAlive { closeAfterFlush = true }
+        var buffer = output ?? context.channel.allocator.buffer(capacity: 512)
+        // A response to HEAD states the body's length but carries no body (RFC 9110 §9.3.2).
+        response.write(to: &buffer, keepAlive: keepAlive, includeBody: head.method != .HEAD, scratch: &scratch)
+        output = buffer
+    }
+
+    /// Holds later requests until `pending` is answered (by Redis, or by the failure policy after the
+    /// timeout), then writes its response and carries on with what was held.
+    private func wait(for pending: PendingDecision, completion: HTTPAPICompletion, head: HTTPRequestHead, context: ChannelHandlerContext) {
+        awaiting = true
+        _ = try? context.channel.syncOptions?.setOption(ChannelOptions.autoRead, value: false)
+        let loop = context.eventLoop
+        let bound = NIOLoopBound((handler: self, context: context), eventLoop: loop)
+        let clock = clockForAnswers
+        let expiry = loop.scheduleTask(in: timeout) { pending.expire(now: clock.now()) }
+        pending.whenAnswered { decision in
+            loop.execute {
+                expiry.cancel()
+                bound.value.handler.answered(decision, completion: completion, head: head, context: bound.value.context)
+            }
+        }
+    }
+
+    private func answered(_ decision: Decision, completion: HTTPAPICompletion, head: HTTPRequestHead, context: ChannelHandlerContext) {
+        guard awaiting else { return }
+        awaiting = false
+        guard context.channel.isActive else { return }
+        let (response, later) = completion(decision, now: clockForAnswers.now())
+        statistics.add(later)
+        write(response, for: head, context: context)
+        while !awaiting, !held.isEmpty {
+            handle(held.removeFirst(), context: context)
+        }
+        if !awaiting, let error = heldError {
+            heldError = nil
+            refuseMalformed(error, context: context)
+        }
+        if quiescing, !awaiting, case .idle = state { closeAfterFlush = true }
+        if counts.commands > 0 {
+            statistics.add(counts)
+            counts = ServerStatistics.Batch()
+        }
+        flush(context: context)
+        if !awaiting { _ = try? context.channel.syncOptions?.setOption(ChannelOptions.autoRead, value: context.channel.isWritable) }
     }
 
     private func tooLarge(context: ChannelHandlerContext) {
@@ -151,7 +220,7 @@ final class HTTPServerHandler: ChannelInboundHandler, RemovableChannelHandler {
 
     func channelWritabilityChanged(context: ChannelHandlerContext) {
         // Stop reading from a client that does not read its responses, until the socket drains.
-        _ = try? context.channel.syncOptions?.setOption(ChannelOptions.autoRead, value: context.channel.isWritable)
+        if !awaiting { _ = try? context.channel.syncOptions?.setOption(ChannelOptions.autoRead, value: context.channel.isWritable) }
         context.fireChannelWritabilityChanged()
     }
 
@@ -159,7 +228,7 @@ final class HTTPServerHandler: ChannelInboundHandler, RemovableChannelHandler {
         guard event is ChannelShouldQuiesceEvent else { return context.fireUserInboundEventTriggered(event) }
         // Graceful shutdown: a request in flight is answered (with Connection: close); an idle connection closes now.
         quiescing = true
-        if case .idle = state {
+        if case .idle = state, !awaiting {
             closeAfterFlush = true
             flush(context: context)
         }
@@ -168,10 +237,18 @@ final class HTTPServerHandler: ChannelInboundHandler, RemovableChannelHandler {
     }
 
     func errorCaught(context: ChannelHandlerContext, error: any Error) {
-        guard error is HTTPParserError else {
+        guard let error = error as? HTTPParserError else {
             context.close(promise: nil)
             return
         }
+        if awaiting {
+            heldError = error  // after the response the connection still owes
+            return
+        }
+        refuseMalformed(error, context: context)
+    }
+
+    private func refuseMalformed(_ error: HTTPParserError, context: ChannelHandlerContext) {
         // Bytes after a close was decided (or the end of a refused body): the last response is already out.
         guard !closeAfterFlush else { return flush(context: context) }
         // A request NIO's parser refuses: answer 400 and close, the connection's framing is lost.

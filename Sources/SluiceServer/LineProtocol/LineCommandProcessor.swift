@@ -13,26 +13,27 @@ public struct LineCommandProcessor: Sendable {
         case proceed
         /// Flush what was written, then close (QUIT).
         case close
-        /// A global policy's decision waits for Redis: write nothing more until it is answered, then write it
-        /// with ``writeAnswer(_:asList:into:)`` and go on.
-        case wait(PendingDecision, asList: Bool)
+        /// A global policy's decision waits for Redis: write nothing more until it is answered, then let
+        /// the ``Completion`` write the reply, and go on.
+        case wait(PendingDecision, Completion)
 
         public static func == (lhs: Action, rhs: Action) -> Bool {
             switch (lhs, rhs) {
             case (.proceed, .proceed), (.close, .close): true
-            case (.wait(let left, let leftList), .wait(let right, let rightList)): left === right && leftList == rightList
+            case (.wait(let left, _), .wait(let right, _)): left === right
             default: false
             }
         }
     }
 
-    /// Writes the answer to a command that waited: a decision (TAKE, PEEK), or an MTAKE reply of one check.
-    public static func writeAnswer(_ decision: Decision, asList: Bool, into output: inout ByteBuffer) {
-        if asList {
-            output.writeRESPArrayHeader(2)
-            output.writeRESPInteger(decision.isAllowed ? 1 : 0)
+    /// Writes the reply of a command that waited for Redis, once the answer is in.
+    public struct Completion: Sendable {
+        let body: @Sendable (Decision, Timestamp, inout ByteBuffer) -> ServerStatistics.Batch
+
+        /// Writes the reply to `decision` (decided at `now`) and returns what to count.
+        public func callAsFunction(_ decision: Decision, now: Timestamp, into output: inout ByteBuffer) -> ServerStatistics.Batch {
+            body(decision, now, &output)
         }
-        output.writeRESPDecision(decision)
     }
 
     /// The server version reported by HELLO and INFO.
@@ -171,7 +172,7 @@ public struct LineCommandProcessor: Sendable {
         }
         guard let check = resolveCheck(command, at: 1, costPresent: command.count == 4, into: &output) else { return .proceed }
         if policies.isGlobal[Int(check.policyIndex)] {
-            return decideGlobal(check, command: command, keyAt: 2, now: now, consume: consume, asList: false, into: &output)
+            return decideGlobal(check, command: command, keyAt: 2, now: now, consume: consume, into: &output)
         }
         let decision = context.limiter.decide(check, at: now, consume: consume)
         batch.count(decision)
@@ -181,7 +182,7 @@ public struct LineCommandProcessor: Sendable {
 
     /// A global policy's check: decided now from a lease, or a wait for Redis.
     private mutating func decideGlobal(
-        _ check: Check, command: RESPCommand, keyAt index: Int, now: Timestamp, consume: Bool, asList: Bool, into output: inout ByteBuffer
+        _ check: Check, command: RESPCommand, keyAt index: Int, now: Timestamp, consume: Bool, into output: inout ByteBuffer
     ) -> Action {
         let policy = policies.policies[Int(check.policyIndex)]
         guard let global = context.global else {
@@ -191,10 +192,18 @@ public struct LineCommandProcessor: Sendable {
         switch command.withArgument(index, { global.decide(check, policy: policy, name: $0, now: now, consume: consume) }) {
         case .decided(let decision):
             batch.count(decision)
-            Self.writeAnswer(decision, asList: asList, into: &output)
+            output.writeRESPDecision(decision)
             return .proceed
         case .pending(let pending):
-            return .wait(pending, asList: asList)
+            return .wait(
+                pending,
+                Completion { decision, _, output in
+                    output.writeRESPDecision(decision)
+                    var counts = ServerStatistics.Batch()
+                    counts.count(decision)
+                    return counts
+                }
+            )
         }
     }
 
@@ -211,15 +220,36 @@ public struct LineCommandProcessor: Sendable {
             checks.append(check)
             offset += 3
         }
-        if policies.hasGlobal, let global = checks.first(where: { policies.isGlobal[Int($0.policyIndex)] }) {
-            guard checks.count == 1 else {
-                let name = policies.policies[Int(global.policyIndex)].name
-                output.writeRESPError("ERR global policy '\(name)' cannot be combined with other checks in one MTAKE; send it in its own TAKE")
-                return .proceed
-            }
-            return decideGlobal(global, command: command, keyAt: 2, now: now, consume: true, asList: true, into: &output)
+        let grouped: GlobalChecks?
+        do {
+            grouped = try GlobalChecks.resolve(checks, names: { command.bytes(1 + 3 * $0 + 1) }, policies: policies, context: context)
+        } catch {
+            output.writeRESPError("ERR \(error.message)")
+            return .proceed
         }
-        let result = context.limiter.decide(checks, at: now)
+        let result: RateLimiter.MultiDecision
+        if let grouped {
+            switch grouped.start(now: now) {
+            case .decided(let decided): result = decided
+            case .pending(let pending):
+                return .wait(
+                    pending,
+                    Completion { decision, now, output in
+                        var counts = ServerStatistics.Batch()
+                        Self.writeMulti(grouped.finish(decision, now: now), into: &output, counting: &counts)
+                        return counts
+                    }
+                )
+            }
+        } else {
+            result = context.limiter.decide(checks, at: now)
+        }
+        Self.writeMulti(result, into: &output, counting: &batch)
+        return .proceed
+    }
+
+    /// MTAKE's reply: the verdict, then one decision per check; counted once, by the verdict.
+    static func writeMulti(_ result: RateLimiter.MultiDecision, into output: inout ByteBuffer, counting batch: inout ServerStatistics.Batch) {
         output.writeRESPArrayHeader(1 + result.decisions.count)
         output.writeRESPInteger(result.isAllowed ? 1 : 0)
         for decision in result.decisions {
@@ -231,7 +261,6 @@ public struct LineCommandProcessor: Sendable {
             batch.denied += 1
         }
         batch.shadowDenied += result.decisions.count { $0.isShadowed }
-        return .proceed
     }
 
     private mutating func throttle(_ command: RESPCommand, now: Timestamp, into output: inout ByteBuffer) {

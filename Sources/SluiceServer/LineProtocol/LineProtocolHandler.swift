@@ -29,6 +29,8 @@ final class LineProtocolHandler: ChannelInboundHandler, RemovableChannelHandler 
     private var paused = false
     /// A global decision is waiting for Redis: nothing after it is parsed or written until it is answered.
     private var awaiting = false
+    /// Graceful shutdown arrived while `awaiting`: close once the answer is written.
+    private var quiesceAfterAnswer = false
     /// How long a connection may take to flush its last replies on graceful shutdown.
     static let quiesceTimeout = TimeAmount.seconds(5)
 
@@ -86,8 +88,8 @@ final class LineProtocolHandler: ChannelInboundHandler, RemovableChannelHandler 
                 case .close:
                     closing = true
                     break commands
-                case .wait(let decision, let asList):
-                    wait(for: decision, asList: asList, context: context)
+                case .wait(let decision, let completion):
+                    wait(for: decision, completion: completion, context: context)
                     break commands
                 }
             }
@@ -113,7 +115,7 @@ final class LineProtocolHandler: ChannelInboundHandler, RemovableChannelHandler 
 
     /// Stops reading until `decision` is answered (by Redis, or by its failure policy after the timeout),
     /// then writes it after the replies before it and carries on with what followed it.
-    private func wait(for decision: PendingDecision, asList: Bool, context: ChannelHandlerContext) {
+    private func wait(for decision: PendingDecision, completion: LineCommandProcessor.Completion, context: ChannelHandlerContext) {
         awaiting = true
         _ = try? context.channel.syncOptions?.setOption(ChannelOptions.autoRead, value: false)
         let loop = context.eventLoop
@@ -126,19 +128,26 @@ final class LineProtocolHandler: ChannelInboundHandler, RemovableChannelHandler 
         decision.whenAnswered { answer in
             loop.execute {
                 expiry.cancel()
-                bound.value.handler.answered(answer, asList: asList, context: bound.value.context)
+                bound.value.handler.answered(answer, completion: completion, context: bound.value.context)
             }
         }
     }
 
-    private func answered(_ decision: Decision, asList: Bool, context: ChannelHandlerContext) {
+    private func answered(_ decision: Decision, completion: LineCommandProcessor.Completion, context: ChannelHandlerContext) {
         guard awaiting else { return }
         awaiting = false
         guard !closing, context.channel.isActive else { return }
         var reply = output ?? context.channel.allocator.buffer(capacity: 64)
-        LineCommandProcessor.writeAnswer(decision, asList: asList, into: &reply)
+        let counts = completion(decision, now: self.context.clock.now(), into: &reply)
         output = reply
-        processor.batch.count(decision)
+        processor.batch.add(counts)
+        if quiesceAfterAnswer {
+            closing = true
+            self.context.statistics.add(processor.batch)
+            processor.batch = ServerStatistics.Batch()
+            flush(context: context)
+            return
+        }
         paused = true
         resume(context: context)
     }
@@ -198,6 +207,11 @@ final class LineProtocolHandler: ChannelInboundHandler, RemovableChannelHandler 
 
     func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
         if event is ChannelShouldQuiesceEvent {
+            // A command waiting for Redis is answered first (within the timeout); then the connection closes.
+            if awaiting {
+                quiesceAfterAnswer = true
+                return
+            }
             // Graceful shutdown: requests already read have been answered (reads are handled whole);
             // flush those answers, then close.
             closing = true

@@ -48,6 +48,11 @@ public struct RESPCommand: Sendable, Equatable {
         }
     }
 
+    /// A copy of argument `index`'s bytes.
+    public func bytes(_ index: Int) -> [UInt8] {
+        withArgument(index) { Array($0) }
+    }
+
     /// Argument `index` as a `String` (copies; for replies, logs and tests).
     public func string(_ index: Int) -> String {
         withArgument(index) { String(decoding: $0, as: UTF8.self) }

@@ -20,6 +20,14 @@ public final class ServerStatistics: Sendable {
         /// Creates an empty batch.
         public init() {}
 
+        /// Adds another batch's counts.
+        public mutating func add(_ other: Batch) {
+            commands += other.commands
+            allowed += other.allowed
+            denied += other.denied
+            shadowDenied += other.shadowDenied
+        }
+
         /// Counts one decision: allowed, shadow-denied (let through) or denied.
         public mutating func count(_ decision: Decision) {
             if decision.outcome == .allowed {
