@@ -20,7 +20,7 @@ def svg(width, height, body):
 
 
 def caption(data, y):
-    lines = [f"{data['machine']} — {data['date']}", data["command"]]
+    lines = [f"{data['machine']} — {data['date']}"] + data["command"].split("; ")
     return "".join(f'<text x="10" y="{y + 14 * i}" font-size="10" fill="#4a5568">{escape(line)}</text>'
                    for i, line in enumerate(lines))
 
@@ -35,12 +35,14 @@ def comparison(data, title, unit, label_of):
     y = 40
     for row in rows:
         body += f'<text x="10" y="{y + bar_h + 4}" font-weight="bold">{escape(label_of(row))}</text>'
-        for name, value, color in ((data["reference"], row["reference_ops"], REFERENCE), ("Sluice", row["sluice_ops"], SLUICE)):
+        reference = row.get("reference", data.get("reference", "reference"))
+        for name, value, color in ((reference, row["reference_ops"], REFERENCE), (row.get("sluice", "Sluice"), row["sluice_ops"], SLUICE)):
             w = max(1, scale_w * value / top)
             body += f'<rect x="{left}" y="{y}" width="{w:.1f}" height="{bar_h - 4}" fill="{color}"/>'
             body += f'<text x="{left + w + 6:.1f}" y="{y + bar_h - 8}">{escape(name)}: {value:,.0f} {unit}</text>'
             y += bar_h
-        body += f'<text x="{left}" y="{y + 10}" font-size="11" fill="{SLUICE}">ratio Sluice / reference: {row["ratio"]}x</text>'
+        note = f' — answered without Redis: {100 * row["without_redis_share"]:.2f}%' if "without_redis_share" in row else ""
+        body += f'<text x="{left}" y="{y + 10}" font-size="11" fill="{SLUICE}">ratio Sluice / reference: {row["ratio"]}x{escape(note)}</text>'
         y += gap
     return svg(width, height, body + caption(data, y + 12))
 
@@ -78,6 +80,15 @@ def main():
             data, "HTTP: Sluice GET /v1/check vs nginx limit_req + empty_gif (wrk -t1 -c50)", "req/s",
             lambda r: "100k random keys"))
         made.append("http_vs_nginx.svg")
+    global_results = RESULTS / "global_vs_local.json"
+    if global_results.exists():
+        data = json.loads(global_results.read_text())
+        for row in data["rows"]:
+            row["sluice"] = "Sluice, global leased" if row["mode"] == "leased" else "Sluice, global strict"
+        (HERE / "global_vs_local.svg").write_text(comparison(
+            data, "Global policies through Redis (one sidecar, redis-benchmark -c 50)", "ops/s",
+            lambda r: f"{r['mode']}, -P {r['pipeline']}"))
+        made.append("global_vs_local.svg")
     core_results = RESULTS / "core.json"
     if core_results.exists():
         (HERE / "core.svg").write_text(core(json.loads(core_results.read_text())))

@@ -63,7 +63,7 @@ echo "# leased: redis-benchmark -c $C -n $N -r 1000 -P 16 TAKE {global|local} ke
 printf 'leased  global %9.0f ops/s (p50 %.3f ms) | local %9.0f ops/s (p50 %.3f ms) | ratio %sx | answered without Redis: %s (per rep: %s)\n' \
   "$gl" "$(med global/P16 3)" "$lo" "$(med local/P16 3)" "$lease_ratio" "$share" "$(awk '{printf "%s ", $2}' "$TMP/shares")"
 echo "# strict: redis-benchmark -c $C -n $NS -r 100000 -P {1,16}: TAKE strict key:__rand_int__ vs EVALSHA <token_bucket.lua> 1 tb:__rand_int__ 100 100 <now> 1 on redis-server"
-json_rows=("{\"mode\": \"leased\", \"pipeline\": 16, \"reference\": \"same policy, scope local\", \"reference_ops\": $lo, \"sluice_ops\": $gl, \"ratio\": $lease_ratio, \"without_redis_share\": $share}")
+json_rows=("{\"mode\": \"leased\", \"pipeline\": 16, \"reference\": \"scope local\", \"reference_ops\": $lo, \"sluice_ops\": $gl, \"ratio\": $lease_ratio, \"without_redis_share\": $share}")
 for P in 1 16; do
   rs=$(med "redis-lua/P$P" 2); so=$(med "strict/P$P" 2)
   ratio=$(awk -v a="$so" -v b="$rs" 'BEGIN{printf "%.2f", a/b}')

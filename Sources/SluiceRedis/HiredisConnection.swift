@@ -32,6 +32,11 @@ enum RedisReply: Sendable, Hashable {
     }
 }
 
+/// A script's error reply (the connection stays usable).
+struct ScriptError: Error {
+    let message: String
+}
+
 /// Why talking to Redis failed; the connection is unusable afterwards.
 struct RedisConnectionError: Error, CustomStringConvertible {
     let description: String
@@ -94,6 +99,37 @@ final class HiredisConnection {
             }
         }
         guard status == REDIS_OK else { throw RedisConnectionError(description: Self.errorText(context)) }
+    }
+
+    /// Queues commands already in the RESP wire format (a whole pipelined batch at once).
+    func appendFormatted(_ bytes: [UInt8]) throws(RedisConnectionError) {
+        let status = bytes.withUnsafeBytes { raw in
+            redisAppendFormattedCommand(context, raw.baseAddress?.assumingMemoryBound(to: CChar.self), raw.count)
+        }
+        guard status == REDIS_OK else { throw RedisConnectionError(description: Self.errorText(context)) }
+    }
+
+    /// Reads the next reply of a script that answers with integers: the integers, or Redis's error text.
+    func scriptReply() throws(RedisConnectionError) -> Result<[Int64], ScriptError> {
+        var raw: UnsafeMutableRawPointer?
+        guard redisGetReply(context, &raw) == REDIS_OK, let raw else {
+            throw RedisConnectionError(description: Self.errorText(context))
+        }
+        defer { freeReplyObject(raw) }
+        let reply = raw.assumingMemoryBound(to: redisReply.self).pointee
+        if reply.type == REDIS_REPLY_ARRAY, let elements = reply.element {
+            var values: [Int64] = []
+            values.reserveCapacity(reply.elements)
+            for index in 0..<reply.elements {
+                guard let element = elements[index], element.pointee.type == REDIS_REPLY_INTEGER else { break }
+                values.append(element.pointee.integer)
+            }
+            if values.count == reply.elements { return .success(values) }
+        }
+        if reply.type == REDIS_REPLY_ERROR, let str = reply.str {
+            return .failure(ScriptError(message: String(decoding: UnsafeRawBufferPointer(start: str, count: reply.len), as: UTF8.self)))
+        }
+        return .failure(ScriptError(message: "unexpected reply of type \(reply.type)"))
     }
 
     /// Sends what is queued (on the first call) and reads the next reply, waiting at most the timeout.

@@ -316,12 +316,11 @@ public final class RedisGlobalLimiter: GlobalLimiter {
         return key
     }
 
-    private func arguments(_ rateLimit: RateLimit, want: Int64, need: Int64, mode: String, keep: Int64, window: Int64) -> [[UInt8]] {
-        let periodMilliseconds = max(1, rateLimit.periodNanoseconds / 1_000_000)
-        return [
-            String(rateLimit.limit), String(periodMilliseconds), String(rateLimit.capacity), String(want), String(need), mode,
-            holder, String(keep), String(Self.leaseLifetime), String(window),
-        ].map { Array($0.utf8) }
+    private func arguments(_ rateLimit: RateLimit, want: Int64, need: Int64, mode: String, keep: Int64, window: Int64) -> [RedisJob.Argument] {
+        [
+            .integer(rateLimit.limit), .integer(max(1, rateLimit.periodNanoseconds / 1_000_000)), .integer(rateLimit.capacity), .integer(want),
+            .integer(need), .text(mode), .text(holder), .integer(keep), .integer(Self.leaseLifetime), .integer(window),
+        ]
     }
 }
 

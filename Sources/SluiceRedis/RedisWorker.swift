@@ -47,12 +47,58 @@ public struct RedisSettings: Sendable, Hashable {
 struct RedisJob: Sendable {
     /// The script to run (its SHA is filled in by the worker).
     let script: RedisScript
-    /// `KEYS[1]`.
-    let key: [UInt8]
-    /// `ARGV`.
-    let arguments: [[UInt8]]
+    /// `KEYS[1]` and the `ARGV`, already as RESP bulk strings, and how many they are.
+    let encoded: [UInt8]
+    let count: Int
     /// Called once, on the worker thread, with the script's integers or the failure.
     let completion: @Sendable (Result<[Int64], RedisConnectionError>) -> Void
+
+    /// A call of `script` on `key` with `arguments` (integers written in decimal, strings as they are).
+    init(
+        script: RedisScript, key: [UInt8], arguments: [Argument],
+        completion: @escaping @Sendable (Result<[Int64], RedisConnectionError>) -> Void
+    ) {
+        self.script = script
+        var encoded: [UInt8] = []
+        encoded.reserveCapacity(key.count + 16 * arguments.count + 16)
+        Self.appendBulk(key, to: &encoded)
+        for argument in arguments {
+            switch argument {
+            case .integer(let value): Self.appendBulk(Self.decimal(value), to: &encoded)
+            case .text(let text): Self.appendBulk(Array(text.utf8), to: &encoded)
+            }
+        }
+        self.encoded = encoded
+        count = 1 + arguments.count
+        self.completion = completion
+    }
+
+    enum Argument {
+        case integer(Int64)
+        case text(String)
+    }
+
+    static func appendBulk(_ bytes: some Collection<UInt8>, to buffer: inout [UInt8]) {
+        buffer.append(UInt8(ascii: "$"))
+        buffer.append(contentsOf: decimal(Int64(bytes.count)))
+        buffer.append(contentsOf: [0x0D, 0x0A])
+        buffer.append(contentsOf: bytes)
+        buffer.append(contentsOf: [0x0D, 0x0A])
+    }
+
+    static func decimal(_ value: Int64) -> [UInt8] {
+        if value == 0 { return [UInt8(ascii: "0")] }
+        var digits: [UInt8] = []
+        digits.reserveCapacity(20)
+        var magnitude = value.magnitude
+        while magnitude > 0 {
+            digits.append(UInt8(ascii: "0") + UInt8(magnitude % 10))
+            magnitude /= 10
+        }
+        if value < 0 { digits.append(UInt8(ascii: "-")) }
+        digits.reverse()
+        return digits
+    }
 }
 
 /// The thread that owns the hiredis connection: it drains the job queue, sends each batch pipelined, hands
@@ -191,33 +237,46 @@ final class RedisWorker: Sendable {
     private func send(_ jobs: inout [RedisJob], on connection: HiredisConnection, shas: inout [String]) throws(RedisConnectionError) {
         var attempt = 0
         while !jobs.isEmpty {
-            for job in jobs {
-                var arguments: [[UInt8]] = [Array("EVALSHA".utf8), Array(shas[job.script.rawValue].utf8), [0x31], job.key]
-                arguments.append(contentsOf: job.arguments)
-                try connection.append(arguments)
+            // The whole batch in the wire format, handed to hiredis in one piece.
+            var batch: [UInt8] = []
+            batch.reserveCapacity(jobs.reduce(0) { $0 + $1.encoded.count + 80 })
+            let headers = shas.map { sha in
+                var header = Array("$7\r\nEVALSHA\r\n".utf8)
+                RedisJob.appendBulk(Array(sha.utf8), to: &header)
+                header += Array("$1\r\n1\r\n".utf8)
+                return header
             }
+            for job in jobs {
+                batch.append(UInt8(ascii: "*"))
+                batch.append(contentsOf: RedisJob.decimal(Int64(3 + job.count)))
+                batch.append(contentsOf: [0x0D, 0x0A])
+                batch.append(contentsOf: headers[job.script.rawValue])
+                batch.append(contentsOf: job.encoded)
+            }
+            try connection.appendFormatted(batch)
             var retry: [RedisJob] = []
             for (index, job) in jobs.enumerated() {
-                let reply: RedisReply
+                let reply: Result<[Int64], ScriptError>
                 do {
-                    reply = try connection.reply()
+                    reply = try connection.scriptReply()
                 } catch {
                     jobs.removeFirst(index)
                     throw error
                 }
-                if case .error(let message) = reply {
-                    if message.hasPrefix("NOSCRIPT"), attempt == 0 {
+                switch reply {
+                case .success(let values) where values.count == 7:
+                    job.completion(.success(values))
+                case .success(let values):
+                    errors.add(1, ordering: .relaxed)
+                    job.completion(.failure(RedisConnectionError(description: "unexpected reply \(values)")))
+                case .failure(let error):
+                    if error.message.hasPrefix("NOSCRIPT"), attempt == 0 {
                         retry.append(job)
                         continue
                     }
                     errors.add(1, ordering: .relaxed)
-                    logger.warning("Redis refused a script call", metadata: ["error": "\(message)"])
-                    job.completion(.failure(RedisConnectionError(description: message)))
-                } else if let values = reply.integers, values.count == 7 {
-                    job.completion(.success(values))
-                } else {
-                    errors.add(1, ordering: .relaxed)
-                    job.completion(.failure(RedisConnectionError(description: "unexpected reply \(reply)")))
+                    logger.warning("Redis refused a script call", metadata: ["error": "\(error.message)"])
+                    job.completion(.failure(RedisConnectionError(description: error.message)))
                 }
             }
             jobs = retry

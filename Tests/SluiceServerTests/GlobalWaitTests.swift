@@ -1,3 +1,4 @@
+import Foundation
 import Logging
 import NIOCore
 import NIOEmbedded
@@ -35,9 +36,9 @@ final class ScriptedGlobalLimiter: GlobalLimiter {
         )
     }
 
-    /// Answers the oldest waiting decision as allowed, with `remaining` left.
-    func allowOldest(remaining: Int64 = 4) {
-        let pending = waiting.withLock { $0.isEmpty ? nil : $0.removeFirst() }
+    /// Answers the oldest waiting decision (or the newest) as allowed, with `remaining` left.
+    func allowOldest(remaining: Int64 = 4, newest: Bool = false) {
+        let pending = waiting.withLock { $0.isEmpty ? nil : newest ? $0.removeLast() : $0.removeFirst() }
         pending?.answer(Decision(outcome: .allowed, limit: 5, remaining: remaining, resetAfterNanoseconds: 60_000_000_000, retryAfterNanoseconds: 0))
     }
 
@@ -82,17 +83,55 @@ struct GlobalWaitTests {
         let global = ScriptedGlobalLimiter()
         let channel = try Self.lineChannel(try Self.context(global, clock: ManualClock()))
         try channel.writeInbound(ByteBuffer(string: "PING\r\nTAKE g user\r\nPING\r\nTAKE api user\r\n"))
-        // The reply before the waiting command is out; nothing after it is decided yet.
+        // The reply before the waiting command is out; the replies after it wait for it.
         #expect(try Self.writes(channel) == "+PONG\r\n")
         #expect(global.count == 1)
-        // More input while waiting is held, not decided.
-        try channel.writeInbound(ByteBuffer(string: "TAKE api user\r\n"))
+        // More input while waiting is decided too (a second global decision waits alongside the first)...
+        try channel.writeInbound(ByteBuffer(string: "TAKE api user\r\nTAKE g other\r\nECHO last\r\n"))
+        #expect(global.count == 2)
+        // ...and answering the second first writes nothing: the first still owes its reply.
+        global.allowOldest(remaining: 3, newest: true)
+        channel.embeddedEventLoop.run()
         #expect(try Self.writes(channel) == "")
         global.allowOldest()
         channel.embeddedEventLoop.run()
-        #expect(try Self.writes(channel) == D.decision(true, 5, 4, 60_000, 0) + "+PONG\r\n" + D.decision(true, 3, 2, 60_000, 0) + D.decision(true, 3, 1, 60_000, 0))
+        #expect(
+            try Self.writes(channel)
+                == D.decision(true, 5, 4, 60_000, 0) + "+PONG\r\n" + D.decision(true, 3, 2, 60_000, 0) + D.decision(true, 3, 1, 60_000, 0)
+                + D.decision(true, 5, 3, 60_000, 0) + "$4\r\nlast\r\n"
+        )
         #expect(channel.isActive)
         #expect(try channel.finish().isClean)
+    }
+
+    @Test func aConnectionWaitsForAtMost128DecisionsThenStopsParsing() throws {
+        let global = ScriptedGlobalLimiter()
+        let channel = try Self.lineChannel(try Self.context(global, clock: ManualClock()))
+        try channel.writeInbound(ByteBuffer(string: String(repeating: "TAKE g k\r\n", count: 130) + "PING\r\n"))
+        #expect(global.count == 128)
+        global.allowOldest()
+        channel.embeddedEventLoop.run()
+        // One answered: parsing resumes, and stops again at 128 waiting (the 129th command now waits).
+        #expect(global.count == 128)
+        while global.count > 0 {
+            global.allowOldest()
+            channel.embeddedEventLoop.run()
+        }
+        let written = try Self.writes(channel)
+        #expect(written.hasSuffix("+PONG\r\n"))
+        #expect(written.components(separatedBy: "*5\r\n").count - 1 == 130)
+        #expect(try channel.finish().isClean)
+    }
+
+    @Test func quitAfterWaitingCommandsClosesOnceTheirRepliesAreOut() throws {
+        let global = ScriptedGlobalLimiter()
+        let channel = try Self.lineChannel(try Self.context(global, clock: ManualClock()))
+        try channel.writeInbound(ByteBuffer(string: "TAKE g user\r\nQUIT\r\nPING\r\n"))
+        #expect(channel.isActive)
+        global.allowOldest()
+        channel.embeddedEventLoop.run()
+        #expect(try Self.writes(channel) == D.decision(true, 5, 4, 60_000, 0) + "+OK\r\n")
+        #expect(!channel.isActive)
     }
 
     @Test func anUnansweredDecisionFollowsTheFailurePolicyAfterTheTimeout() throws {

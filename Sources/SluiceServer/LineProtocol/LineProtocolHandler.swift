@@ -6,17 +6,35 @@ import SluiceCore
 /// ``LineCommandProcessor``, and writes all replies of one read in a single flush.
 ///
 /// The clock is read once per read, so a pipeline of N commands costs one clock read, not N.
+///
+/// A command whose global policy waits for Redis takes a place in the reply order and parsing goes on: up
+/// to ``maximumWaitsPerConnection`` decisions of one connection wait at once (so a pipelining client's
+/// strict decisions reach Redis as one batch), and replies still leave in command order, each written as
+/// soon as every reply before it is ready.
 final class LineProtocolHandler: ChannelInboundHandler, RemovableChannelHandler {
     typealias InboundIn = ByteBuffer
     typealias OutboundOut = ByteBuffer
+
+    /// A reply in the order of its command: written, or waiting for Redis.
+    private enum Slot {
+        case ready(ByteBuffer)
+        case waiting(Int)
+    }
 
     private let parser: RESPParser
     private var processor: LineCommandProcessor
     private let context: ServerContext
     /// Bytes of an incomplete frame carried over to the next read.
     private var pending: ByteBuffer?
+    /// Replies not yet written, in command order, when some wait for Redis; `output` follows them.
+    private var slots = CircularBuffer<Slot>()
+    /// The replies after the last waiting one.
     private var output: ByteBuffer?
-    /// Set by QUIT, a protocol error or a graceful shutdown: flush what is written, then close.
+    /// How many slots wait, and the next waiting slot's number.
+    private var waiting = 0
+    private var nextWait = 0
+    /// Set by QUIT, a protocol error or a graceful shutdown: flush what is written (once every waiting
+    /// reply is in), then close.
     private var closing = false
     /// Set by a protocol error: after the error reply, shut down output only and discard input until the
     /// client closes (or `lingerTimeout` passes), so unread input does not turn the close into a reset that
@@ -25,12 +43,14 @@ final class LineProtocolHandler: ChannelInboundHandler, RemovableChannelHandler 
     static let lingerTimeout = TimeAmount.seconds(2)
     /// The replies one read may produce before parsing pauses until they are written (1 MiB).
     static let maximumReplyBytesPerRead = 1 << 20
+    /// The most decisions of one connection waiting for Redis at once; parsing pauses beyond it.
+    static let maximumWaitsPerConnection = 128
     /// Parsing is paused: this read's replies reached the cap and wait to be written.
     private var paused = false
-    /// A global decision is waiting for Redis: nothing after it is parsed or written until it is answered.
-    private var awaiting = false
-    /// Graceful shutdown arrived while `awaiting`: close once the answer is written.
-    private var quiesceAfterAnswer = false
+    /// Parsing is paused: ``maximumWaitsPerConnection`` decisions wait for Redis.
+    private var stalled = false
+    /// A flush of answered replies is queued on the event loop.
+    private var flushScheduled = false
     /// How long a connection may take to flush its last replies on graceful shutdown.
     static let quiesceTimeout = TimeAmount.seconds(5)
 
@@ -64,17 +84,18 @@ final class LineProtocolHandler: ChannelInboundHandler, RemovableChannelHandler 
         } else {
             work = incoming
         }
-        if paused || awaiting {
-            pending = work  // parsing resumes once the replies already produced are written, or the answer is in
+        if paused || stalled {
+            pending = work  // parsing resumes once the replies already produced are written, or answers come in
             return
         }
         process(&work, context: context)
     }
 
-    /// Runs the commands in `work`, until it holds no complete frame or this read's replies reach
-    /// ``maximumReplyBytesPerRead``; what is left waits in `pending`.
+    /// Runs the commands in `work`, until it holds no complete frame, this read's replies reach
+    /// ``maximumReplyBytesPerRead``, or too many decisions wait; what is left waits in `pending`.
     private func process(_ work: inout ByteBuffer, context: ChannelHandlerContext) {
         var reply = output ?? context.channel.allocator.buffer(capacity: 256)
+        var produced = 0  // bytes moved into slots by this call
         // Work on a local copy of the processor for the whole batch: a mutating call on a stored property
         // of a class pays a dynamic exclusivity check per command.
         var processor = self.processor
@@ -82,23 +103,34 @@ final class LineProtocolHandler: ChannelInboundHandler, RemovableChannelHandler 
         processor.refreshPolicies()
         let now = self.context.clock.now()
         do {
-            commands: while reply.readableBytes < Self.maximumReplyBytesPerRead, let command = try parser.parse(&work) {
+            commands: while produced + reply.readableBytes < Self.maximumReplyBytesPerRead, waiting < Self.maximumWaitsPerConnection,
+                let command = try parser.parse(&work)
+            {
                 switch processor.execute(command, now: now, into: &reply) {
                 case .proceed: continue
                 case .close:
                     closing = true
                     break commands
                 case .wait(let decision, let completion):
+                    if reply.readableBytes > 0 {
+                        produced += reply.readableBytes
+                        slots.append(.ready(reply))
+                        reply = context.channel.allocator.buffer(capacity: 64)
+                    }
                     wait(for: decision, completion: completion, context: context)
-                    break commands
                 }
             }
             if !closing, work.readableBytes > 0 { pending = work }
-            if !closing, reply.readableBytes >= Self.maximumReplyBytesPerRead, pending != nil {
-                // A small request can ask for large replies (INFO, MTAKE): stop reading and parsing until these are
-                // written, so one connection cannot make the server queue replies without bound.
-                paused = true
-                _ = try? context.channel.syncOptions?.setOption(ChannelOptions.autoRead, value: false)
+            if !closing, pending != nil {
+                if produced + reply.readableBytes >= Self.maximumReplyBytesPerRead {
+                    // A small request can ask for large replies (INFO, MTAKE): stop reading and parsing until these are
+                    // written, so one connection cannot make the server queue replies without bound.
+                    paused = true
+                    _ = try? context.channel.syncOptions?.setOption(ChannelOptions.autoRead, value: false)
+                } else if waiting >= Self.maximumWaitsPerConnection {
+                    stalled = true
+                    _ = try? context.channel.syncOptions?.setOption(ChannelOptions.autoRead, value: false)
+                }
             }
         } catch {
             reply.writeRESPError("ERR \(error.description)")
@@ -113,43 +145,53 @@ final class LineProtocolHandler: ChannelInboundHandler, RemovableChannelHandler 
         output = reply
     }
 
-    /// Stops reading until `decision` is answered (by Redis, or by its failure policy after the timeout),
-    /// then writes it after the replies before it and carries on with what followed it.
+    /// Gives `decision` a place in the reply order; its reply is written when it is answered (by Redis, or
+    /// by its failure policy after the timeout) and every reply before it is out.
     private func wait(for decision: PendingDecision, completion: LineCommandProcessor.Completion, context: ChannelHandlerContext) {
-        awaiting = true
-        _ = try? context.channel.syncOptions?.setOption(ChannelOptions.autoRead, value: false)
+        let slot = nextWait
+        nextWait &+= 1
+        waiting += 1
+        slots.append(.waiting(slot))
         let loop = context.eventLoop
         let bound = NIOLoopBound((handler: self, context: context), eventLoop: loop)
         let timeout = self.context.global?.timeout ?? .milliseconds(50)
         let clock = self.context.clock
-        let expiry = loop.scheduleTask(in: .nanoseconds(Int64(timeout.components.seconds) * 1_000_000_000 + timeout.components.attoseconds / 1_000_000_000)) {
+        // Not cancelled when Redis answers first: expiring an answered decision does nothing, and removing a
+        // task from the timer queue costs more than letting it fire.
+        loop.scheduleTask(in: .nanoseconds(Int64(timeout.components.seconds) * 1_000_000_000 + timeout.components.attoseconds / 1_000_000_000)) {
             decision.expire(now: clock.now())
         }
         decision.whenAnswered { answer in
-            loop.execute {
-                expiry.cancel()
-                bound.value.handler.answered(answer, completion: completion, context: bound.value.context)
-            }
+            loop.execute { bound.value.handler.answered(slot, answer, completion: completion, context: bound.value.context) }
         }
     }
 
-    private func answered(_ decision: Decision, completion: LineCommandProcessor.Completion, context: ChannelHandlerContext) {
-        guard awaiting else { return }
-        awaiting = false
-        guard !closing, context.channel.isActive else { return }
-        var reply = output ?? context.channel.allocator.buffer(capacity: 64)
-        let counts = completion(decision, now: self.context.clock.now(), into: &reply)
-        output = reply
-        processor.batch.add(counts)
-        if quiesceAfterAnswer {
-            closing = true
-            self.context.statistics.add(processor.batch)
-            processor.batch = ServerStatistics.Batch()
-            flush(context: context)
-            return
+    private func answered(_ slot: Int, _ decision: Decision, completion: LineCommandProcessor.Completion, context: ChannelHandlerContext) {
+        guard context.channel.isActive, let index = slots.firstIndex(where: { if case .waiting(slot) = $0 { true } else { false } }) else { return }
+        var reply = context.channel.allocator.buffer(capacity: 64)
+        processor.batch.add(completion(decision, now: self.context.clock.now(), into: &reply))
+        slots[index] = .ready(reply)
+        waiting -= 1
+        if stalled, !closing {
+            stalled = false
+            if var work = pending {
+                pending = nil
+                process(&work, context: context)
+            }
         }
-        paused = true
-        resume(context: context)
+        // Answers from one batch sent to Redis arrive together: write them with one flush, after the last.
+        guard !flushScheduled else { return }
+        flushScheduled = true
+        context.eventLoop.assumeIsolated().execute {
+            self.flushScheduled = false
+            guard context.channel.isActive else { return }
+            self.context.statistics.add(self.processor.batch)
+            self.processor.batch = ServerStatistics.Batch()
+            self.flush(context: context)
+            if !self.paused, !self.stalled, !self.closing {
+                _ = try? context.channel.syncOptions?.setOption(ChannelOptions.autoRead, value: context.channel.isWritable)
+            }
+        }
     }
 
     func channelReadComplete(context: ChannelHandlerContext) {
@@ -159,15 +201,25 @@ final class LineProtocolHandler: ChannelInboundHandler, RemovableChannelHandler 
         context.fireChannelReadComplete()
     }
 
+    /// Writes every reply whose predecessors are all ready; closes once all are out when closing.
     private func flush(context: ChannelHandlerContext) {
-        let reply = output
+        var ready = output
         output = nil
-        guard let reply, reply.readableBytes > 0 else {
-            if closing, !lingering { context.close(promise: nil) }
+        if !slots.isEmpty {
+            if let trailing = ready, trailing.readableBytes > 0 { slots.append(.ready(trailing)) }
+            ready = nil
+            while case .ready(var next) = slots.first {
+                slots.removeFirst()
+                if ready == nil { ready = next } else { ready?.writeBuffer(&next) }
+            }
+        }
+        let complete = slots.isEmpty  // no reply still waits
+        guard let reply = ready, reply.readableBytes > 0 else {
+            if closing, complete, !lingering { context.close(promise: nil) }
             return
         }
-        guard closing else {
-            guard paused, !awaiting else {
+        guard closing, complete else {
+            guard paused else {
                 context.writeAndFlush(wrapOutboundOut(reply), promise: nil)  // no future unless someone waits on it
                 return
             }
@@ -187,38 +239,34 @@ final class LineProtocolHandler: ChannelInboundHandler, RemovableChannelHandler 
 
     /// Continues with the commands that waited while parsing was paused, once their predecessors' replies are out.
     private func resume(context: ChannelHandlerContext) {
-        guard paused, !awaiting, !closing, context.channel.isActive else { return }
+        guard paused, !closing, context.channel.isActive else { return }
         paused = false
         if var work = pending {
             pending = nil
             process(&work, context: context)
+            self.context.statistics.add(processor.batch)
+            processor.batch = ServerStatistics.Batch()
+            flush(context: context)
         }
-        self.context.statistics.add(processor.batch)
-        processor.batch = ServerStatistics.Batch()
-        flush(context: context)
-        if !paused, !awaiting { _ = try? context.channel.syncOptions?.setOption(ChannelOptions.autoRead, value: context.channel.isWritable) }
+        if !paused, !stalled { _ = try? context.channel.syncOptions?.setOption(ChannelOptions.autoRead, value: context.channel.isWritable) }
     }
 
     func channelWritabilityChanged(context: ChannelHandlerContext) {
         // Stop reading from a client that does not read its replies, until the socket drains.
-        if !paused, !awaiting { _ = try? context.channel.syncOptions?.setOption(ChannelOptions.autoRead, value: context.channel.isWritable) }
+        if !paused, !stalled { _ = try? context.channel.syncOptions?.setOption(ChannelOptions.autoRead, value: context.channel.isWritable) }
         context.fireChannelWritabilityChanged()
     }
 
     func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
         if event is ChannelShouldQuiesceEvent {
-            // A command waiting for Redis is answered first (within the timeout); then the connection closes.
-            if awaiting {
-                quiesceAfterAnswer = true
-                return
-            }
-            // Graceful shutdown: requests already read have been answered (reads are handled whole);
-            // flush those answers, then close.
+            // Graceful shutdown: requests already read have been answered (reads are handled whole), or
+            // wait for Redis (at most its timeout); flush those answers, then close.
             closing = true
-            let flushed = context.writeAndFlush(wrapOutboundOut(context.channel.allocator.buffer(capacity: 0)))
-            flushed.assumeIsolated().whenComplete { _ in context.close(promise: nil) }
             // A client that does not read its replies never completes that write: close anyway after a grace period.
             context.eventLoop.assumeIsolated().scheduleTask(in: Self.quiesceTimeout) { context.close(promise: nil) }
+            guard slots.isEmpty else { return }  // the last answer's flush closes
+            let flushed = context.writeAndFlush(wrapOutboundOut(context.channel.allocator.buffer(capacity: 0)))
+            flushed.assumeIsolated().whenComplete { _ in context.close(promise: nil) }
             return
         }
         context.fireUserInboundEventTriggered(event)
