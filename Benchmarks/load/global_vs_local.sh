@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Global policies through Redis, measured on one sidecar under redis-benchmark, each against a reference
 # run in the same session, alternating:
-#   leased:  TAKE global key:__rand_int__  vs  TAKE local key:__rand_int__   (same fixed window, scope global vs local)
+#   leased:  TAKE global repN:__rand_int__  vs  TAKE local repN:__rand_int__   (same fixed window, scope global vs local)
 #            -c 50 -P 16 -r 1000; also the share of global decisions answered without waiting for Redis (INFO)
 #   strict:  TAKE strict key:__rand_int__  (one EVALSHA per decision, token bucket in Lua)
 #            vs EVALSHA of the common Redis+Lua token bucket sent straight to redis-server
@@ -35,9 +35,10 @@ NOW=$(date +%s%3N)   # a fixed client clock, capacity 100: ~3 hits per key, ever
 
 rb() { local port=$1; shift; redis-benchmark -h 127.0.0.1 -p "$port" -c "$C" --csv "$@"; }
 for rep in $(seq "$REPS"); do
-  rb "$SPORT" -n "$N" -r 1000 -P 16 TAKE local 'key:__rand_int__' | rb_row "local/P16" >> "$TMP/rows"
+  # Fresh keys every rep, so each global run starts with no lease at all.
+  rb "$SPORT" -n "$N" -r 1000 -P 16 TAKE local "rep$rep:__rand_int__" | rb_row "local/P16" >> "$TMP/rows"
   before_local=$(info global_local_decisions); before_redis=$(info global_redis_decisions)
-  rb "$SPORT" -n "$N" -r 1000 -P 16 TAKE global 'key:__rand_int__' | rb_row "global/P16" >> "$TMP/rows"
+  rb "$SPORT" -n "$N" -r 1000 -P 16 TAKE global "rep$rep:__rand_int__" | rb_row "global/P16" >> "$TMP/rows"
   l=$(( $(info global_local_decisions) - before_local )); r=$(( $(info global_redis_decisions) - before_redis ))
   echo "share $(awk -v l="$l" -v r="$r" 'BEGIN{printf "%.5f", l/(l+r)}') $l $r" >> "$TMP/shares"
   for P in 1 16; do
@@ -59,7 +60,7 @@ lo=$(med local/P16 2); gl=$(med global/P16 2)
 lease_ratio=$(awk -v a="$gl" -v b="$lo" 'BEGIN{printf "%.2f", a/b}')
 echo "# machine: $(machine_note)"
 echo "# redis-server $(redis-server --version | awk '{print $3}' | cut -d= -f2), sluice $("$BIN" --version); redis errors: $errors, fallbacks: $fallbacks"
-echo "# leased: redis-benchmark -c $C -n $N -r 1000 -P 16 TAKE {global|local} key:__rand_int__ (x$REPS alternating, medians)"
+echo "# leased: redis-benchmark -c $C -n $N -r 1000 -P 16 TAKE {global|local} repN:__rand_int__ (fresh keys each rep; x$REPS alternating, medians)"
 printf 'leased  global %9.0f ops/s (p50 %.3f ms) | local %9.0f ops/s (p50 %.3f ms) | ratio %sx | answered without Redis: %s (per rep: %s)\n' \
   "$gl" "$(med global/P16 3)" "$lo" "$(med local/P16 3)" "$lease_ratio" "$share" "$(awk '{printf "%s ", $2}' "$TMP/shares")"
 echo "# strict: redis-benchmark -c $C -n $NS -r 100000 -P {1,16}: TAKE strict key:__rand_int__ vs EVALSHA <token_bucket.lua> 1 tb:__rand_int__ 100 100 <now> 1 on redis-server"
@@ -74,7 +75,7 @@ done
 mkdir -p "$(dirname "$RESULTS")"
 {
   echo "{\"benchmark\": \"global_vs_local\", \"date\": \"$(date -u +%FT%TZ)\", \"machine\": \"$(machine_note)\","
-  echo " \"command\": \"leased: redis-benchmark -c $C -n $N -r 1000 -P 16 TAKE global|local key:__rand_int__; strict: -c $C -n $NS -r 100000 -P {1,16} TAKE strict vs EVALSHA token_bucket.lua; x$REPS alternating, medians\","
+  echo " \"command\": \"leased: redis-benchmark -c $C -n $N -r 1000 -P 16 TAKE global|local repN:__rand_int__; strict: -c $C -n $NS -r 100000 -P {1,16} TAKE strict vs EVALSHA token_bucket.lua; x$REPS alternating, medians\","
   echo " \"rows\": [$(IFS=,; echo "${json_rows[*]}")]}"
 } > "$RESULTS"
 python3 -m json.tool "$RESULTS" >/dev/null

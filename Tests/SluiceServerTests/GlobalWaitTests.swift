@@ -211,6 +211,13 @@ struct GlobalWaitTests {
         let batch = try HTTPUnitWireResponse.parse(try Self.writes(channel))
         #expect(batch.map(\.status) == [207])
         #expect(batch.first?.body.contains("\"status\":422") == true)
+
+        // Readiness and metrics show Redis.
+        try channel.writeInbound(ByteBuffer(string: "GET /readyz HTTP/1.1\r\nHost: s\r\n\r\nGET /metrics HTTP/1.1\r\nHost: s\r\n\r\n"))
+        let status = try HTTPUnitWireResponse.parse(try Self.writes(channel))
+        #expect(status.first?.body.contains(#""redis":"up""#) == true)
+        #expect(status.last?.body.contains("sluice_redis_up 1\n") == true)
+        #expect(status.last?.body.contains("sluice_global_decisions_total{path=\"fallback\"} 0\n") == true)
         #expect(try channel.finish().isClean)
     }
 }

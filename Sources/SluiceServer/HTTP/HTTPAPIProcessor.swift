@@ -312,6 +312,35 @@ public struct HTTPAPIProcessor: Sendable {
             # TYPE sluice_uptime_seconds gauge
             sluice_uptime_seconds \(stats.uptimeSeconds)
 
+            """ + redisMetrics()
+    }
+
+    /// The Redis counters, when global policies are configured.
+    private func redisMetrics() -> String {
+        guard let status = context.global?.status() else { return "" }
+        return """
+            # HELP sluice_redis_up Whether Redis answers (1) or global policies follow on_store_failure (0).
+            # TYPE sluice_redis_up gauge
+            sluice_redis_up \(status.isConnected ? 1 : 0)
+            # HELP sluice_global_decisions_total Global decisions by how they were made: from a lease or known exhaustion (local), after waiting for Redis (redis), by on_store_failure (fallback).
+            # TYPE sluice_global_decisions_total counter
+            sluice_global_decisions_total{path="local"} \(status.localDecisions)
+            sluice_global_decisions_total{path="redis"} \(status.redisDecisions)
+            sluice_global_decisions_total{path="fallback"} \(status.fallbackDecisions)
+            # HELP sluice_redis_calls_total Script calls sent to Redis: lease requests and strict decisions.
+            # TYPE sluice_redis_calls_total counter
+            sluice_redis_calls_total{kind="lease"} \(status.leaseRequests)
+            sluice_redis_calls_total{kind="strict"} \(status.strictCalls)
+            # HELP sluice_redis_errors_total Redis failures: timeouts, lost connections, error replies.
+            # TYPE sluice_redis_errors_total counter
+            sluice_redis_errors_total \(status.errors)
+            # HELP sluice_redis_reconnections_total Connections to Redis made again after a failure.
+            # TYPE sluice_redis_reconnections_total counter
+            sluice_redis_reconnections_total \(status.reconnections)
+            # HELP sluice_leases Buckets holding a lease of a global budget.
+            # TYPE sluice_leases gauge
+            sluice_leases \(status.leases)
+
             """
     }
 }
