@@ -104,6 +104,18 @@ public struct SluiceConfiguration: Sendable, Equatable {
         try Self.throwFirst(
             of: [("forward_auth", forwardAuth.problems(policyNames: policies.map(\.name)))], lines: lines
         )
+        // A request may hold one global check (all or nothing across two Redis keys is not offered).
+        let globalNames = Set(policies.filter { $0.global != nil }.map(\.name))
+        for (index, rule) in forwardAuth.rules.enumerated() {
+            let globals = rule.limits.map(\.policy).filter { globalNames.contains($0) }
+            if globals.count > 1 {
+                let path = "forward_auth.rules[\(index)].limits"
+                throw ConfigurationError(
+                    .invalidValue, path: path, line: lines[path] ?? lines["forward_auth.rules[\(index)]"],
+                    "at most one global policy per rule, got \(globals.joined(separator: " and ")); a request can hold one global check"
+                )
+            }
+        }
         self.listen = listen
         self.store = store
         self.limits = limits

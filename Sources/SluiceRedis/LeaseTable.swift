@@ -25,8 +25,9 @@ struct Lease: Sendable {
     var grantedAt: Int64 = 0
     /// The slice to ask for next.
     var want: Int64
-    /// A request to Redis is in flight.
+    /// A request to Redis is in flight, sent at `renewalSentAt` (ns).
     var renewing = false
+    var renewalSentAt: Int64 = 0
     var lastUsed: Int64 = 0
     /// Decisions waiting for the slice in flight, in arrival order.
     var waiters: [Waiter] = []
@@ -49,8 +50,8 @@ struct Waiter: Sendable {
 /// a few integer updates. Bounded: when full, a new bucket gets no lease (it is decided by a script call).
 final class LeaseTable: Sendable {
     enum Outcome {
-        /// Decided here; the renewal to send, if one is due.
-        case decided(Decision, RedisJob?)
+        /// Decided here, with its charge; the renewal to send, if one is due.
+        case decided(Decision, GlobalCharge?, RedisJob?)
         /// Waiting for Redis; the request to send, unless one is already in flight.
         case waiting(RedisJob?)
         /// Redis is down: the caller falls back.

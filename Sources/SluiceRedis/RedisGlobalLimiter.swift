@@ -24,8 +24,11 @@ import Synchronization
 /// one pipelined batch.
 public final class RedisGlobalLimiter: GlobalLimiter {
     public let timeout: Duration
-    /// How long a token-bucket holding lives in Redis without a renewal.
-    static let leaseLifetime: Int64 = 2_000  // ms
+    /// How long a token-bucket holding lives in Redis without a renewal, in ms: 2 s, or four timeouts if
+    /// longer, so a slow reply never arrives after its own grant expired.
+    let leaseLifetime: Int64
+    /// The most decisions waiting for one bucket's lease; beyond it, decisions follow the failure policy.
+    static let maximumWaitersPerLease = 4096
 
     private let settings: RedisSettings
     private let worker: RedisWorker
@@ -35,6 +38,8 @@ public final class RedisGlobalLimiter: GlobalLimiter {
     private let leases: LeaseTable
     /// This process's name in token-bucket holdings.
     private let holder: String
+    /// A renewal in flight longer than this (ns) is taken as lost, and sent again.
+    private let staleRenewal: Int64
     private let counters = Counters()
 
     /// Creates a limiter; ``start()`` connects.
@@ -47,6 +52,8 @@ public final class RedisGlobalLimiter: GlobalLimiter {
     public init(settings: RedisSettings, local: RateLimiter, clock: any SluiceClock, logger: Logger) {
         self.settings = settings
         self.timeout = settings.timeout
+        let timeoutMilliseconds = settings.timeout.components.seconds * 1000 + settings.timeout.components.attoseconds / 1_000_000_000_000_000
+        leaseLifetime = max(2_000, 4 * timeoutMilliseconds)
         self.local = local
         self.clock = clock
         self.logger = logger
@@ -55,6 +62,7 @@ public final class RedisGlobalLimiter: GlobalLimiter {
         holder = String(generator.next(), radix: 16)
         let table = leases
         worker = RedisWorker(settings: settings, logger: logger) { [clock] in table.sweep(now: clock.now().nanoseconds) }
+        staleRenewal = 2 * (settings.timeout.components.seconds * 1_000_000_000 + settings.timeout.components.attoseconds / 1_000_000_000)
     }
 
     /// Starts the Redis thread; it connects at once and keeps reconnecting with backoff.
@@ -74,7 +82,7 @@ public final class RedisGlobalLimiter: GlobalLimiter {
         let returns = leases.drainForReturn(now: clock.now().nanoseconds).map { lease in
             RedisJob(script: RedisScript(lease.rateLimit.algorithm), key: lease.redisKey,
                      arguments: arguments(lease.rateLimit, want: 0, need: 0, mode: "return", keep: lease.remaining, window: lease.window),
-                     completion: { _ in })
+                     deadline: deadline(), completion: { _ in })
         }
         await worker.stop(final: returns)
     }
@@ -93,9 +101,12 @@ public final class RedisGlobalLimiter: GlobalLimiter {
         let rateLimit = check.rateLimit
         guard check.cost <= rateLimit.capacity else {
             counters.local.add(1, ordering: .relaxed)
-            return .decided(Decision(outcome: .exceedsCapacity, limit: rateLimit.capacity, remaining: 0, resetAfterNanoseconds: 0, retryAfterNanoseconds: -1).answering(check))
+            return .decided(
+                Decision(outcome: .exceedsCapacity, limit: rateLimit.capacity, remaining: 0, resetAfterNanoseconds: 0, retryAfterNanoseconds: -1)
+                    .answering(check), nil
+            )
         }
-        guard let global = policy.global else { return .decided(local.decide(check, at: now, consume: consume)) }
+        guard let global = policy.global else { return .decided(local.decide(check, at: now, consume: consume), nil) }
         if global.sync == .leased, consume {
             return leased(check, policy: policy, name: name, now: now)
         }
@@ -103,27 +114,31 @@ public final class RedisGlobalLimiter: GlobalLimiter {
         return direct(check, policy: policy, key: redisKey(policy, name), mode: consume ? "strict" : "peek", now: now)
     }
 
-    public func refund(_ check: Check, policy: Policy, name: UnsafeRawBufferPointer, now: Timestamp) {
-        guard let global = policy.global, check.cost <= check.rateLimit.capacity else { return }
-        if global.sync == .leased {
+    public func refund(_ check: Check, policy: Policy, name: UnsafeRawBufferPointer, charge: GlobalCharge, now: Timestamp) {
+        let isWindow = check.rateLimit.algorithm != .tokenBucket
+        if charge.fromLease {
             var refunded = false
             leases.update(check.key) { lease in
-                guard lease.validUntil > now.nanoseconds else { return }
+                guard lease.validUntil > now.nanoseconds, !isWindow || lease.window == charge.window else { return }
                 lease.remaining += check.cost
                 refunded = true
             }
-            if refunded { return }
+            // A token-bucket lease that moved on has already told Redis what it holds; a window's units
+            // stay counted in their window in Redis, and go back there below.
+            if refunded || !isWindow { return }
         }
-        // Decided by Redis (strict, a full lease table, or a lease since expired): give it back there.
         guard worker.isConnected else { return }
         worker.submit(
             RedisJob(
                 script: RedisScript(check.rateLimit.algorithm), key: redisKey(policy, name),
-                arguments: arguments(check.rateLimit, want: 0, need: 0, mode: "refund", keep: check.cost, window: -1),
-                completion: { _ in }
+                arguments: arguments(check.rateLimit, want: 0, need: 0, mode: "refund", keep: check.cost, window: charge.window),
+                deadline: deadline(), completion: { _ in }
             )
         )
     }
+
+    /// When a job sent now stops being worth sending: one timeout from now.
+    private func deadline() -> ContinuousClock.Instant { .now + timeout }
 
     // MARK: Leased
 
@@ -132,33 +147,38 @@ public final class RedisGlobalLimiter: GlobalLimiter {
         let connected = worker.isConnected
         var waiting: PendingDecision?
         let outcome: LeaseTable.Outcome = leases.withLease(check.key, create: { Lease(key: check.key, redisKey: redisKey(policy, name), rateLimit: check.rateLimit) }) { lease in
+            if lease.renewing, n - lease.renewalSentAt > staleRenewal { lease.renewing = false }  // lost: ask again
             if lease.validUntil > n, lease.remaining >= check.cost {
                 lease.remaining -= check.cost
                 lease.lastUsed = n
                 let renewal = lease.remaining * 2 <= lease.lastGrant && !lease.renewing && connected ? startRenewal(&lease, need: 1, now: n) : nil
-                return .decided(leaseDecision(lease, check: check, now: n, allowed: true), renewal)
+                return .decided(leaseDecision(lease, check: check, now: n, allowed: true), GlobalCharge(fromLease: true, window: lease.window), renewal)
             }
             if lease.exhaustedUntil > n, check.cost >= lease.exhaustedNeed {
-                return .decided(leaseDecision(lease, check: check, now: n, allowed: false), nil)
+                return .decided(leaseDecision(lease, check: check, now: n, allowed: false), nil, nil)
             }
             guard connected else { return .unavailable }
+            if lease.waiters.count >= Self.maximumWaitersPerLease {
+                lease.waiters.removeAll { $0.pending.isAnswered }  // those the timeout answered
+                guard lease.waiters.count < Self.maximumWaitersPerLease else { return .unavailable }
+            }
             let pending = PendingDecision { [self] now in fallback(check, policy: policy, now: now, consume: true) }
             waiting = pending
             lease.waiters.append(Waiter(check: check, pending: pending))
             return .waiting(lease.renewing ? nil : startRenewal(&lease, need: check.cost, now: n))
         }
         switch outcome {
-        case .decided(let decision, let renewal):
+        case .decided(let decision, let charge, let renewal):
             counters.local.add(1, ordering: .relaxed)
             if let renewal { worker.submit(renewal) }
-            return .decided(decision)
+            return .decided(decision, decision.outcome == .allowed ? charge : nil)
         case .waiting(let renewal):
             counters.redis.add(1, ordering: .relaxed)
             if let renewal { worker.submit(renewal) }
-            guard let waiting else { return .decided(fallback(check, policy: policy, now: now, consume: true)) }
+            guard let waiting else { return .decided(fallback(check, policy: policy, now: now, consume: true), nil) }
             return .pending(waiting)
         case .unavailable:
-            return .decided(fallback(check, policy: policy, now: now, consume: true))
+            return .decided(fallback(check, policy: policy, now: now, consume: true), nil)
         case .full:
             return direct(check, policy: policy, key: redisKey(policy, name), mode: "strict", now: now)
         }
@@ -167,6 +187,7 @@ public final class RedisGlobalLimiter: GlobalLimiter {
     /// Marks `lease` as renewing and builds the request: `need` is the least that helps the caller.
     private func startRenewal(_ lease: inout Lease, need: Int64, now: Int64) -> RedisJob {
         lease.renewing = true
+        lease.renewalSentAt = now
         if lease.validUntil <= now { lease.remaining = 0 }  // an expired slice is gone
         let capacity = lease.rateLimit.capacity
         let largest = max(1, capacity / 16)
@@ -182,17 +203,18 @@ public final class RedisGlobalLimiter: GlobalLimiter {
         return RedisJob(
             script: RedisScript(lease.rateLimit.algorithm), key: lease.redisKey,
             arguments: arguments(lease.rateLimit, want: want, need: need, mode: "lease", keep: keep, window: lease.window),
-            completion: { [self] result in renewed(key, result: result, sentAt: now, need: need, keep: keep) }
+            deadline: deadline(), completion: { [self] result in renewed(key, result: result, sentAt: now, need: need, keep: keep) }
         )
     }
 
     /// Applies a renewal's reply (on the Redis thread) and answers the waiters it can.
     private func renewed(_ key: BucketKey, result: Result<[Int64], RedisConnectionError>, sentAt: Int64, need: Int64, keep: Int64) {
         let now = clock.now().nanoseconds
-        var answers: [(PendingDecision, Decision)] = []
+        var answers: [(PendingDecision, Decision, GlobalCharge?)] = []
         var failed: [PendingDecision] = []
         var next: RedisJob?
         leases.update(key) { lease in
+            guard lease.renewalSentAt == sentAt else { return }  // a renewal given up as lost; a newer one is in flight
             lease.renewing = false
             guard case .success(let values) = result else {
                 // Nothing was learned: the waiters follow the failure policy (their fallbacks know it).
@@ -222,19 +244,23 @@ public final class RedisGlobalLimiter: GlobalLimiter {
             var still: [Waiter] = []
             for waiter in lease.waiters {
                 if lease.validUntil > now, lease.remaining >= waiter.check.cost {
+                    // Spend only for a waiter whose timeout has not answered it already.
+                    guard waiter.pending.claim() else { continue }
                     lease.remaining -= waiter.check.cost
                     lease.lastUsed = now
-                    answers.append((waiter.pending, leaseDecision(lease, check: waiter.check, now: now, allowed: true)))
+                    let decision = leaseDecision(lease, check: waiter.check, now: now, allowed: true)
+                    answers.append((waiter.pending, decision, GlobalCharge(fromLease: true, window: lease.window)))
                 } else if lease.exhaustedUntil > now, waiter.check.cost >= lease.exhaustedNeed {
-                    answers.append((waiter.pending, leaseDecision(lease, check: waiter.check, now: now, allowed: false)))
-                } else {
+                    guard waiter.pending.claim() else { continue }
+                    answers.append((waiter.pending, leaseDecision(lease, check: waiter.check, now: now, allowed: false), nil))
+                } else if !waiter.pending.isAnswered {
                     still.append(waiter)
                 }
             }
             lease.waiters = still
             if !still.isEmpty, !lease.renewing { next = startRenewal(&lease, need: 1, now: now) }
         }
-        for (pending, decision) in answers { pending.answer(decision) }
+        for (pending, decision, charge) in answers { pending.deliver(decision, charge: decision.outcome == .allowed ? charge : nil) }
         if !failed.isEmpty {
             let failedAt = clock.now()
             for pending in failed { pending.expire(now: failedAt) }
@@ -259,7 +285,7 @@ public final class RedisGlobalLimiter: GlobalLimiter {
 
     private func direct(_ check: Check, policy: Policy, key: [UInt8], mode: String, now: Timestamp) -> GlobalDecision {
         let consume = mode != "peek"
-        guard worker.isConnected else { return .decided(fallback(check, policy: policy, now: now, consume: consume)) }
+        guard worker.isConnected else { return .decided(fallback(check, policy: policy, now: now, consume: consume), nil) }
         counters.redis.add(1, ordering: .relaxed)
         counters.strict.add(1, ordering: .relaxed)
         let pending = PendingDecision { [self] now in fallback(check, policy: policy, now: now, consume: consume) }
@@ -268,20 +294,34 @@ public final class RedisGlobalLimiter: GlobalLimiter {
             RedisJob(
                 script: RedisScript(check.rateLimit.algorithm), key: key,
                 arguments: arguments(check.rateLimit, want: check.cost, need: check.cost, mode: mode, keep: 0, window: -1),
-                completion: { result in
-                    guard case .success(let values) = result else { return pending.expire(now: self.clock.now()) }
+                deadline: deadline(),
+                completion: { [self] result in
+                    guard case .success(let values) = result else { return pending.expire(now: clock.now()) }
                     let allowed = values[0] == 1
                     let outcome: Decision.Outcome = allowed ? .allowed : values[4] < 0 ? .exceedsCapacity : .denied
-                    pending.answer(
-                        Decision(
-                            outcome: outcome, limit: capacity, remaining: max(0, values[2]), resetAfterNanoseconds: values[3] * 1_000_000,
-                            retryAfterNanoseconds: allowed ? 0 : values[4] < 0 ? -1 : values[4] * 1_000_000
-                        ).answering(check)
-                    )
+                    let decision = Decision(
+                        outcome: outcome, limit: capacity, remaining: max(0, values[2]), resetAfterNanoseconds: values[3] * 1_000_000,
+                        retryAfterNanoseconds: allowed ? 0 : values[4] < 0 ? -1 : values[4] * 1_000_000
+                    ).answering(check)
+                    if !pending.answer(decision, charge: allowed && consume ? GlobalCharge(fromLease: false, window: values[5]) : nil), allowed, consume {
+                        // The timeout answered first (by the failure policy): give back what Redis took for nothing.
+                        refund(check, key: key, window: values[5])
+                    }
                 }
             )
         )
         return .pending(pending)
+    }
+
+    /// Gives `check`'s cost back to Redis, to `window` (windows) or the bucket.
+    private func refund(_ check: Check, key: [UInt8], window: Int64) {
+        worker.submit(
+            RedisJob(
+                script: RedisScript(check.rateLimit.algorithm), key: key,
+                arguments: arguments(check.rateLimit, want: 0, need: 0, mode: "refund", keep: check.cost, window: window),
+                deadline: deadline(), completion: { _ in }
+            )
+        )
     }
 
     // MARK: Failure
@@ -304,22 +344,30 @@ public final class RedisGlobalLimiter: GlobalLimiter {
 
     // MARK: Keys and arguments
 
-    /// `<prefix>{<policy>:<key>}`: the braces make the whole bucket one hash tag, one Cluster slot.
+    /// `<prefix>{<policy>|<key>}:<fw|sw|tb>`. The braces make the bucket's key its own hash tag (one
+    /// Cluster slot); `|` cannot appear in a policy name, so no two (policy, key) pairs share a name; the
+    /// suffix keeps an algorithm change from reading another algorithm's state.
     private func redisKey(_ policy: Policy, _ name: UnsafeRawBufferPointer) -> [UInt8] {
         var key = Array(settings.keyPrefix.utf8)
-        key.reserveCapacity(key.count + policy.name.utf8.count + name.count + 3)
+        key.reserveCapacity(key.count + policy.name.utf8.count + name.count + 6)
         key.append(UInt8(ascii: "{"))
         key.append(contentsOf: policy.name.utf8)
-        key.append(UInt8(ascii: ":"))
+        key.append(UInt8(ascii: "|"))
         key.append(contentsOf: name)
         key.append(UInt8(ascii: "}"))
+        key.append(UInt8(ascii: ":"))
+        switch policy.rateLimit.algorithm {
+        case .fixedWindow: key.append(contentsOf: "fw".utf8)
+        case .slidingWindow: key.append(contentsOf: "sw".utf8)
+        case .tokenBucket: key.append(contentsOf: "tb".utf8)
+        }
         return key
     }
 
     private func arguments(_ rateLimit: RateLimit, want: Int64, need: Int64, mode: String, keep: Int64, window: Int64) -> [RedisJob.Argument] {
         [
             .integer(rateLimit.limit), .integer(max(1, rateLimit.periodNanoseconds / 1_000_000)), .integer(rateLimit.capacity), .integer(want),
-            .integer(need), .text(mode), .text(holder), .integer(keep), .integer(Self.leaseLifetime), .integer(window),
+            .integer(need), .text(mode), .text(holder), .integer(keep), .integer(leaseLifetime), .integer(window),
         ]
     }
 }

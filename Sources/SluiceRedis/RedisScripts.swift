@@ -10,7 +10,8 @@
 /// - `strict`: take exactly `need` or nothing (one decision);
 /// - `peek`: report whether `need` would pass, taking nothing;
 /// - `return`: give back `keep` unused units of a lease (windows: only to the window `window` it came from);
-/// - `refund`: give back `keep` units a strict decision took, to the current window (or the bucket).
+/// - `refund`: give back `keep` units one decision took (windows: only to the window `window` it was
+///   counted in; the token bucket: to the bucket).
 ///
 /// Every script returns `{allowed, granted, remaining, reset_ms, retry_ms, window, valid_ms}`: `valid_ms` is
 /// how long the grant may be spent (to the window's end; the holding's lifetime for the token bucket).
@@ -58,7 +59,7 @@ enum RedisScript: Int, CaseIterable, Sendable {
         if tonumber(h[1]) ~= window then c = 0 end
         if mode == 'return' or mode == 'refund' then
           local keep = tonumber(ARGV[8]) or 0
-          if (mode == 'refund' or tonumber(ARGV[10]) == window) and tonumber(h[1]) == window and c > 0 and keep > 0 then
+          if tonumber(ARGV[10]) == window and tonumber(h[1]) == window and c > 0 and keep > 0 then
             redis.call('HSET', KEYS[1], 'c', c - math.min(c, keep))
           end
           return {0, 0, 0, 0, 0, window, 0}
@@ -92,7 +93,7 @@ enum RedisScript: Int, CaseIterable, Sendable {
         elseif w < window - 1 then c, p = 0, 0 end
         if mode == 'return' or mode == 'refund' then
           local keep = tonumber(ARGV[8]) or 0
-          if (mode == 'refund' or tonumber(ARGV[10]) == window) and w == window and c > 0 and keep > 0 then
+          if tonumber(ARGV[10]) == window and w == window and c > 0 and keep > 0 then
             redis.call('HSET', KEYS[1], 'c', c - math.min(c, keep))
           end
           return {0, 0, 0, 0, 0, window, 0}

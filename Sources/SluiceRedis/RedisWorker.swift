@@ -50,15 +50,18 @@ struct RedisJob: Sendable {
     /// `KEYS[1]` and the `ARGV`, already as RESP bulk strings, and how many they are.
     let encoded: [UInt8]
     let count: Int
+    /// Past this, the job is failed unsent: whoever waited has been answered by the failure policy.
+    let deadline: ContinuousClock.Instant
     /// Called once, on the worker thread, with the script's integers or the failure.
     let completion: @Sendable (Result<[Int64], RedisConnectionError>) -> Void
 
     /// A call of `script` on `key` with `arguments` (integers written in decimal, strings as they are).
     init(
-        script: RedisScript, key: [UInt8], arguments: [Argument],
+        script: RedisScript, key: [UInt8], arguments: [Argument], deadline: ContinuousClock.Instant,
         completion: @escaping @Sendable (Result<[Int64], RedisConnectionError>) -> Void
     ) {
         self.script = script
+        self.deadline = deadline
         var encoded: [UInt8] = []
         encoded.reserveCapacity(key.count + 16 * arguments.count + 16)
         Self.appendBulk(key, to: &encoded)
@@ -128,9 +131,16 @@ final class RedisWorker: Sendable {
     /// Whether Redis answered the last command (or the last connection attempt succeeded).
     var isConnected: Bool { connected.load(ordering: .relaxed) }
 
-    /// Queues `job`; a job queued while Redis is down fails at once.
+    /// The most jobs queued; beyond it a job fails at once (Redis is not keeping up).
+    static let maximumQueued = 65_536
+
+    /// Queues `job`, or fails it at once when the queue is full.
     func submit(_ job: RedisJob) {
-        queue.push(job)
+        guard queue.push(job, limit: Self.maximumQueued) else {
+            errors.add(1, ordering: .relaxed)
+            job.completion(.failure(RedisConnectionError(description: "more than \(Self.maximumQueued) calls wait for Redis")))
+            return
+        }
     }
 
     /// Starts the thread; false if the system refused one (Redis then stays unavailable).
@@ -142,7 +152,7 @@ final class RedisWorker: Sendable {
 
     /// Asks the thread to finish the queued jobs and the `final` ones, then stop; returns when it has.
     func stop(final: [RedisJob] = []) async {
-        for job in final { queue.push(job) }
+        for job in final { _ = queue.push(job, limit: .max) }
         stopping.store(true, ordering: .releasing)
         queue.wake()
         while started.load(ordering: .relaxed), !finished.withLock({ $0 }) {
@@ -169,7 +179,6 @@ final class RedisWorker: Sendable {
                     let (opened, loaded) = try open()
                     connection = opened
                     shas = loaded
-                    backoff = .milliseconds(25)
                     connected.store(true, ordering: .relaxed)
                     if everConnected { reconnections.add(1, ordering: .relaxed) }
                     everConnected = true
@@ -186,17 +195,27 @@ final class RedisWorker: Sendable {
                 if stop, queue.isEmpty { break }
                 continue
             }
+            // Jobs whose callers were already answered by the failure policy are not worth sending.
+            let now = ContinuousClock.now
+            if jobs.contains(where: { $0.deadline < now }) {
+                let stale = jobs.filter { $0.deadline < now }
+                jobs.removeAll { $0.deadline < now }
+                fail(stale, RedisConnectionError(description: "waited longer than the timeout for Redis"))
+            }
             if jobs.isEmpty {
                 if stop { break }
                 continue
             }
             do {
                 try send(&jobs, on: live, shas: &shas)
+                backoff = .milliseconds(25)
             } catch {
                 errors.add(1, ordering: .relaxed)
                 connected.store(false, ordering: .relaxed)
                 connection = nil
+                // A Redis that fails every batch is not hammered with reconnections.
                 nextAttempt = .now + backoff
+                backoff = min(backoff * 2, .seconds(1))
                 logger.warning("lost Redis", metadata: ["redis.endpoint": "\(settings.endpoint)", "error": "\(error)"])
                 fail(jobs, error)
             }
@@ -260,7 +279,7 @@ final class RedisWorker: Sendable {
                 do {
                     reply = try connection.scriptReply()
                 } catch {
-                    jobs.removeFirst(index)
+                    jobs = retry + jobs[index...]  // every job not yet completed fails with the connection
                     throw error
                 }
                 switch reply {
@@ -273,6 +292,12 @@ final class RedisWorker: Sendable {
                     if error.message.hasPrefix("NOSCRIPT"), attempt == 0 {
                         retry.append(job)
                         continue
+                    }
+                    if ["READONLY", "LOADING", "MASTERDOWN"].contains(where: { error.message.hasPrefix($0) }) {
+                        // A replica after a failover, or a Redis still loading: this connection will not do.
+                        let rest = jobs[(index + 1)...]
+                        jobs = retry + [job] + rest
+                        throw RedisConnectionError(description: error.message)
                     }
                     errors.add(1, ordering: .relaxed)
                     logger.warning("Redis refused a script call", metadata: ["error": "\(error.message)"])
@@ -311,11 +336,17 @@ private final class JobQueue: @unchecked Sendable {
         pthread_condattr_destroy(&attributes)
     }
 
-    func push(_ job: RedisJob) {
+    /// Queues `job` unless `limit` jobs already wait; returns whether it was queued.
+    func push(_ job: RedisJob, limit: Int) -> Bool {
         pthread_mutex_lock(mutex)
+        guard jobs.count < limit else {
+            pthread_mutex_unlock(mutex)
+            return false
+        }
         jobs.append(job)
         pthread_mutex_unlock(mutex)
         pthread_cond_signal(condition)
+        return true
     }
 
     func wake() { pthread_cond_signal(condition) }
@@ -340,9 +371,12 @@ private final class JobQueue: @unchecked Sendable {
             _ = pthread_cond_timedwait(condition, mutex, &deadline)
         }
         guard !jobs.isEmpty else { return [] }
-        let count = min(maximum, jobs.count)
-        let taken = Array(jobs.prefix(count))
-        jobs.removeFirst(count)
+        guard jobs.count > maximum else {
+            defer { jobs = [] }
+            return jobs  // the common case: take the whole queue, no copying under the lock
+        }
+        let taken = Array(jobs.prefix(maximum))
+        jobs.removeFirst(maximum)
         return taken
     }
 }

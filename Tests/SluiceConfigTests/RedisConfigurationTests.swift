@@ -103,6 +103,21 @@ struct RedisConfigurationTests {
         ),
     ]
 
+    @Test func aForwardAuthRuleHoldsOneGlobalPolicy() {
+        let yaml = """
+            redis: { url: "redis://h" }
+            policies:
+              a: { algorithm: fixed_window, limit: 10, period: 1m, scope: global }
+              b: { algorithm: fixed_window, limit: 10, period: 1m, scope: global }
+            forward_auth:
+              rules:
+                - { path_prefix: /, limits: [{ policy: a, by: ip }, { policy: b, by: api_key }] }
+            """
+        let description = parseError(yaml)?.description ?? ""
+        #expect(description.hasPrefix("forward_auth.rules[0].limits"), "\(description)")
+        #expect(description.contains("at most one global policy per rule, got a and b"))
+    }
+
     @Test(arguments: errors)
     func rejected(yaml: String, description: String) {
         #expect(parseError(yaml)?.description == description)

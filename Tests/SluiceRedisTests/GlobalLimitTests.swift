@@ -55,7 +55,7 @@ struct GlobalLimitTests {
         #expect(local > waited * 3, "local \(local), waited \(waited)")
         #expect(statuses.allSatisfy { $0.fallbackDecisions == 0 })
         // Redis counts exactly what was granted; nothing more was spent.
-        #expect(Int(try redis.cli("HGET", "test:{api:tenant:1}", "c")) ?? -1 <= 1000)
+        #expect(Int(try redis.cli("HGET", "test:{api|tenant:1}:fw", "c")) ?? -1 <= 1000)
         for sidecar in sidecars { await sidecar.shutdown() }
     }
 
@@ -275,16 +275,72 @@ struct GlobalLimitTests {
         await sidecar.shutdown()
     }
 
+    @Test("a refund goes back where the cost came from, and only there", arguments: [Policy.Global.Sync.leased, .strict])
+    func refunds(sync: Policy.Global.Sync) async throws {
+        try await Self.awayFromHourBoundary()
+        let redis = try RedisServerProcess()
+        let policies = [
+            policy("fw", .fixedWindow, limit: 3, period: .seconds(3600), sync: sync),
+            policy("tb", .tokenBucket, limit: 3, period: .seconds(3600), sync: sync),
+        ]
+        let sidecar = try await Sidecar(redisPort: redis.port, policies: policies)
+        let other = try await Sidecar(redisPort: redis.port, policies: policies)
+        for name in ["fw", "tb"] {
+            var charges: [GlobalCharge] = []
+            for _ in 0..<3 {
+                let (decision, charge) = await sidecar.decideCharging(name, "k")
+                #expect(decision.isAllowed)
+                if let charge { charges.append(charge) }
+            }
+            #expect(charges.count == 3, "\(name): every allowed decision took from the budget")
+            #expect(await other.decide(name, "k").outcome == .denied)
+            // Given back: one more fits again, fleet-wide (through Redis) or on the sidecar holding the lease.
+            sidecar.refund(name, "k", charge: charges[2])
+            try await Task.sleep(for: .milliseconds(50))  // a refund to Redis is sent in the background
+            #expect(await sidecar.decide(name, "k").isAllowed, "\(name)")
+            #expect(await sidecar.decide(name, "k").outcome == .denied, "\(name)")
+        }
+        // A refund to another window gives nothing back.
+        var stale = try #require(await sidecar.decideCharging("fw", "other").charge)
+        stale.window -= 1
+        stale.fromLease = false
+        for _ in 0..<2 { _ = await sidecar.decide("fw", "other") }
+        sidecar.refund("fw", "other", charge: stale)
+        try await Task.sleep(for: .milliseconds(50))
+        #expect(await other.decide("fw", "other").outcome == .denied)
+        await sidecar.shutdown()
+        await other.shutdown()
+    }
+
+    @Test("a decision made by on_store_failure takes nothing global, so nothing is refunded")
+    func fallbacksCarryNoCharge() async throws {
+        let redis = try RedisServerProcess()
+        let sidecar = try await Sidecar(redisPort: redis.port, policies: [policy("a", .fixedWindow, limit: 5, period: .seconds(60), onFailure: .allow)])
+        redis.stop()
+        let (decision, charge) = await sidecar.decideCharging("a", "k")
+        #expect(decision.isAllowed)
+        #expect(charge == nil)
+        await sidecar.shutdown()
+    }
+
     @Test("keys carry one hash tag per bucket; unused leases go back on shutdown")
     func keysAndReturns() async throws {
         try await Self.awayFromHourBoundary()
         let redis = try RedisServerProcess()
         let sidecar = try await Sidecar(redisPort: redis.port, policies: [policy("api", .fixedWindow, limit: 1000, period: .seconds(3600))])
         #expect(await sidecar.decide("api", "user:42").isAllowed)
-        #expect(try redis.cli("KEYS", "*") == "test:{api:user:42}")
-        let leased = Int(try redis.cli("HGET", "test:{api:user:42}", "c")) ?? 0
+        #expect(try redis.cli("KEYS", "*") == "test:{api|user:42}:fw")
+        // A policy name cannot hold `|`: policy `a` with key `b:c` and policy `a:b` with key `c` stay apart.
+        let names = try await Sidecar(
+            redisPort: redis.port,
+            policies: [policy("a", .fixedWindow, limit: 1, period: .seconds(3600)), policy("a:b", .fixedWindow, limit: 1, period: .seconds(3600))]
+        )
+        #expect(await names.decide("a", "b:c").isAllowed)
+        #expect(await names.decide("a:b", "c").isAllowed)
+        await names.shutdown()
+        let leased = Int(try redis.cli("HGET", "test:{api|user:42}:fw", "c")) ?? 0
         #expect(leased > 1)
         await sidecar.shutdown()
-        #expect(try redis.cli("HGET", "test:{api:user:42}", "c") == "1")
+        #expect(try redis.cli("HGET", "test:{api|user:42}:fw", "c") == "1")
     }
 }

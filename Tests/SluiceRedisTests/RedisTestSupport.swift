@@ -140,6 +140,11 @@ final class Sidecar: Sendable {
     /// Decides `cost` of policy `name` for `key` as a server would: a pending decision is expired after the
     /// limiter's timeout.
     func decide(_ name: String, _ key: String, cost: Int64 = 1, consume: Bool = true) async -> Decision {
+        await decideCharging(name, key, cost: cost, consume: consume).decision
+    }
+
+    /// ``decide(_:_:cost:consume:)``, with what the decision took from the global budget.
+    func decideCharging(_ name: String, _ key: String, cost: Int64 = 1, consume: Bool = true) async -> (decision: Decision, charge: GlobalCharge?) {
         guard let index = policies.index(ofName: name) else { preconditionFailure("test policy \(name) exists") }
         let policy = policies.policies[index]
         var bytes = key
@@ -148,8 +153,8 @@ final class Sidecar: Sendable {
             limiter.decide(check, policy: policy, name: UnsafeRawBufferPointer($0), now: clock.now(), consume: consume)
         }
         switch outcome {
-        case .decided(let decision):
-            return decision
+        case .decided(let decision, let charge):
+            return (decision, charge)
         case .pending(let pending):
             let clock = self.clock
             let timeout = limiter.timeout
@@ -157,9 +162,21 @@ final class Sidecar: Sendable {
                 try? await Task.sleep(for: timeout)
                 pending.expire(now: clock.now())
             }
-            let decision = await withCheckedContinuation { continuation in pending.whenAnswered { continuation.resume(returning: $0) } }
+            let answer = await withCheckedContinuation { continuation in
+                pending.whenAnswered { decision, charge in continuation.resume(returning: (decision, charge)) }
+            }
             timer.cancel()
-            return decision
+            return answer
+        }
+    }
+
+    /// Gives back what a decision took, as a server does when a later local check of the request denies.
+    func refund(_ name: String, _ key: String, charge: GlobalCharge, cost: Int64 = 1) {
+        guard let index = policies.index(ofName: name) else { preconditionFailure("test policy \(name) exists") }
+        var bytes = key
+        let check = bytes.withUTF8 { policies.check(policy: index, key: UnsafeRawBufferPointer($0), cost: cost) }
+        bytes.withUTF8 {
+            limiter.refund(check, policy: policies.policies[index], name: UnsafeRawBufferPointer($0), charge: charge, now: clock.now())
         }
     }
 

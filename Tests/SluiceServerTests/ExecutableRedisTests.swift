@@ -78,7 +78,7 @@ struct ExecutableRedisTests {
         #expect(replies.contains("*5\r\n:1\r\n:3\r\n:2\r\n"), "\(replies)")
         #expect(replies.contains("+PONG\r\n*3\r\n:1\r\n*5\r\n:1\r\n:1000\r\n:998\r\n"), "\(replies)")
         #expect(replies.contains("redis_state:up"))
-        #expect(try await redis.cli("HGET", "sluice:{login:user}", "c") == "1")
+        #expect(try await redis.cli("HGET", "sluice:{login|user}:sw", "c") == "1")
         // HTTP, the same policies.
         let http = try Self.command(httpPort, "GET /v1/check?policy=login&key=user HTTP/1.1\r\nHost: s\r\n\r\nGET /readyz HTTP/1.1\r\nHost: s\r\nConnection: close\r\n")
         #expect(http.hasPrefix("HTTP/1.1 200 OK"), "\(http)")
@@ -106,13 +106,13 @@ struct ExecutableRedisTests {
         }
         #expect(ContinuousClock.now - restarted < .seconds(5))
         #expect(try Self.command(linePort, "TAKE api after").hasPrefix("*5\r\n:1\r\n:1000\r\n:999\r\n"))
-        let leased = Int(try await redis.cli("HGET", "sluice:{api:after}", "c")) ?? 0
+        let leased = Int(try await redis.cli("HGET", "sluice:{api|after}:fw", "c")) ?? 0
         #expect(leased > 1, "a lease larger than one decision was taken")
 
         // SIGTERM: the unused lease goes back before exit.
         kill(server.processIdentifier, SIGTERM)
         #expect(try await server.waitForExit() == 0, "\(server.output)")
-        #expect(try await redis.cli("HGET", "sluice:{api:after}", "c") == "1")
+        #expect(try await redis.cli("HGET", "sluice:{api|after}:fw", "c") == "1")
         try await redis.stop()
     }
 }

@@ -27,7 +27,9 @@ final class ScriptedGlobalLimiter: GlobalLimiter {
         return .pending(pending)
     }
 
-    func refund(_ check: Check, policy: Policy, name: UnsafeRawBufferPointer, now: Timestamp) { refunds.add(1, ordering: .relaxed) }
+    func refund(_ check: Check, policy: Policy, name: UnsafeRawBufferPointer, charge: GlobalCharge, now: Timestamp) {
+        refunds.add(1, ordering: .relaxed)
+    }
 
     func status() -> GlobalLimiterStatus {
         GlobalLimiterStatus(
@@ -39,7 +41,10 @@ final class ScriptedGlobalLimiter: GlobalLimiter {
     /// Answers the oldest waiting decision (or the newest) as allowed, with `remaining` left.
     func allowOldest(remaining: Int64 = 4, newest: Bool = false) {
         let pending = waiting.withLock { $0.isEmpty ? nil : newest ? $0.removeLast() : $0.removeFirst() }
-        pending?.answer(Decision(outcome: .allowed, limit: 5, remaining: remaining, resetAfterNanoseconds: 60_000_000_000, retryAfterNanoseconds: 0))
+        pending?.answer(
+            Decision(outcome: .allowed, limit: 5, remaining: remaining, resetAfterNanoseconds: 60_000_000_000, retryAfterNanoseconds: 0),
+            charge: GlobalCharge(fromLease: false, window: 0)
+        )
     }
 
     var count: Int { waiting.withLock { $0.count } }

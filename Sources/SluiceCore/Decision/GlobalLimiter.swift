@@ -18,9 +18,10 @@ public protocol GlobalLimiter: AnyObject, Sendable {
     ///   decision is answered by the limiter or, after ``timeout``, by the caller's ``PendingDecision/expire(now:)``.
     func decide(_ check: Check, policy: Policy, name: UnsafeRawBufferPointer, now: Timestamp, consume: Bool) -> GlobalDecision
 
-    /// Gives back what an allowed `check` consumed, for a request that a later local check denied: to the
-    /// lease it came from, or (strict) to Redis if its window is still current. Never waits.
-    func refund(_ check: Check, policy: Policy, name: UnsafeRawBufferPointer, now: Timestamp)
+    /// Gives back what an allowed `check` took, for a request that a later local check denied: `charge` says
+    /// where it came from (a lease, or Redis and which window). A decision that took nothing global (a
+    /// fallback, a shadow denial) has no charge and nothing is given back. Never waits.
+    func refund(_ check: Check, policy: Policy, name: UnsafeRawBufferPointer, charge: GlobalCharge, now: Timestamp)
 
     /// The longest any decision waits for Redis; the caller expires pending decisions after it.
     var timeout: Duration { get }
@@ -31,18 +32,36 @@ public protocol GlobalLimiter: AnyObject, Sendable {
 
 /// A global decision: made now, or waiting for Redis.
 public enum GlobalDecision: Sendable {
-    /// Decided from this process's state.
-    case decided(Decision)
+    /// Decided from this process's state; the charge when it took from the global budget.
+    case decided(Decision, GlobalCharge?)
     /// Waiting for Redis; answered exactly once.
     case pending(PendingDecision)
 }
 
+/// Where an allowed global decision took its cost from, so a refund goes back exactly there.
+public struct GlobalCharge: Sendable, Hashable {
+    /// Taken from this process's lease (else from Redis directly).
+    public var fromLease: Bool
+    /// The window the cost was counted in (windows), or -1.
+    public var window: Int64
+
+    /// Creates a charge.
+    public init(fromLease: Bool, window: Int64) {
+        self.fromLease = fromLease
+        self.window = window
+    }
+}
+
 /// A decision waiting for Redis, answered exactly once: by the reply, or by the failure policy when the
 /// caller's timeout fires first.
+///
+/// Answering is two steps, ``claim()`` then ``deliver(_:charge:)``, so whoever answers can take budget only
+/// once it knows its answer will be the one used (a reply that lost the race to the timeout takes nothing).
 public final class PendingDecision: Sendable {
     private enum State: Sendable {
-        case waiting((@Sendable (Decision) -> Void)?)
-        case answered(Decision)
+        case waiting((@Sendable (Decision, GlobalCharge?) -> Void)?)
+        case claimed((@Sendable (Decision, GlobalCharge?) -> Void)?)
+        case answered(Decision, GlobalCharge?)
     }
 
     private let state = Mutex(State.waiting(nil))
@@ -53,47 +72,70 @@ public final class PendingDecision: Sendable {
         self.fallback = fallback
     }
 
-    /// Answers with `decision` unless already answered; returns whether this call answered.
-    @discardableResult
-    public func answer(_ decision: Decision) -> Bool {
-        let callback: (@Sendable (Decision) -> Void)?? = state.withLock { state in
-            guard case .waiting(let callback) = state else { return .none }
-            state = .answered(decision)
+    /// Takes the right to answer; false if someone else has it.
+    public func claim() -> Bool {
+        state.withLock { state in
+            guard case .waiting(let callback) = state else { return false }
+            state = .claimed(callback)
+            return true
+        }
+    }
+
+    /// Answers, after a successful ``claim()``.
+    public func deliver(_ decision: Decision, charge: GlobalCharge?) {
+        let callback: (@Sendable (Decision, GlobalCharge?) -> Void)?? = state.withLock { state in
+            guard case .claimed(let callback) = state else { return .none }
+            state = .answered(decision, charge)
             return .some(callback)
         }
-        guard case .some(let waiting) = callback else { return false }
-        waiting?(decision)
+        if case .some(let waiting) = callback { waiting?(decision, charge) }
+    }
+
+    /// Claims and answers; returns whether this call answered.
+    @discardableResult
+    public func answer(_ decision: Decision, charge: GlobalCharge? = nil) -> Bool {
+        guard claim() else { return false }
+        deliver(decision, charge: charge)
         return true
     }
 
-    /// Answers by the failure policy, unless Redis answered first.
+    /// Answers by the failure policy, unless Redis answered (or is answering) first.
     public func expire(now: Timestamp) {
-        guard !isAnswered else { return }
-        answer(fallback(now))
+        guard claim() else { return }
+        deliver(fallback(now), charge: nil)
     }
 
-    /// Whether an answer was given.
-    public var isAnswered: Bool { decision != nil }
+    /// Whether an answer was given (or is being given).
+    public var isAnswered: Bool {
+        state.withLock { state in
+            if case .waiting = state { return false }
+            return true
+        }
+    }
 
     /// The answer, once given.
     public var decision: Decision? {
         state.withLock { state in
-            if case .answered(let decision) = state { return decision }
+            if case .answered(let decision, _) = state { return decision }
             return nil
         }
     }
 
-    /// Calls `callback` with the answer: now if already answered, else when it comes. One callback only.
-    public func whenAnswered(_ callback: @escaping @Sendable (Decision) -> Void) {
-        let ready: Decision? = state.withLock { state in
+    /// Calls `callback` with the answer and its charge: now if already answered, else when it comes. One
+    /// callback only.
+    public func whenAnswered(_ callback: @escaping @Sendable (Decision, GlobalCharge?) -> Void) {
+        let ready: (Decision, GlobalCharge?)? = state.withLock { state in
             switch state {
-            case .answered(let decision): return decision
+            case .answered(let decision, let charge): return (decision, charge)
             case .waiting:
                 state = .waiting(callback)
                 return nil
+            case .claimed:
+                state = .claimed(callback)
+                return nil
             }
         }
-        if let ready { callback(ready) }
+        if let ready { callback(ready.0, ready.1) }
     }
 }
 

@@ -12,13 +12,15 @@ enum HTTPAPIOutcome: Sendable {
 
 /// Renders the response of a request that waited for Redis, and what to count.
 struct HTTPAPICompletion: Sendable {
-    let body: @Sendable (Decision, Timestamp) -> (HTTPAPIResponse, ServerStatistics.Batch)
+    let body: @Sendable (Decision, GlobalCharge?, Timestamp) -> (HTTPAPIResponse, ServerStatistics.Batch)
 
-    init(_ body: @escaping @Sendable (Decision, Timestamp) -> (HTTPAPIResponse, ServerStatistics.Batch)) {
+    init(_ body: @escaping @Sendable (Decision, GlobalCharge?, Timestamp) -> (HTTPAPIResponse, ServerStatistics.Batch)) {
         self.body = body
     }
 
-    func callAsFunction(_ decision: Decision, now: Timestamp) -> (HTTPAPIResponse, ServerStatistics.Batch) { body(decision, now) }
+    func callAsFunction(_ decision: Decision, charge: GlobalCharge?, now: Timestamp) -> (HTTPAPIResponse, ServerStatistics.Batch) {
+        body(decision, charge, now)
+    }
 }
 
 /// The HTTP API's logic: a request in, a response out. No channel, so tests drive it directly.
@@ -71,7 +73,7 @@ public struct HTTPAPIProcessor: Sendable {
         case .pending(let pending, let completion):
             pending.expire(now: now)
             guard let answer = pending.decision else { return HTTPAPIResponse.error(.serviceUnavailable, code: "no_answer", "the decision did not complete") }
-            let (response, later) = completion(answer, now: now)
+            let (response, later) = completion(answer, charge: nil, now: now)
             context.statistics.add(later)
             return response
         }
@@ -215,8 +217,8 @@ public struct HTTPAPIProcessor: Sendable {
         case .pending(let pending):
             return .pending(
                 pending,
-                HTTPAPICompletion { decision, now in
-                    let result = grouped.finish(decision, now: now)
+                HTTPAPICompletion { decision, charge, now in
+                    let result = grouped.finish(decision, charge: charge, now: now)
                     var counts = ServerStatistics.Batch()
                     Self.count(result.decisions, overall: counted ? result.isAllowed : nil, into: &counts)
                     return (render(result, now), counts)

@@ -144,18 +144,20 @@ final class HTTPServerHandler: ChannelInboundHandler, RemovableChannelHandler {
         let clock = clockForAnswers
         // Not cancelled: expiring an answered decision does nothing, and costs less than removing the task.
         loop.scheduleTask(in: timeout) { pending.expire(now: clock.now()) }
-        pending.whenAnswered { decision in
+        pending.whenAnswered { decision, charge in
             loop.execute {
-                bound.value.handler.answered(decision, completion: completion, head: head, context: bound.value.context)
+                bound.value.handler.answered(decision, charge: charge, completion: completion, head: head, context: bound.value.context)
             }
         }
     }
 
-    private func answered(_ decision: Decision, completion: HTTPAPICompletion, head: HTTPRequestHead, context: ChannelHandlerContext) {
+    private func answered(
+        _ decision: Decision, charge: GlobalCharge?, completion: HTTPAPICompletion, head: HTTPRequestHead, context: ChannelHandlerContext
+    ) {
         guard awaiting else { return }
         awaiting = false
         guard context.channel.isActive else { return }
-        let (response, later) = completion(decision, now: clockForAnswers.now())
+        let (response, later) = completion(decision, charge: charge, now: clockForAnswers.now())
         statistics.add(later)
         write(response, for: head, context: context)
         while !awaiting, !held.isEmpty {

@@ -28,11 +28,11 @@ public struct LineCommandProcessor: Sendable {
 
     /// Writes the reply of a command that waited for Redis, once the answer is in.
     public struct Completion: Sendable {
-        let body: @Sendable (Decision, Timestamp, inout ByteBuffer) -> ServerStatistics.Batch
+        let body: @Sendable (Decision, GlobalCharge?, Timestamp, inout ByteBuffer) -> ServerStatistics.Batch
 
-        /// Writes the reply to `decision` (decided at `now`) and returns what to count.
-        public func callAsFunction(_ decision: Decision, now: Timestamp, into output: inout ByteBuffer) -> ServerStatistics.Batch {
-            body(decision, now, &output)
+        /// Writes the reply to `decision` (answered at `now`, having taken `charge`) and returns what to count.
+        public func callAsFunction(_ decision: Decision, charge: GlobalCharge?, now: Timestamp, into output: inout ByteBuffer) -> ServerStatistics.Batch {
+            body(decision, charge, now, &output)
         }
     }
 
@@ -190,14 +190,14 @@ public struct LineCommandProcessor: Sendable {
             return .proceed
         }
         switch command.withArgument(index, { global.decide(check, policy: policy, name: $0, now: now, consume: consume) }) {
-        case .decided(let decision):
+        case .decided(let decision, _):
             batch.count(decision)
             output.writeRESPDecision(decision)
             return .proceed
         case .pending(let pending):
             return .wait(
                 pending,
-                Completion { decision, _, output in
+                Completion { decision, _, _, output in
                     output.writeRESPDecision(decision)
                     var counts = ServerStatistics.Batch()
                     counts.count(decision)
@@ -234,9 +234,9 @@ public struct LineCommandProcessor: Sendable {
             case .pending(let pending):
                 return .wait(
                     pending,
-                    Completion { decision, now, output in
+                    Completion { decision, charge, now, output in
                         var counts = ServerStatistics.Batch()
-                        Self.writeMulti(grouped.finish(decision, now: now), into: &output, counting: &counts)
+                        Self.writeMulti(grouped.finish(decision, charge: charge, now: now), into: &output, counting: &counts)
                         return counts
                     }
                 )

@@ -161,15 +161,17 @@ final class LineProtocolHandler: ChannelInboundHandler, RemovableChannelHandler 
         loop.scheduleTask(in: .nanoseconds(Int64(timeout.components.seconds) * 1_000_000_000 + timeout.components.attoseconds / 1_000_000_000)) {
             decision.expire(now: clock.now())
         }
-        decision.whenAnswered { answer in
-            loop.execute { bound.value.handler.answered(slot, answer, completion: completion, context: bound.value.context) }
+        decision.whenAnswered { answer, charge in
+            loop.execute { bound.value.handler.answered(slot, answer, charge: charge, completion: completion, context: bound.value.context) }
         }
     }
 
-    private func answered(_ slot: Int, _ decision: Decision, completion: LineCommandProcessor.Completion, context: ChannelHandlerContext) {
+    private func answered(
+        _ slot: Int, _ decision: Decision, charge: GlobalCharge?, completion: LineCommandProcessor.Completion, context: ChannelHandlerContext
+    ) {
         guard context.channel.isActive, let index = slots.firstIndex(where: { if case .waiting(slot) = $0 { true } else { false } }) else { return }
         var reply = context.channel.allocator.buffer(capacity: 64)
-        processor.batch.add(completion(decision, now: self.context.clock.now(), into: &reply))
+        processor.batch.add(completion(decision, charge: charge, now: self.context.clock.now(), into: &reply))
         slots[index] = .ready(reply)
         waiting -= 1
         if stalled, !closing {

@@ -9,7 +9,7 @@ public struct GlobalChecks: Sendable {
     public enum Start: Sendable {
         /// Decided at once (a lease, a known exhaustion, or the failure policy).
         case decided(RateLimiter.MultiDecision)
-        /// Waiting for Redis: call ``finish(_:now:)`` with its answer.
+        /// Waiting for Redis: call ``finish(_:charge:now:consume:)`` with its answer.
         case pending(PendingDecision)
     }
 
@@ -47,13 +47,14 @@ public struct GlobalChecks: Sendable {
     func start(now: Timestamp, consume: Bool = true) -> Start {
         let outcome = name.withUnsafeBytes { global.decide(checks[globalIndex], policy: policy, name: $0, now: now, consume: consume) }
         switch outcome {
-        case .decided(let decision): return .decided(finish(decision, now: now, consume: consume))
+        case .decided(let decision, let charge): return .decided(finish(decision, charge: charge, now: now, consume: consume))
         case .pending(let pending): return .pending(pending)
         }
     }
 
-    /// Completes the request with the global check's decision: the local checks are decided now.
-    func finish(_ decision: Decision, now: Timestamp, consume: Bool = true) -> RateLimiter.MultiDecision {
+    /// Completes the request with the global check's decision (and what it took, `charge`): the local
+    /// checks are decided now.
+    func finish(_ decision: Decision, charge: GlobalCharge?, now: Timestamp, consume: Bool = true) -> RateLimiter.MultiDecision {
         guard checks.count > 1 else { return RateLimiter.MultiDecision(isAllowed: decision.isAllowed, decisions: [decision], decidingIndex: 0) }
         var locals = checks
         locals.remove(at: globalIndex)
@@ -66,8 +67,8 @@ public struct GlobalChecks: Sendable {
         let result = limiter.decide(locals, at: now, consume: consume)
         var decisions = result.decisions
         var shown = decision
-        if !result.isAllowed, consume {
-            name.withUnsafeBytes { global.refund(checks[globalIndex], policy: policy, name: $0, now: now) }
+        if !result.isAllowed, consume, let charge {
+            name.withUnsafeBytes { global.refund(checks[globalIndex], policy: policy, name: $0, charge: charge, now: now) }
             shown.remaining = min(shown.limit, shown.remaining + checks[globalIndex].cost)
         }
         decisions.insert(shown, at: globalIndex)
