@@ -50,6 +50,31 @@ struct ConfigurationReloaderTests {
         #expect(fixture.take("extra", "user")?.isAllowed == true)
     }
 
+    @Test func aReloadCannotAddOrMoveRedis() throws {
+        // Started without Redis: a file that brings global policies (and a redis section) is refused.
+        let fixture = try Fixture()
+        try fixture.write(
+            "redis: { url: \"redis://127.0.0.1:6379\" }\npolicies:\n  api: { algorithm: fixed_window, limit: 5, period: 1h, scope: global }\n"
+        )
+        guard case .rejected(let error) = fixture.reloader.reload() else { Issue.record("a reload adding Redis was applied"); return }
+        #expect(error.description.contains("redis: this process started without Redis"))
+        #expect(fixture.registry.policies.policies.first?.scope == .local)
+
+        // Started with Redis: policies may change, the redis section may not.
+        let withRedis = "redis: { url: \"redis://127.0.0.1:6379\" }\npolicies:\n  api: { algorithm: fixed_window, limit: 5, period: 1h, scope: global }\n"
+        try fixture.write(withRedis)
+        let configuration = try SluiceConfiguration.load(path: fixture.path)
+        let reloader = ConfigurationReloader(
+            path: fixture.path, registry: fixture.registry, logger: Logger(label: "sluice.test.reload"), redis: configuration.redis
+        )
+        try fixture.write(withRedis + "  more: { algorithm: token_bucket, limit: 1, period: 1m, scope: global, sync: strict }\n")
+        #expect(reloader.reload() == .applied(policies: ["api", "more"]))
+        try fixture.write(withRedis.replacingOccurrences(of: "6379", with: "6380"))
+        guard case .rejected(let moved) = reloader.reload() else { Issue.record("a reload moving Redis was applied"); return }
+        #expect(moved.description.contains("the redis section changed"))
+        #expect(fixture.registry.policies.policies.count == 2)
+    }
+
     @Test func aChangedPolicyStartsWithFullBuckets() throws {
         let fixture = try Fixture()
         for _ in 0..<5 { _ = fixture.take("api", "user") }

@@ -63,6 +63,9 @@ struct ExecutableRedisTests {
               api:    { algorithm: fixed_window,   limit: 1000, period: 1h, scope: global, on_store_failure: deny }
               login:  { algorithm: sliding_window, limit: 3,    period: 1h, scope: global, sync: strict }
               local:  { algorithm: token_bucket,   limit: 10,   period: 1s }
+            forward_auth:
+              rules:
+                - { path_prefix: /login, methods: [POST], limits: [{ policy: local, by: ip }, { policy: login, by: ip }] }
 
             """
         )
@@ -84,6 +87,16 @@ struct ExecutableRedisTests {
         #expect(http.hasPrefix("HTTP/1.1 200 OK"), "\(http)")
         #expect(http.contains("X-RateLimit-Remaining: 1"))
         #expect(http.contains(#""redis":"up""#))
+        // Forward auth: a global strict policy and a local one in one rule; the fourth POST /login is refused.
+        var statuses: [String] = []
+        for _ in 0..<4 {
+            let answer = try Self.command(
+                httpPort,
+                "GET /v1/forward-auth HTTP/1.1\r\nHost: s\r\nX-Forwarded-Method: POST\r\nX-Forwarded-Uri: /login\r\nConnection: close\r\n"
+            )
+            statuses.append(String(answer.prefix(12)))
+        }
+        #expect(statuses == ["HTTP/1.1 200", "HTTP/1.1 200", "HTTP/1.1 200", "HTTP/1.1 429"], "\(statuses)")
 
         // Redis goes away: every decision is still answered, by on_store_failure, within 500 ms.
         try await redis.stop()
