@@ -174,15 +174,23 @@ struct GlobalLimitTests {
             seen += await Self.hammer(sidecars, policy: "sw", key: "k", attempts: 20)
         }
         let admitted = seen.filter(\.allowed).map(\.at).sorted()
+        // Redis's clock decides the window, this process's clock stamps the admission just after it: an
+        // admission within 10 ms of a window's edge may be counted on the wrong side, so each such one
+        // widens the tolerance by one.
+        let edge: Int64 = 10_000_000
+        func nearEdge(_ at: Int64) -> Bool { let offset = at % period; return offset < edge || period - offset < edge }
         var perWindow: [Int64: Int] = [:]
+        var ambiguous: [Int64: Int] = [:]
         for at in admitted {
             let window = at / period
             perWindow[window, default: 0] += 1
+            if nearEdge(at) { ambiguous[window, default: 0] += 1 }
             let elapsed = Double(at - window * period) / Double(period)
             let estimate = Double(perWindow[window - 1] ?? 0) * (1 - elapsed) + Double(perWindow[window] ?? 0)
-            #expect(estimate <= Double(limit) + 1, "estimate \(estimate) at \(elapsed) into window \(window)")
+            let tolerance = 1 + (ambiguous[window] ?? 0) + (ambiguous[window - 1] ?? 0)
+            #expect(estimate <= Double(limit + tolerance), "estimate \(estimate) at \(elapsed) into window \(window)")
         }
-        #expect(perWindow.values.allSatisfy { $0 <= limit })
+        #expect(perWindow.allSatisfy { window, count in count <= limit + (ambiguous[window] ?? 0) })
         #expect(admitted.count >= limit)
         for sidecar in sidecars { await sidecar.shutdown() }
     }
