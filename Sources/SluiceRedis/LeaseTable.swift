@@ -28,6 +28,8 @@ struct Lease: Sendable {
     /// A request to Redis is in flight, sent at `renewalSentAt` (ns).
     var renewing = false
     var renewalSentAt: Int64 = 0
+    /// Renewals sent so far.
+    var renewals: Int64 = 0
     var lastUsed: Int64 = 0
     /// Decisions waiting for the slice in flight, in arrival order.
     var waiters: [Waiter] = []

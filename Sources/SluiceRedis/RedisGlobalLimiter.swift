@@ -82,7 +82,7 @@ public final class RedisGlobalLimiter: GlobalLimiter {
         let returns = leases.drainForReturn(now: clock.now().nanoseconds).map { lease in
             RedisJob(script: RedisScript(lease.rateLimit.algorithm), key: lease.redisKey,
                      arguments: arguments(lease.rateLimit, want: 0, need: 0, mode: "return", keep: lease.remaining, window: lease.window),
-                     deadline: deadline(), completion: { _ in })
+                     deadline: Self.noDeadline(), completion: { _ in })
         }
         await worker.stop(final: returns)
     }
@@ -115,30 +115,38 @@ public final class RedisGlobalLimiter: GlobalLimiter {
     }
 
     public func refund(_ check: Check, policy: Policy, name: UnsafeRawBufferPointer, charge: GlobalCharge, now: Timestamp) {
+        if let localCharge = charge.local {
+            local.refund(localCharge)  // the `local` failure behaviour decided: it goes back to this store
+            return
+        }
         let isWindow = check.rateLimit.algorithm != .tokenBucket
         if charge.fromLease {
             var refunded = false
             leases.update(check.key) { lease in
-                guard lease.validUntil > now.nanoseconds, !isWindow || lease.window == charge.window else { return }
+                guard lease.validUntil > now.nanoseconds else { return }
+                // A window's slice is only for its window; a token-bucket lease that has since reported what it
+                // holds to Redis (a renewal) counted this token as spent, so it goes back to Redis instead.
+                guard isWindow ? lease.window == charge.window : lease.renewals == charge.renewals else { return }
                 lease.remaining += check.cost
                 refunded = true
             }
-            // A token-bucket lease that moved on has already told Redis what it holds; a window's units
-            // stay counted in their window in Redis, and go back there below.
-            if refunded || !isWindow { return }
+            if refunded { return }
         }
         guard worker.isConnected else { return }
         worker.submit(
             RedisJob(
                 script: RedisScript(check.rateLimit.algorithm), key: redisKey(policy, name),
                 arguments: arguments(check.rateLimit, want: 0, need: 0, mode: "refund", keep: check.cost, window: charge.window),
-                deadline: deadline(), completion: { _ in }
+                deadline: Self.noDeadline(), completion: { _ in }
             )
         )
     }
 
-    /// When a job sent now stops being worth sending: one timeout from now.
+    /// When a job sent now stops being worth sending: one timeout from now (someone waits for it).
     private func deadline() -> ContinuousClock.Instant { .now + timeout }
+
+    /// The deadline of a job nobody waits for (returns, refunds): sent whenever the connection allows.
+    private static func noDeadline() -> ContinuousClock.Instant { .now + .seconds(3600) }
 
     // MARK: Leased
 
@@ -151,8 +159,10 @@ public final class RedisGlobalLimiter: GlobalLimiter {
             if lease.validUntil > n, lease.remaining >= check.cost {
                 lease.remaining -= check.cost
                 lease.lastUsed = n
+                // The charge names the lease as it was before any renewal this decision starts.
+                let charge = GlobalCharge(fromLease: true, window: lease.window, renewals: lease.renewals)
                 let renewal = lease.remaining * 2 <= lease.lastGrant && !lease.renewing && connected ? startRenewal(&lease, need: 1, now: n) : nil
-                return .decided(leaseDecision(lease, check: check, now: n, allowed: true), GlobalCharge(fromLease: true, window: lease.window), renewal)
+                return .decided(leaseDecision(lease, check: check, now: n, allowed: true), charge, renewal)
             }
             if lease.exhaustedUntil > n, check.cost >= lease.exhaustedNeed {
                 return .decided(leaseDecision(lease, check: check, now: n, allowed: false), nil, nil)
@@ -175,10 +185,14 @@ public final class RedisGlobalLimiter: GlobalLimiter {
         case .waiting(let renewal):
             counters.redis.add(1, ordering: .relaxed)
             if let renewal { worker.submit(renewal) }
-            guard let waiting else { return .decided(fallback(check, policy: policy, now: now, consume: true), nil) }
+            guard let waiting else {
+                let (decision, charge) = fallback(check, policy: policy, now: now, consume: true)
+                return .decided(decision, charge)
+            }
             return .pending(waiting)
         case .unavailable:
-            return .decided(fallback(check, policy: policy, now: now, consume: true), nil)
+            let (decision, charge) = fallback(check, policy: policy, now: now, consume: true)
+            return .decided(decision, charge)
         case .full:
             return direct(check, policy: policy, key: redisKey(policy, name), mode: "strict", now: now)
         }
@@ -188,6 +202,7 @@ public final class RedisGlobalLimiter: GlobalLimiter {
     private func startRenewal(_ lease: inout Lease, need: Int64, now: Int64) -> RedisJob {
         lease.renewing = true
         lease.renewalSentAt = now
+        lease.renewals += 1
         if lease.validUntil <= now { lease.remaining = 0 }  // an expired slice is gone
         let capacity = lease.rateLimit.capacity
         let largest = max(1, capacity / 16)
@@ -195,7 +210,7 @@ public final class RedisGlobalLimiter: GlobalLimiter {
             let lasted = now - lease.grantedAt
             if lasted < 250_000_000 { lease.want = min(largest, lease.want * 2) } else if lasted > 2_000_000_000 { lease.want = max(1, lease.want / 2) }
         }
-        let need = max(need, lease.waiters.reduce(1) { max($0, $1.check.cost) })
+        let need = max(need, lease.waiters.reduce(1) { $1.pending.isAnswered ? $0 : max($0, $1.check.cost) })
         let want = max(lease.want, need)
         let keep = lease.remaining
         counters.leaseRequests.add(1, ordering: .relaxed)
@@ -230,13 +245,13 @@ public final class RedisGlobalLimiter: GlobalLimiter {
             }
             lease.window = window
             lease.remaining += granted
-            lease.validUntil = sentAt + valid * 1_000_000
+            lease.validUntil = sentAt + Self.nanoseconds(milliseconds: valid)
             lease.globalRemaining = remaining
-            lease.resetAt = now + reset * 1_000_000
+            lease.resetAt = now + Self.nanoseconds(milliseconds: reset)
             lease.lastGrant = granted
             lease.grantedAt = now
             if allowed == 0, granted == 0, retry > 0 {
-                lease.exhaustedUntil = sentAt + retry * 1_000_000
+                lease.exhaustedUntil = sentAt + Self.nanoseconds(milliseconds: retry)
                 lease.exhaustedNeed = need
             } else {
                 lease.exhaustedUntil = 0
@@ -249,7 +264,7 @@ public final class RedisGlobalLimiter: GlobalLimiter {
                     lease.remaining -= waiter.check.cost
                     lease.lastUsed = now
                     let decision = leaseDecision(lease, check: waiter.check, now: now, allowed: true)
-                    answers.append((waiter.pending, decision, GlobalCharge(fromLease: true, window: lease.window)))
+                    answers.append((waiter.pending, decision, GlobalCharge(fromLease: true, window: lease.window, renewals: lease.renewals)))
                 } else if lease.exhaustedUntil > now, waiter.check.cost >= lease.exhaustedNeed {
                     guard waiter.pending.claim() else { continue }
                     answers.append((waiter.pending, leaseDecision(lease, check: waiter.check, now: now, allowed: false), nil))
@@ -285,7 +300,10 @@ public final class RedisGlobalLimiter: GlobalLimiter {
 
     private func direct(_ check: Check, policy: Policy, key: [UInt8], mode: String, now: Timestamp) -> GlobalDecision {
         let consume = mode != "peek"
-        guard worker.isConnected else { return .decided(fallback(check, policy: policy, now: now, consume: consume), nil) }
+        guard worker.isConnected else {
+            let (decision, charge) = fallback(check, policy: policy, now: now, consume: consume)
+            return .decided(decision, charge)
+        }
         counters.redis.add(1, ordering: .relaxed)
         counters.strict.add(1, ordering: .relaxed)
         let pending = PendingDecision { [self] now in fallback(check, policy: policy, now: now, consume: consume) }
@@ -300,8 +318,8 @@ public final class RedisGlobalLimiter: GlobalLimiter {
                     let allowed = values[0] == 1
                     let outcome: Decision.Outcome = allowed ? .allowed : values[4] < 0 ? .exceedsCapacity : .denied
                     let decision = Decision(
-                        outcome: outcome, limit: capacity, remaining: max(0, values[2]), resetAfterNanoseconds: values[3] * 1_000_000,
-                        retryAfterNanoseconds: allowed ? 0 : values[4] < 0 ? -1 : values[4] * 1_000_000
+                        outcome: outcome, limit: capacity, remaining: max(0, values[2]), resetAfterNanoseconds: Self.nanoseconds(milliseconds: values[3]),
+                        retryAfterNanoseconds: allowed ? 0 : values[4] < 0 ? -1 : Self.nanoseconds(milliseconds: values[4])
                     ).answering(check)
                     if !pending.answer(decision, charge: allowed && consume ? GlobalCharge(fromLease: false, window: values[5]) : nil), allowed, consume {
                         // The timeout answered first (by the failure policy): give back what Redis took for nothing.
@@ -319,27 +337,38 @@ public final class RedisGlobalLimiter: GlobalLimiter {
             RedisJob(
                 script: RedisScript(check.rateLimit.algorithm), key: key,
                 arguments: arguments(check.rateLimit, want: 0, need: 0, mode: "refund", keep: check.cost, window: window),
-                deadline: deadline(), completion: { _ in }
+                deadline: Self.noDeadline(), completion: { _ in }
             )
         )
     }
 
     // MARK: Failure
 
-    /// The decision by the policy's `on_store_failure`, counted.
-    private func fallback(_ check: Check, policy: Policy, now: Timestamp, consume: Bool) -> Decision {
+    /// The decision by the policy's `on_store_failure`, counted, and (for `local`) what it took from this
+    /// process's store, so a request denied by a later check can give it back.
+    private func fallback(_ check: Check, policy: Policy, now: Timestamp, consume: Bool) -> (Decision, GlobalCharge?) {
         counters.fallback.add(1, ordering: .relaxed)
         let capacity = check.rateLimit.capacity
         switch policy.global?.onStoreFailure ?? .local {
         case .local:
-            return local.decide(check, at: now, consume: consume)
+            let (decision, charge) = local.decideHolding(check, at: now, consume: consume)
+            return (decision, charge.map { GlobalCharge(fromLease: false, window: -1, local: $0) })
         case .allow:
-            return Decision(outcome: .allowed, limit: capacity, remaining: capacity, resetAfterNanoseconds: 0, retryAfterNanoseconds: 0).answering(check)
+            return (Decision(outcome: .allowed, limit: capacity, remaining: capacity, resetAfterNanoseconds: 0, retryAfterNanoseconds: 0).answering(check), nil)
         case .deny:
-            return Decision(
-                outcome: .denied, limit: capacity, remaining: 0, resetAfterNanoseconds: 1_000_000_000, retryAfterNanoseconds: 1_000_000_000
-            ).answering(check)
+            return (
+                Decision(
+                    outcome: .denied, limit: capacity, remaining: 0, resetAfterNanoseconds: 1_000_000_000, retryAfterNanoseconds: 1_000_000_000
+                ).answering(check), nil
+            )
         }
+    }
+
+    /// Milliseconds from a Redis reply as nanoseconds; a value too large for that (only a misbehaving
+    /// server sends one) saturates instead of trapping.
+    private static func nanoseconds(milliseconds: Int64) -> Int64 {
+        let (product, overflow) = milliseconds.multipliedReportingOverflow(by: 1_000_000)
+        return overflow ? (milliseconds < 0 ? .min / 2 : .max / 2) : product
     }
 
     // MARK: Keys and arguments

@@ -203,7 +203,7 @@ final class RedisWorker: Sendable {
                 fail(stale, RedisConnectionError(description: "waited longer than the timeout for Redis"))
             }
             if jobs.isEmpty {
-                if stop { break }
+                if stop, queue.isEmpty { break }
                 continue
             }
             do {

@@ -320,14 +320,28 @@ struct GlobalLimitTests {
         await other.shutdown()
     }
 
-    @Test("a decision made by on_store_failure takes nothing global, so nothing is refunded")
-    func fallbacksCarryNoCharge() async throws {
+    @Test("on_store_failure takes nothing global; `local` takes from this store, and a refund goes back there")
+    func fallbackCharges() async throws {
         let redis = try RedisServerProcess()
-        let sidecar = try await Sidecar(redisPort: redis.port, policies: [policy("a", .fixedWindow, limit: 5, period: .seconds(60), onFailure: .allow)])
+        let sidecar = try await Sidecar(
+            redisPort: redis.port,
+            policies: [
+                policy("a", .fixedWindow, limit: 5, period: .seconds(60), onFailure: .allow),
+                policy("l", .fixedWindow, limit: 2, period: .seconds(3600), onFailure: .local),
+            ]
+        )
         redis.stop()
-        let (decision, charge) = await sidecar.decideCharging("a", "k")
-        #expect(decision.isAllowed)
-        #expect(charge == nil)
+        let (allowed, none) = await sidecar.decideCharging("a", "k")
+        #expect(allowed.isAllowed)
+        #expect(none == nil)
+        let (first, charge) = await sidecar.decideCharging("l", "k")
+        #expect(first.isAllowed)
+        let local = try #require(charge)
+        #expect(local.local != nil)
+        sidecar.refund("l", "k", charge: local)
+        #expect(await sidecar.decide("l", "k").isAllowed)
+        #expect(await sidecar.decide("l", "k").isAllowed)
+        #expect(await sidecar.decide("l", "k").outcome == .denied)
         await sidecar.shutdown()
     }
 

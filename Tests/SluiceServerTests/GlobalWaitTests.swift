@@ -20,8 +20,10 @@ final class ScriptedGlobalLimiter: GlobalLimiter {
     func decide(_ check: Check, policy: Policy, name: UnsafeRawBufferPointer, now: Timestamp, consume: Bool) -> GlobalDecision {
         let pending = PendingDecision { _ in
             // The failure policy of these tests: deny.
-            Decision(outcome: .denied, limit: check.rateLimit.capacity, remaining: 0, resetAfterNanoseconds: 1_000_000_000, retryAfterNanoseconds: 1_000_000_000)
-                .answering(check)
+            (
+                Decision(outcome: .denied, limit: check.rateLimit.capacity, remaining: 0, resetAfterNanoseconds: 1_000_000_000, retryAfterNanoseconds: 1_000_000_000)
+                    .answering(check), nil
+            )
         }
         waiting.withLock { $0.append(pending) }
         return .pending(pending)

@@ -1,3 +1,9 @@
+/// What one local decision took from the store, to give back exactly (see ``RateLimiter/decideHolding(_:at:consume:)``).
+public struct LocalCharge: Sendable, Hashable {
+    let reservation: BucketStore.Reservation
+    let check: Check
+}
+
 /// One question: may `cost` be taken from `key`'s bucket under `rateLimit`?
 public struct Check: Sendable, Hashable {
     /// The limit to apply.

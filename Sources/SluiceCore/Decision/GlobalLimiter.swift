@@ -40,15 +40,22 @@ public enum GlobalDecision: Sendable {
 
 /// Where an allowed global decision took its cost from, so a refund goes back exactly there.
 public struct GlobalCharge: Sendable, Hashable {
-    /// Taken from this process's lease (else from Redis directly).
+    /// Taken from this process's lease (else from Redis directly, or from the local store).
     public var fromLease: Bool
     /// The window the cost was counted in (windows), or -1.
     public var window: Int64
+    /// The lease's renewal count when it was charged: a token-bucket lease refunds into itself only if no
+    /// renewal has since reported what it holds.
+    public var renewals: Int64
+    /// Set when the policy's `local` failure behaviour decided: the cost is in this process's store.
+    public var local: LocalCharge?
 
     /// Creates a charge.
-    public init(fromLease: Bool, window: Int64) {
+    public init(fromLease: Bool, window: Int64, renewals: Int64 = 0, local: LocalCharge? = nil) {
         self.fromLease = fromLease
         self.window = window
+        self.renewals = renewals
+        self.local = local
     }
 }
 
@@ -65,10 +72,11 @@ public final class PendingDecision: Sendable {
     }
 
     private let state = Mutex(State.waiting(nil))
-    private let fallback: @Sendable (Timestamp) -> Decision
+    private let fallback: @Sendable (Timestamp) -> (Decision, GlobalCharge?)
 
-    /// Creates a pending decision; `fallback` decides by the policy's failure behaviour when time runs out.
-    public init(fallback: @escaping @Sendable (Timestamp) -> Decision) {
+    /// Creates a pending decision; `fallback` decides by the policy's failure behaviour when time runs out
+    /// (and says what it took, if anything).
+    public init(fallback: @escaping @Sendable (Timestamp) -> (Decision, GlobalCharge?)) {
         self.fallback = fallback
     }
 
@@ -102,7 +110,8 @@ public final class PendingDecision: Sendable {
     /// Answers by the failure policy, unless Redis answered (or is answering) first.
     public func expire(now: Timestamp) {
         guard claim() else { return }
-        deliver(fallback(now), charge: nil)
+        let (decision, charge) = fallback(now)
+        deliver(decision, charge: charge)
     }
 
     /// Whether an answer was given (or is being given).
@@ -113,13 +122,16 @@ public final class PendingDecision: Sendable {
         }
     }
 
-    /// The answer, once given.
-    public var decision: Decision? {
+    /// The answer and what it took, once given.
+    public var answer: (decision: Decision, charge: GlobalCharge?)? {
         state.withLock { state in
-            if case .answered(let decision, _) = state { return decision }
+            if case .answered(let decision, let charge) = state { return (decision, charge) }
             return nil
         }
     }
+
+    /// The answer, once given.
+    public var decision: Decision? { answer?.decision }
 
     /// Calls `callback` with the answer and its charge: now if already answered, else when it comes. One
     /// callback only.

@@ -120,6 +120,18 @@ public final class RateLimiter: Sendable {
         return best
     }
 
+    /// Decides one check like ``decide(_:at:consume:)`` and returns what it took, so that it can be given
+    /// back with ``refund(_:)`` (a global policy's `local` fallback, inside a request a later check denies).
+    public func decideHolding(_ check: Check, at now: Timestamp, consume: Bool = true) -> (Decision, LocalCharge?) {
+        let (decision, reservation) = decideReserving(check, at: now, consume: consume)
+        return (decision, reservation.map { LocalCharge(reservation: $0, check: check) })
+    }
+
+    /// Gives back what ``decideHolding(_:at:consume:)`` took (under the same rules as an all-or-nothing refund).
+    public func refund(_ charge: LocalCharge) {
+        store.refund(charge.reservation, limit: charge.check.rateLimit, cost: charge.check.cost)
+    }
+
     /// Empties a bucket back to full; returns whether it existed.
     @discardableResult
     public func reset(_ key: BucketKey) -> Bool { store.reset(key) }

@@ -72,8 +72,8 @@ public struct HTTPAPIProcessor: Sendable {
         case .response(let response): return response
         case .pending(let pending, let completion):
             pending.expire(now: now)
-            guard let answer = pending.decision else { return HTTPAPIResponse.error(.serviceUnavailable, code: "no_answer", "the decision did not complete") }
-            let (response, later) = completion(answer, charge: nil, now: now)
+            guard let (answer, charge) = pending.answer else { return HTTPAPIResponse.error(.serviceUnavailable, code: "no_answer", "the decision did not complete") }
+            let (response, later) = completion(answer, charge: charge, now: now)
             context.statistics.add(later)
             return response
         }
