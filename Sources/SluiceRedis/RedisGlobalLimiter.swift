@@ -107,8 +107,12 @@ public final class RedisGlobalLimiter: GlobalLimiter {
             )
         }
         guard let global = policy.global else { return .decided(local.decide(check, at: now, consume: consume), nil) }
-        if global.sync == .leased, consume {
-            return leased(check, policy: policy, name: name, now: now)
+        if global.sync == .leased {
+            if consume { return leased(check, policy: policy, name: name, now: now) }
+            if let peeked = peekLease(check, now: now) {
+                counters.local.add(1, ordering: .relaxed)
+                return .decided(peeked, nil)
+            }
         }
         // Strict, a peek, or a lease table that is full: one script call.
         return direct(check, policy: policy, key: redisKey(policy, name), mode: consume ? "strict" : "peek", now: now)
@@ -196,6 +200,22 @@ public final class RedisGlobalLimiter: GlobalLimiter {
         case .full:
             return direct(check, policy: policy, key: redisKey(policy, name), mode: "strict", now: now)
         }
+    }
+
+    /// A PEEK answered from a valid lease or a known exhaustion, taking nothing; nil when Redis must be asked.
+    private func peekLease(_ check: Check, now: Timestamp) -> Decision? {
+        let n = now.nanoseconds
+        var answer: Decision?
+        leases.update(check.key) { lease in
+            if lease.validUntil > n, lease.remaining >= check.cost {
+                var decision = leaseDecision(lease, check: check, now: n, allowed: true)
+                decision.remaining = min(decision.limit, max(0, lease.remaining - check.cost + lease.globalRemaining))
+                answer = decision
+            } else if lease.exhaustedUntil > n, check.cost >= lease.exhaustedNeed {
+                answer = leaseDecision(lease, check: check, now: n, allowed: false)
+            }
+        }
+        return answer
     }
 
     /// Marks `lease` as renewing and builds the request: `need` is the least that helps the caller.

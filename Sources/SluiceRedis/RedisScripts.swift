@@ -77,7 +77,9 @@ enum RedisScript: Int, CaseIterable, Sendable {
         else retry = left end
         local reset = 0
         if c > 0 then reset = left end
-        return {allowed, granted, limit - c, reset, retry, window, left}
+        local shown = limit - c
+        if mode == 'peek' and allowed == 1 then shown = shown - need end  -- what a take would leave
+        return {allowed, granted, shown, reset, retry, window, left}
         """
 
     // One hash per bucket: w (window index), c (count in window w), p (count in window w - 1). The
@@ -118,7 +120,9 @@ enum RedisScript: Int, CaseIterable, Sendable {
         end
         local reset = 0
         if c > 0 then reset = left + period elseif p > 0 then reset = left end
-        return {allowed, granted, math.max(0, limit - c - weighted), reset, retry, window, left}
+        local shown = limit - c - weighted
+        if mode == 'peek' and allowed == 1 then shown = shown - need end
+        return {allowed, granted, math.max(0, shown), reset, retry, window, left}
         """
 
     // One hash per bucket: t (tokens, fractional), ts (ms of the last refill), and h:<holder> =
@@ -171,6 +175,8 @@ enum RedisScript: Int, CaseIterable, Sendable {
         if granted > 0 or (mode == 'peek' and tokens + 1e-9 >= need) then allowed = 1
         elseif need > cap then retry = -1
         else retry = math.max(1, math.ceil((need - tokens) / rate)) end
-        return {allowed, granted, math.floor(tokens + 1e-9), reset, retry, 0, lease_ms}
+        local shown = math.floor(tokens + 1e-9)
+        if mode == 'peek' and allowed == 1 then shown = shown - need end
+        return {allowed, granted, math.max(0, shown), reset, retry, 0, lease_ms}
         """
 }

@@ -101,6 +101,24 @@ struct GlobalLimitTests {
         for other in others { await other.shutdown() }
     }
 
+    @Test("PEEK on a leased policy takes nothing; with a lease it asks Redis nothing")
+    func peek() async throws {
+        try await Self.awayFromHourBoundary()
+        let redis = try RedisServerProcess()
+        let sidecar = try await Sidecar(redisPort: redis.port, policies: [policy("fw", .fixedWindow, limit: 100, period: .seconds(3600))])
+        let first = await sidecar.decide("fw", "k", consume: false)  // no lease yet: Redis peeks
+        #expect(first.isAllowed)
+        #expect(first.remaining == 99)  // what a TAKE would leave, as a local PEEK says
+        #expect(await sidecar.decide("fw", "k").remaining == 99)
+        let calls = sidecar.limiter.status().leaseRequests + sidecar.limiter.status().strictCalls
+        let peeked = await sidecar.decide("fw", "k", consume: false)
+        #expect(peeked.isAllowed)
+        #expect(peeked.remaining == 98)
+        #expect(sidecar.limiter.status().leaseRequests + sidecar.limiter.status().strictCalls == calls)
+        #expect(await sidecar.decide("fw", "k").remaining == 98)
+        await sidecar.shutdown()
+    }
+
     @Test("a cost above the capacity is refused without asking Redis")
     func exceedsCapacity() async throws {
         let redis = try RedisServerProcess()
