@@ -10,18 +10,6 @@ enum RedisReply: Sendable, Hashable {
     case error(String)
     case array([RedisReply])
 
-    /// The integers of an array reply of integers, or nil.
-    var integers: [Int64]? {
-        guard case .array(let elements) = self else { return nil }
-        var values: [Int64] = []
-        values.reserveCapacity(elements.count)
-        for element in elements {
-            guard case .integer(let value) = element else { return nil }
-            values.append(value)
-        }
-        return values
-    }
-
     /// The text of a string or status reply.
     var text: String? {
         switch self {
