@@ -235,21 +235,22 @@ public final class RedisGlobalLimiter: GlobalLimiter {
         let keep = lease.remaining
         counters.leaseRequests.add(1, ordering: .relaxed)
         let key = lease.key
+        let number = lease.renewals
         return RedisJob(
             script: RedisScript(lease.rateLimit.algorithm), key: lease.redisKey,
             arguments: arguments(lease.rateLimit, want: want, need: need, mode: "lease", keep: keep, window: lease.window),
-            deadline: deadline(), completion: { [self] result in renewed(key, result: result, sentAt: now, need: need, keep: keep) }
+            deadline: deadline(), completion: { [self] result in renewed(key, number: number, result: result, sentAt: now, need: need, keep: keep) }
         )
     }
 
     /// Applies a renewal's reply (on the Redis thread) and answers the waiters it can.
-    private func renewed(_ key: BucketKey, result: Result<[Int64], RedisConnectionError>, sentAt: Int64, need: Int64, keep: Int64) {
+    private func renewed(_ key: BucketKey, number: Int64, result: Result<[Int64], RedisConnectionError>, sentAt: Int64, need: Int64, keep: Int64) {
         let now = clock.now().nanoseconds
         var answers: [(PendingDecision, Decision, GlobalCharge?)] = []
         var failed: [PendingDecision] = []
         var next: RedisJob?
         leases.update(key) { lease in
-            guard lease.renewalSentAt == sentAt else { return }  // a renewal given up as lost; a newer one is in flight
+            guard lease.renewals == number else { return }  // a renewal given up as lost; a newer one is in flight
             lease.renewing = false
             guard case .success(let values) = result else {
                 // Nothing was learned: the waiters follow the failure policy (their fallbacks know it).
