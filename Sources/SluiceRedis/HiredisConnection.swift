@@ -1,4 +1,5 @@
 import CHiredis
+import SluiceCore
 import Glibc
 
 /// One reply from Redis, copied out of hiredis's reply tree.
@@ -39,8 +40,7 @@ final class HiredisConnection {
 
     /// Connects to `host:port`, waiting at most `timeout` for the connection and then for each read or write.
     init(host: String, port: Int, timeout: Duration) throws(RedisConnectionError) {
-        let components = timeout.components
-        let microseconds = components.seconds * 1_000_000 + components.attoseconds / 1_000_000_000_000
+        let microseconds = timeout.nanoseconds / 1_000
         let interval = timeval(tv_sec: Int(microseconds / 1_000_000), tv_usec: Int(microseconds % 1_000_000))
         guard let context = redisConnectWithTimeout(host, Int32(port), interval) else {
             throw RedisConnectionError(description: "cannot allocate a hiredis context")
@@ -58,36 +58,6 @@ final class HiredisConnection {
     }
 
     deinit { redisFree(context) }
-
-    /// Queues a command in hiredis's output buffer; nothing is sent until a reply is read.
-    func append(_ arguments: [[UInt8]]) throws(RedisConnectionError) {
-        // One contiguous copy of the arguments, so every pointer handed to hiredis lives as long as the call.
-        var flat: [UInt8] = []
-        flat.reserveCapacity(arguments.reduce(1) { $0 + $1.count })
-        var lengths: [Int] = []
-        lengths.reserveCapacity(arguments.count)
-        for argument in arguments {
-            flat.append(contentsOf: argument)
-            lengths.append(argument.count)
-        }
-        flat.append(0)  // never empty, so the buffer always has a base address
-        let status: Int32 = flat.withUnsafeBufferPointer { buffer in
-            guard let base = buffer.baseAddress else { return REDIS_ERR }
-            var pointers: [UnsafePointer<CChar>?] = []
-            pointers.reserveCapacity(arguments.count)
-            var offset = 0
-            for length in lengths {
-                pointers.append(UnsafeRawPointer(base + offset).assumingMemoryBound(to: CChar.self))
-                offset += length
-            }
-            return pointers.withUnsafeMutableBufferPointer { pointers in
-                lengths.withUnsafeBufferPointer { lengths in
-                    redisAppendCommandArgv(context, Int32(arguments.count), pointers.baseAddress, lengths.baseAddress)
-                }
-            }
-        }
-        guard status == REDIS_OK else { throw RedisConnectionError(description: Self.errorText(context)) }
-    }
 
     /// Queues commands already in the RESP wire format (a whole pipelined batch at once).
     func appendFormatted(_ bytes: [UInt8]) throws(RedisConnectionError) {
@@ -132,7 +102,10 @@ final class HiredisConnection {
 
     /// One command, one reply.
     func command(_ arguments: [[UInt8]]) throws(RedisConnectionError) -> RedisReply {
-        try append(arguments)
+        var encoded: [UInt8] = []
+        RESPEncoding.appendArrayHeader(arguments.count, to: &encoded)
+        for argument in arguments { RESPEncoding.appendBulk(argument, to: &encoded) }
+        try appendFormatted(encoded)
         return try reply()
     }
 

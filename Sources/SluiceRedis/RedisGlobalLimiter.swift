@@ -52,8 +52,7 @@ public final class RedisGlobalLimiter: GlobalLimiter {
     public init(settings: RedisSettings, local: RateLimiter, clock: any SluiceClock, logger: Logger) {
         self.settings = settings
         self.timeout = settings.timeout
-        let timeoutMilliseconds = settings.timeout.components.seconds * 1000 + settings.timeout.components.attoseconds / 1_000_000_000_000_000
-        leaseLifetime = max(2_000, 4 * timeoutMilliseconds)
+        leaseLifetime = max(2_000, 4 * settings.timeout.nanoseconds / 1_000_000)
         self.local = local
         self.clock = clock
         self.logger = logger
@@ -62,7 +61,7 @@ public final class RedisGlobalLimiter: GlobalLimiter {
         holder = String(generator.next(), radix: 16)
         let table = leases
         worker = RedisWorker(settings: settings, logger: logger) { [clock] in table.sweep(now: clock.now().nanoseconds) }
-        staleRenewal = 2 * (settings.timeout.components.seconds * 1_000_000_000 + settings.timeout.components.attoseconds / 1_000_000_000)
+        staleRenewal = 2 * settings.timeout.nanoseconds
     }
 
     /// Starts the Redis thread; it connects at once and keeps reconnecting with backoff.

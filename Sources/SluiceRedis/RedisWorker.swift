@@ -1,5 +1,6 @@
 import Glibc
 import Logging
+import SluiceCore
 import Synchronization
 
 /// Where Redis is and how Sluice talks to it: the `redis` section of the configuration.
@@ -64,11 +65,11 @@ struct RedisJob: Sendable {
         self.deadline = deadline
         var encoded: [UInt8] = []
         encoded.reserveCapacity(key.count + 16 * arguments.count + 16)
-        Self.appendBulk(key, to: &encoded)
+        RESPEncoding.appendBulk(key, to: &encoded)
         for argument in arguments {
             switch argument {
-            case .integer(let value): Self.appendBulk(Self.decimal(value), to: &encoded)
-            case .text(let text): Self.appendBulk(Array(text.utf8), to: &encoded)
+            case .integer(let value): RESPEncoding.appendBulk(RESPEncoding.decimal(value), to: &encoded)
+            case .text(let text): RESPEncoding.appendBulk(Array(text.utf8), to: &encoded)
             }
         }
         self.encoded = encoded
@@ -80,7 +81,18 @@ struct RedisJob: Sendable {
         case integer(Int64)
         case text(String)
     }
+}
 
+/// The RESP wire format, for commands handed to hiredis already encoded.
+enum RESPEncoding {
+    /// `*count\r\n`.
+    static func appendArrayHeader(_ count: Int, to buffer: inout [UInt8]) {
+        buffer.append(UInt8(ascii: "*"))
+        buffer.append(contentsOf: decimal(Int64(count)))
+        buffer.append(contentsOf: [0x0D, 0x0A])
+    }
+
+    /// `$length\r\nbytes\r\n`.
     static func appendBulk(_ bytes: some Collection<UInt8>, to buffer: inout [UInt8]) {
         buffer.append(UInt8(ascii: "$"))
         buffer.append(contentsOf: decimal(Int64(bytes.count)))
@@ -162,7 +174,7 @@ final class RedisWorker: Sendable {
 
     private func run() {
         var connection: HiredisConnection?
-        var shas: [String] = []
+        var scripts: [[UInt8]] = []
         var backoff = Duration.milliseconds(25)
         var nextAttempt = ContinuousClock.now
         var lastTick = ContinuousClock.now
@@ -178,7 +190,7 @@ final class RedisWorker: Sendable {
                 do {
                     let (opened, loaded) = try open()
                     connection = opened
-                    shas = loaded
+                    scripts = loaded
                     connected.store(true, ordering: .relaxed)
                     if everConnected { reconnections.add(1, ordering: .relaxed) }
                     everConnected = true
@@ -207,7 +219,7 @@ final class RedisWorker: Sendable {
                 continue
             }
             do {
-                try send(&jobs, on: live, shas: &shas)
+                try send(&jobs, on: live, scripts: &scripts)
                 backoff = .milliseconds(25)
             } catch {
                 errors.add(1, ordering: .relaxed)
@@ -225,7 +237,7 @@ final class RedisWorker: Sendable {
     }
 
     /// Connects, authenticates, selects the database and loads the scripts.
-    private func open() throws(RedisConnectionError) -> (HiredisConnection, [String]) {
+    private func open() throws(RedisConnectionError) -> (HiredisConnection, [[UInt8]]) {
         let connection = try HiredisConnection(host: settings.host, port: settings.port, timeout: settings.timeout)
         if let password = settings.password {
             var auth = [Array("AUTH".utf8)]
@@ -241,35 +253,32 @@ final class RedisWorker: Sendable {
         return (connection, try loadScripts(on: connection))
     }
 
-    private func loadScripts(on connection: HiredisConnection) throws(RedisConnectionError) -> [String] {
-        var shas: [String] = []
+    /// Loads every script; returns, per script, the start of its calls: `EVALSHA <sha> 1` as RESP bulk strings.
+    private func loadScripts(on connection: HiredisConnection) throws(RedisConnectionError) -> [[UInt8]] {
+        var headers: [[UInt8]] = []
         for script in RedisScript.allCases {
             let reply = try connection.command([Array("SCRIPT".utf8), Array("LOAD".utf8), Array(script.source.utf8)])
             guard let sha = reply.text else { throw RedisConnectionError(description: "SCRIPT LOAD refused: \(reply)") }
-            shas.append(sha)
+            var header: [UInt8] = []
+            RESPEncoding.appendBulk("EVALSHA".utf8, to: &header)
+            RESPEncoding.appendBulk(sha.utf8, to: &header)
+            RESPEncoding.appendBulk("1".utf8, to: &header)
+            headers.append(header)
         }
-        return shas
+        return headers
     }
 
     /// Sends `jobs` pipelined and completes each; a NOSCRIPT (Redis restarted or flushed its scripts)
     /// reloads the scripts and resends those jobs once.
-    private func send(_ jobs: inout [RedisJob], on connection: HiredisConnection, shas: inout [String]) throws(RedisConnectionError) {
+    private func send(_ jobs: inout [RedisJob], on connection: HiredisConnection, scripts: inout [[UInt8]]) throws(RedisConnectionError) {
         var attempt = 0
         while !jobs.isEmpty {
             // The whole batch in the wire format, handed to hiredis in one piece.
             var batch: [UInt8] = []
             batch.reserveCapacity(jobs.reduce(0) { $0 + $1.encoded.count + 80 })
-            let headers = shas.map { sha in
-                var header = Array("$7\r\nEVALSHA\r\n".utf8)
-                RedisJob.appendBulk(Array(sha.utf8), to: &header)
-                header += Array("$1\r\n1\r\n".utf8)
-                return header
-            }
             for job in jobs {
-                batch.append(UInt8(ascii: "*"))
-                batch.append(contentsOf: RedisJob.decimal(Int64(3 + job.count)))
-                batch.append(contentsOf: [0x0D, 0x0A])
-                batch.append(contentsOf: headers[job.script.rawValue])
+                RESPEncoding.appendArrayHeader(3 + job.count, to: &batch)
+                batch.append(contentsOf: scripts[job.script.rawValue])
                 batch.append(contentsOf: job.encoded)
             }
             try connection.appendFormatted(batch)
@@ -306,7 +315,7 @@ final class RedisWorker: Sendable {
             }
             jobs = retry
             if !jobs.isEmpty {
-                shas = try loadScripts(on: connection)
+                scripts = try loadScripts(on: connection)
                 attempt += 1
             }
         }
@@ -364,7 +373,7 @@ private final class JobQueue: @unchecked Sendable {
         if jobs.isEmpty, waiting > .zero {
             var deadline = timespec()
             clock_gettime(CLOCK_MONOTONIC, &deadline)
-            let nanoseconds = Int(waiting.components.attoseconds / 1_000_000_000) + Int(waiting.components.seconds) * 1_000_000_000
+            let nanoseconds = Int(waiting.nanoseconds)
             deadline.tv_nsec += nanoseconds
             deadline.tv_sec += deadline.tv_nsec / 1_000_000_000
             deadline.tv_nsec %= 1_000_000_000

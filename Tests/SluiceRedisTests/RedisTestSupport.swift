@@ -187,10 +187,9 @@ func policy(
     _ name: String, _ algorithm: Algorithm, limit: Int64, period: Duration, burst: Int64? = nil,
     sync: Policy.Global.Sync = .leased, onFailure: Policy.Global.StoreFailure = .local
 ) -> Policy {
-    let nanoseconds = period.components.seconds * 1_000_000_000 + period.components.attoseconds / 1_000_000_000
     do {
         return try Policy(
-            name: name, rateLimit: RateLimit(algorithm: algorithm, limit: limit, periodNanoseconds: nanoseconds, burst: burst),
+            name: name, rateLimit: RateLimit(algorithm: algorithm, limit: limit, periodNanoseconds: period.nanoseconds, burst: burst),
             scope: .global(Policy.Global(sync: sync, onStoreFailure: onFailure))
         )
     } catch {

@@ -14,6 +14,18 @@ public struct Timestamp: Sendable, Hashable, Comparable {
     @inlinable public static func < (lhs: Timestamp, rhs: Timestamp) -> Bool { lhs.nanoseconds < rhs.nanoseconds }
 }
 
+extension Duration {
+    /// Whole nanoseconds, saturating at `Int64`'s range (a `Duration` can hold far more).
+    @inlinable
+    public var nanoseconds: Int64 {
+        let (seconds, attoseconds) = components
+        let (scaled, overflow) = seconds.multipliedReportingOverflow(by: 1_000_000_000)
+        guard !overflow else { return seconds < 0 ? .min : .max }
+        let (total, overflowAgain) = scaled.addingReportingOverflow(attoseconds / 1_000_000_000)
+        return overflowAgain ? (seconds < 0 ? .min : .max) : total
+    }
+}
+
 /// Where the decision core gets the time; injected so tests can drive it by hand.
 public protocol SluiceClock: Sendable {
     /// The current time. Costs a clock read (about 27 ns here): read it once per batch of decisions.
@@ -35,10 +47,7 @@ public struct MonotonicClock: SluiceClock {
     }
 
     public func now() -> Timestamp {
-        let elapsed = (ContinuousClock.now - origin).components
-        return Timestamp(
-            nanoseconds: originEpochNanoseconds + elapsed.seconds * 1_000_000_000 + elapsed.attoseconds / 1_000_000_000
-        )
+        Timestamp(nanoseconds: originEpochNanoseconds + (ContinuousClock.now - origin).nanoseconds)
     }
 }
 
@@ -59,8 +68,7 @@ public final class ManualClock: SluiceClock {
 
     /// Moves the clock forward by `duration`.
     public func advance(by duration: Duration) {
-        let (seconds, attoseconds) = duration.components
-        advance(nanoseconds: seconds * 1_000_000_000 + attoseconds / 1_000_000_000)
+        advance(nanoseconds: duration.nanoseconds)
     }
 
     /// Sets the clock.

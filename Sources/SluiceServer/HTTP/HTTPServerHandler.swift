@@ -57,8 +57,7 @@ final class HTTPServerHandler: ChannelInboundHandler, RemovableChannelHandler {
         statistics = context.statistics
         configuration = context.registry.reader()
         clockForAnswers = context.clock
-        let timeout = context.global?.timeout ?? .milliseconds(50)
-        self.timeout = .nanoseconds(Int64(timeout.components.seconds) * 1_000_000_000 + timeout.components.attoseconds / 1_000_000_000)
+        timeout = context.globalTimeout
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
@@ -139,15 +138,8 @@ final class HTTPServerHandler: ChannelInboundHandler, RemovableChannelHandler {
     private func wait(for pending: PendingDecision, completion: HTTPAPICompletion, head: HTTPRequestHead, context: ChannelHandlerContext) {
         awaiting = true
         _ = try? context.channel.syncOptions?.setOption(ChannelOptions.autoRead, value: false)
-        let loop = context.eventLoop
-        let bound = NIOLoopBound((handler: self, context: context), eventLoop: loop)
-        let clock = clockForAnswers
-        // Not cancelled: expiring an answered decision does nothing, and costs less than removing the task.
-        loop.scheduleTask(in: timeout) { pending.expire(now: clock.now()) }
-        pending.whenAnswered { decision, charge in
-            loop.execute {
-                bound.value.handler.answered(decision, charge: charge, completion: completion, head: head, context: bound.value.context)
-            }
+        pending.whenAnswered(on: context.eventLoop, timeout: timeout, clock: clockForAnswers) { decision, charge in
+            self.answered(decision, charge: charge, completion: completion, head: head, context: context)
         }
     }
 

@@ -54,8 +54,12 @@ final class LineProtocolHandler: ChannelInboundHandler, RemovableChannelHandler 
     /// How long a connection may take to flush its last replies on graceful shutdown.
     static let quiesceTimeout = TimeAmount.seconds(5)
 
+    /// How long a decision waits for Redis before its failure policy answers.
+    private let timeout: TimeAmount
+
     init(context: ServerContext, limits: RESPParser.Limits, connectionID: Int) {
         self.context = context
+        timeout = context.globalTimeout
         parser = RESPParser(limits: limits)
         processor = LineCommandProcessor(context: context, connectionID: connectionID)
     }
@@ -152,17 +156,8 @@ final class LineProtocolHandler: ChannelInboundHandler, RemovableChannelHandler 
         nextWait &+= 1
         waiting += 1
         slots.append(.waiting(slot))
-        let loop = context.eventLoop
-        let bound = NIOLoopBound((handler: self, context: context), eventLoop: loop)
-        let timeout = self.context.global?.timeout ?? .milliseconds(50)
-        let clock = self.context.clock
-        // Not cancelled when Redis answers first: expiring an answered decision does nothing, and removing a
-        // task from the timer queue costs more than letting it fire.
-        loop.scheduleTask(in: .nanoseconds(Int64(timeout.components.seconds) * 1_000_000_000 + timeout.components.attoseconds / 1_000_000_000)) {
-            decision.expire(now: clock.now())
-        }
-        decision.whenAnswered { answer, charge in
-            loop.execute { bound.value.handler.answered(slot, answer, charge: charge, completion: completion, context: bound.value.context) }
+        decision.whenAnswered(on: context.eventLoop, timeout: timeout, clock: self.context.clock) { answer, charge in
+            self.answered(slot, answer, charge: charge, completion: completion, context: context)
         }
     }
 
