@@ -36,15 +36,22 @@ struct GlobalLimitTests {
         }
     }
 
+    /// All sidecars decide, in rounds of 20 each, for `nanoseconds`.
+    static func hammer(_ sidecars: [Sidecar], policy: String, key: String, for nanoseconds: Int64) async -> [(at: Int64, allowed: Bool)] {
+        let start = sidecars[0].clock.now().nanoseconds
+        var seen: [(at: Int64, allowed: Bool)] = []
+        while sidecars[0].clock.now().nanoseconds - start < nanoseconds {
+            seen += await hammer(sidecars, policy: policy, key: key, attempts: 20)
+        }
+        return seen
+    }
+
     @Test("three sidecars on a 1000-per-hour fixed window admit 950 to 1000 in total, each from leases")
     func leasedFixedWindowAcrossThreeSidecars() async throws {
         try await Self.awayFromHourBoundary()
         let redis = try RedisServerProcess()
         let policies = [policy("api", .fixedWindow, limit: 1000, period: .seconds(3600))]
-        let sidecars = [
-            try await Sidecar(redisPort: redis.port, policies: policies), try await Sidecar(redisPort: redis.port, policies: policies),
-            try await Sidecar(redisPort: redis.port, policies: policies),
-        ]
+        let sidecars = try await Sidecar.fleet(of: 3, redisPort: redis.port, policies: policies)
         let seen = await Self.hammer(sidecars, policy: "api", key: "tenant:1", attempts: 1500, stopAfterDenials: 10)
         let admitted = seen.count { $0.allowed }
         #expect((950...1000).contains(admitted), "admitted \(admitted)")
@@ -64,10 +71,7 @@ struct GlobalLimitTests {
         try await Self.awayFromHourBoundary()
         let redis = try RedisServerProcess()
         let policies = [policy("login", .slidingWindow, limit: 300, period: .seconds(3600), sync: .strict)]
-        let sidecars = [
-            try await Sidecar(redisPort: redis.port, policies: policies), try await Sidecar(redisPort: redis.port, policies: policies),
-            try await Sidecar(redisPort: redis.port, policies: policies),
-        ]
+        let sidecars = try await Sidecar.fleet(of: 3, redisPort: redis.port, policies: policies)
         let seen = await Self.hammer(sidecars, policy: "login", key: "user:7", attempts: 150)
         #expect(seen.count == 450)
         #expect(seen.count { $0.allowed } == 300)
@@ -135,15 +139,9 @@ struct GlobalLimitTests {
         let redis = try RedisServerProcess()
         // 40 per second, burst 40.
         let policies = [policy("tb", .tokenBucket, limit: 40, period: .seconds(1))]
-        let sidecars = [
-            try await Sidecar(redisPort: redis.port, policies: policies), try await Sidecar(redisPort: redis.port, policies: policies),
-            try await Sidecar(redisPort: redis.port, policies: policies),
-        ]
+        let sidecars = try await Sidecar.fleet(of: 3, redisPort: redis.port, policies: policies)
         let start = sidecars[0].clock.now().nanoseconds
-        var seen: [(at: Int64, allowed: Bool)] = []
-        while sidecars[0].clock.now().nanoseconds - start < 1_500_000_000 {
-            seen += await Self.hammer(sidecars, policy: "tb", key: "k", attempts: 20)
-        }
+        let seen = await Self.hammer(sidecars, policy: "tb", key: "k", for: 1_500_000_000)
         let admitted = seen.filter(\.allowed).map(\.at).sorted()
         // The bucket's bound on every interval from the start: burst + rate × elapsed (one token of slack for
         // the millisecond rounding of Redis's clock).
@@ -182,15 +180,8 @@ struct GlobalLimitTests {
         let period: Int64 = 1_000_000_000
         let limit = 40
         let policies = [policy("sw", .slidingWindow, limit: Int64(limit), period: .seconds(1))]
-        let sidecars = [
-            try await Sidecar(redisPort: redis.port, policies: policies), try await Sidecar(redisPort: redis.port, policies: policies),
-            try await Sidecar(redisPort: redis.port, policies: policies),
-        ]
-        let start = sidecars[0].clock.now().nanoseconds
-        var seen: [(at: Int64, allowed: Bool)] = []
-        while sidecars[0].clock.now().nanoseconds - start < 2_500_000_000 {
-            seen += await Self.hammer(sidecars, policy: "sw", key: "k", attempts: 20)
-        }
+        let sidecars = try await Sidecar.fleet(of: 3, redisPort: redis.port, policies: policies)
+        let seen = await Self.hammer(sidecars, policy: "sw", key: "k", for: 2_500_000_000)
         let admitted = seen.filter(\.allowed).map(\.at).sorted()
         // Redis's clock decides the window, this process's clock stamps the admission just after it: an
         // admission within 10 ms of a window's edge may be counted on the wrong side, so each such one
@@ -223,10 +214,7 @@ struct GlobalLimitTests {
             policy("deny", .fixedWindow, limit: 5, period: .seconds(3600), onFailure: .deny),
             policy("strict", .fixedWindow, limit: 5, period: .seconds(3600), sync: .strict, onFailure: .allow),
         ]
-        let sidecars = [
-            try await Sidecar(redisPort: redis.port, policies: policies), try await Sidecar(redisPort: redis.port, policies: policies),
-            try await Sidecar(redisPort: redis.port, policies: policies),
-        ]
+        let sidecars = try await Sidecar.fleet(of: 3, redisPort: redis.port, policies: policies)
         for name in ["local", "allow", "deny", "strict"] { #expect(await sidecars[0].decide(name, "before").isAllowed) }
 
         redis.stop()

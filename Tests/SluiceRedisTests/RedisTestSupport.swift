@@ -181,6 +181,13 @@ final class Sidecar: Sendable {
     }
 
     func shutdown() async { await limiter.shutdown() }
+
+    /// `count` sidecars on one Redis, each with its own connection, thread and store.
+    static func fleet(of count: Int, redisPort: Int, policies: [Policy]) async throws -> [Sidecar] {
+        var sidecars: [Sidecar] = []
+        for _ in 0..<count { sidecars.append(try await Sidecar(redisPort: redisPort, policies: policies)) }
+        return sidecars
+    }
 }
 
 func policy(
