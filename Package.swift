@@ -47,7 +47,7 @@ let package = Package(
         .systemLibrary(name: "CHiredis"),
         .target(
             name: "SluiceRedis",
-            dependencies: ["SluiceCore", "CHiredis", .product(name: "Logging", package: "swift-log")],
+            dependencies: ["SluiceCore", "SluiceConfig", "CHiredis", .product(name: "Logging", package: "swift-log")],
             swiftSettings: swiftSettings
         ),
         .executableTarget(
@@ -67,7 +67,7 @@ let package = Package(
         .testTarget(name: "SluiceCoreTests", dependencies: ["SluiceCore"], swiftSettings: swiftSettings),
         .testTarget(
             name: "SluiceRedisTests",
-            dependencies: ["SluiceRedis", "SluiceCore", .product(name: "Logging", package: "swift-log")],
+            dependencies: ["SluiceRedis", "SluiceCore", "SluiceConfig", .product(name: "Logging", package: "swift-log")],
             swiftSettings: swiftSettings
         ),
         .testTarget(name: "SluiceConfigTests", dependencies: ["SluiceConfig", "SluiceCore"], swiftSettings: swiftSettings),

@@ -5,9 +5,10 @@ extension SluiceConfiguration {
     ///
     /// ```yaml
     /// limits:
-    ///   max_key_bytes: 512       # the longest bucket key
-    ///   max_line_bytes: 65536    # the longest inline command, or one bulk string
-    ///   max_arguments: 1024      # the most elements in one RESP array
+    ///   max_key_bytes: 512        # the longest bucket key
+    ///   max_line_bytes: 65536     # the longest inline command, or one bulk string
+    ///   max_arguments: 1024       # the most elements in one RESP array
+    ///   max_frame_bytes: 1048576  # the largest whole RESP command
     /// ```
     public struct Limits: Sendable, Hashable {
         /// The largest `max_line_bytes`: 512 MiB, Redis's own cap on a bulk string.
@@ -22,6 +23,10 @@ extension SluiceConfiguration {
         public var maxLineBytes: Int
         /// `limits.max_arguments`: the most elements in a RESP array, 1 through ``maximumArguments``; default 1,024.
         public var maxArguments: Int
+        /// `limits.max_frame_bytes`: the largest whole RESP array, headers included, 1 through ``maximumLineBytes``;
+        /// default 1,048,576 (1 MiB). It is what one connection may make the server hold for a command it has not
+        /// finished sending; it never stops a single bulk string of `max_line_bytes` (see ``effectiveMaxFrameBytes``).
+        public var maxFrameBytes: Int
 
         /// Creates the caps.
         ///
@@ -29,11 +34,17 @@ extension SluiceConfiguration {
         ///   - maxKeyBytes: the longest key; default 512.
         ///   - maxLineBytes: the longest inline line or bulk string; default 65,536.
         ///   - maxArguments: the most elements in a RESP array; default 1,024.
-        public init(maxKeyBytes: Int = 512, maxLineBytes: Int = 65_536, maxArguments: Int = 1_024) {
+        ///   - maxFrameBytes: the largest whole RESP array; default 1,048,576.
+        public init(maxKeyBytes: Int = 512, maxLineBytes: Int = 65_536, maxArguments: Int = 1_024, maxFrameBytes: Int = 1_048_576) {
             self.maxKeyBytes = maxKeyBytes
             self.maxLineBytes = maxLineBytes
             self.maxArguments = maxArguments
+            self.maxFrameBytes = maxFrameBytes
         }
+
+        /// The frame cap the parser applies: `max_frame_bytes`, raised to hold one bulk string of
+        /// `max_line_bytes` and its headers.
+        public var effectiveMaxFrameBytes: Int { max(maxFrameBytes, maxLineBytes + 64) }
 
         /// Each field out of range, with what is wrong; empty when valid.
         func problems() -> [(field: String, message: String)] {
@@ -46,6 +57,9 @@ extension SluiceConfiguration {
                 problems.append(
                     ("max_key_bytes", "must be an integer from 1 to max_line_bytes (\(maxLineBytes)), got \(maxKeyBytes)")
                 )
+            }
+            if !(1...Self.maximumLineBytes).contains(maxFrameBytes) {
+                problems.append(("max_frame_bytes", "must be an integer from 1 to \(Self.maximumLineBytes), got \(maxFrameBytes)"))
             }
             if !(1...Self.maximumArguments).contains(maxArguments) {
                 problems.append(

@@ -53,6 +53,16 @@ extension SluiceConfiguration {
             self.maxLeases = maxLeases
         }
 
+        /// ``timeoutNanoseconds`` as a `Duration`: how long any decision may wait for Redis, and the socket
+        /// timeout of every read and write.
+        public var timeout: Duration { .nanoseconds(timeoutNanoseconds) }
+
+        /// `host:port/db`, without credentials: what logs and `INFO` show.
+        public var endpoint: String {
+            let shownHost = host.contains(":") ? "[\(host)]" : host
+            return "\(shownHost):\(port)/\(database)"
+        }
+
         /// Parses `redis://[[user]:password@]host[:port][/db]` (also `[ipv6]` hosts), saying what is wrong.
         public static func parseURL(_ text: String) -> Result<Redis, URLError> {
             guard text.hasPrefix("redis://") else {

@@ -1,61 +1,14 @@
 import SluiceCore
 import Synchronization
 
-/// One bucket's slice of a global budget, held by this process.
-struct Lease: Sendable {
-    let key: BucketKey
-    /// The bucket's key in Redis.
-    let redisKey: [UInt8]
-    let rateLimit: RateLimit
-    /// Units of the slice not yet spent.
-    var remaining: Int64 = 0
-    /// Local time (ns) after which the slice may not be spent: its window's end, or the holding's lifetime.
-    var validUntil: Int64 = 0
-    /// The Redis window the slice belongs to (windows only), for returning it.
-    var window: Int64 = -1
-    /// Until when (ns) Redis has nothing for a cost of at least ``exhaustedNeed``: denied here, no round trip.
-    var exhaustedUntil: Int64 = 0
-    var exhaustedNeed: Int64 = .max
-    /// What Redis had left besides this slice at the last reply, for `remaining` in decisions.
-    var globalRemaining: Int64 = 0
-    /// When (ns) the bucket is full again, as of the last reply.
-    var resetAt: Int64 = 0
-    /// The last slice granted, and when.
-    var lastGrant: Int64 = 0
-    var grantedAt: Int64 = 0
-    /// The slice to ask for next.
-    var want: Int64
-    /// A request to Redis is in flight, sent at `renewalSentAt` (ns).
-    var renewing = false
-    var renewalSentAt: Int64 = 0
-    /// Renewals sent so far.
-    var renewals: Int64 = 0
-    var lastUsed: Int64 = 0
-    /// Decisions waiting for the slice in flight, in arrival order.
-    var waiters: [Waiter] = []
-
-    init(key: BucketKey, redisKey: [UInt8], rateLimit: RateLimit) {
-        self.key = key
-        self.redisKey = redisKey
-        self.rateLimit = rateLimit
-        want = max(1, min(16, rateLimit.capacity / 16))
-    }
-}
-
-/// A decision waiting for a lease.
-struct Waiter: Sendable {
-    let check: Check
-    let pending: PendingDecision
-}
-
 /// The leases of this process: shards of dictionaries, each behind its own lock, held for a lookup and
 /// a few integer updates. Bounded: when full, a new bucket gets no lease (it is decided by a script call).
 final class LeaseTable: Sendable {
     enum Outcome {
         /// Decided here, with its charge; the renewal to send, if one is due.
-        case decided(Decision, GlobalCharge?, RedisJob?)
-        /// Waiting for Redis; the request to send, unless one is already in flight.
-        case waiting(RedisJob?)
+        case decided(Decision, GlobalCharge?, Renewal?)
+        /// Waiting for Redis; the renewal to send, unless one is already in flight.
+        case waiting(Renewal?)
         /// Redis is down: the caller falls back.
         case unavailable
         /// The table is full and the bucket has no lease.
@@ -110,10 +63,7 @@ final class LeaseTable: Sendable {
         for offset in 0..<8 {
             let removed = shards[(start + offset) & (Self.shardCount - 1)].table.withLock { table in
                 let before = table.count
-                table = table.filter { _, lease in
-                    lease.renewing || !lease.waiters.isEmpty || lease.exhaustedUntil > now
-                        || (lease.validUntil > now && lease.remaining > 0) || now - lease.lastUsed < 1_000_000_000
-                }
+                table = table.filter { _, lease in !lease.isDisposable(now: now) }
                 return before - table.count
             }
             if removed > 0 { live.subtract(removed, ordering: .relaxed) }
@@ -125,7 +75,7 @@ final class LeaseTable: Sendable {
         var returning: [Lease] = []
         for shard in shards {
             shard.table.withLock { table in
-                for lease in table.values where lease.remaining > 0 && lease.validUntil > now { returning.append(lease) }
+                for lease in table.values where lease.returnable(now: now) > 0 { returning.append(lease) }
                 table.removeAll()
             }
         }

@@ -1,4 +1,5 @@
 public import Logging
+public import SluiceConfig
 public import SluiceCore
 import Synchronization
 
@@ -12,6 +13,7 @@ import Synchronization
 /// sixteenth of the capacity; Redis grants at most half of what is left, so the last of a budget is shared
 /// among the sidecars still asking. Once Redis grants nothing, the bucket is denied here until the retry
 /// time Redis gave (the window's end, or the next refill), so an exhausted key costs no round trip.
+/// The bookkeeping of one bucket is ``Lease``; this class runs it against Redis.
 /// - Windows (fixed and sliding): a slice is counted in Redis when granted and may be spent only until
 ///   its window ends. The fleet never admits more than the limit; unused slices are lost with their window
 ///   (returned early on shutdown).
@@ -30,8 +32,9 @@ public final class RedisGlobalLimiter: GlobalLimiter {
     /// The most decisions waiting for one bucket's lease; beyond it, decisions follow the failure policy.
     static let maximumWaitersPerLease = 4096
 
-    private let settings: RedisSettings
+    private let settings: SluiceConfiguration.Redis
     private let worker: RedisWorker
+    /// Decides for policies whose `on_store_failure` is `local`, in the process's own store.
     private let local: RateLimiter
     private let clock: any SluiceClock
     private let logger: Logger
@@ -45,23 +48,23 @@ public final class RedisGlobalLimiter: GlobalLimiter {
     /// Creates a limiter; ``start()`` connects.
     ///
     /// - Parameters:
-    ///   - settings: where Redis is.
-    ///   - local: decides for policies whose `on_store_failure` is `local`.
+    ///   - settings: where Redis is (the configuration's `redis` section).
+    ///   - store: where a policy whose `on_store_failure` is `local` decides while Redis is unavailable.
     ///   - clock: the clock decisions use.
     ///   - logger: where connection changes are logged.
-    public init(settings: RedisSettings, local: RateLimiter, clock: any SluiceClock, logger: Logger) {
+    public init(settings: SluiceConfiguration.Redis, store: BucketStore, clock: any SluiceClock, logger: Logger) {
         self.settings = settings
-        self.timeout = settings.timeout
-        leaseLifetime = max(2_000, 4 * settings.timeout.nanoseconds / 1_000_000)
-        self.local = local
+        timeout = settings.timeout
+        leaseLifetime = max(2_000, 4 * settings.timeoutNanoseconds / 1_000_000)
+        local = RateLimiter(store: store)
         self.clock = clock
         self.logger = logger
-        leases = LeaseTable(capacity: settings.maximumLeases)
+        leases = LeaseTable(capacity: settings.maxLeases)
         var generator = SystemRandomNumberGenerator()
         holder = String(generator.next(), radix: 16)
         let table = leases
         worker = RedisWorker(settings: settings, logger: logger) { [clock] in table.sweep(now: clock.now().nanoseconds) }
-        staleRenewal = 2 * settings.timeout.nanoseconds
+        staleRenewal = 2 * settings.timeoutNanoseconds
     }
 
     /// Starts the Redis thread; it connects at once and keeps reconnecting with backoff.
@@ -76,12 +79,19 @@ public final class RedisGlobalLimiter: GlobalLimiter {
         return worker.isConnected
     }
 
+    /// Returns once every call to Redis queued before it (refunds, returns, renewals) has been answered or
+    /// has failed: what a caller waits on to see the effect of a background call.
+    public func settle() async {
+        await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
+            worker.afterQueuedJobs { continuation.resume() }
+        }
+    }
+
     /// Gives unused leases back to Redis, then stops the thread.
     public func shutdown() async {
-        let returns = leases.drainForReturn(now: clock.now().nanoseconds).map { lease in
-            RedisJob(script: RedisScript(lease.rateLimit.algorithm), key: lease.redisKey,
-                     arguments: arguments(lease.rateLimit, want: 0, need: 0, mode: "return", keep: lease.remaining, window: lease.window),
-                     deadline: Self.noDeadline(), completion: { _ in })
+        let now = clock.now().nanoseconds
+        let returns = leases.drainForReturn(now: now).map { lease in
+            job(lease.redisKey, lease.rateLimit, ScriptCall(mode: .returnUnused, keep: lease.returnable(now: now), window: lease.window))
         }
         await worker.stop(final: returns)
     }
@@ -96,7 +106,7 @@ public final class RedisGlobalLimiter: GlobalLimiter {
         )
     }
 
-    public func decide(_ check: Check, policy: Policy, name: UnsafeRawBufferPointer, now: Timestamp, consume: Bool) -> GlobalDecision {
+    public func decide(_ check: Check, policy: Policy, key: UnsafeRawBufferPointer, now: Timestamp, consume: Bool) -> GlobalDecision {
         let rateLimit = check.rateLimit
         guard check.cost <= rateLimit.capacity else {
             counters.local.add(1, ordering: .relaxed)
@@ -107,42 +117,27 @@ public final class RedisGlobalLimiter: GlobalLimiter {
         }
         guard let global = policy.global else { return .decided(local.decide(check, at: now, consume: consume), nil) }
         if global.sync == .leased {
-            if consume { return leased(check, policy: policy, name: name, now: now) }
+            if consume { return leased(check, policy: policy, key: key, now: now) }
             if let peeked = peekLease(check, now: now) {
                 counters.local.add(1, ordering: .relaxed)
                 return .decided(peeked, nil)
             }
         }
         // Strict, a peek, or a lease table that is full: one script call.
-        return direct(check, policy: policy, key: redisKey(policy, name), mode: consume ? "strict" : "peek", now: now)
+        return direct(check, policy: policy, redisKey: redisKey(policy, key), mode: consume ? .strict : .peek, now: now)
     }
 
-    public func refund(_ check: Check, policy: Policy, name: UnsafeRawBufferPointer, charge: GlobalCharge, now: Timestamp) {
+    public func refund(_ check: Check, policy: Policy, key: UnsafeRawBufferPointer, charge: GlobalCharge, now: Timestamp) {
         if let localCharge = charge.local {
             local.refund(localCharge)  // the `local` failure behaviour decided: it goes back to this store
             return
         }
-        let isWindow = check.rateLimit.algorithm != .tokenBucket
         if charge.fromLease {
             var refunded = false
-            leases.update(check.key) { lease in
-                guard lease.validUntil > now.nanoseconds else { return }
-                // A window's slice is only for its window; a token-bucket lease that has since reported what it
-                // holds to Redis (a renewal) counted this token as spent, so it goes back to Redis instead.
-                guard isWindow ? lease.window == charge.window : lease.renewals == charge.renewals else { return }
-                lease.remaining += check.cost
-                refunded = true
-            }
+            leases.update(check.key) { refunded = $0.refund(check.cost, charge: charge, now: now.nanoseconds) }
             if refunded { return }
         }
-        guard worker.isConnected else { return }
-        worker.submit(
-            RedisJob(
-                script: RedisScript(check.rateLimit.algorithm), key: redisKey(policy, name),
-                arguments: arguments(check.rateLimit, want: 0, need: 0, mode: "refund", keep: check.cost, window: charge.window),
-                deadline: Self.noDeadline(), completion: { _ in }
-            )
-        )
+        refundToRedis(check, redisKey: redisKey(policy, key), window: charge.window)
     }
 
     /// When a job sent now stops being worth sending: one timeout from now (someone waits for it).
@@ -151,43 +146,40 @@ public final class RedisGlobalLimiter: GlobalLimiter {
     /// The deadline of a job nobody waits for (returns, refunds): sent whenever the connection allows.
     private static func noDeadline() -> ContinuousClock.Instant { .now + .seconds(3600) }
 
+    /// A script call on `redisKey`; `completion` runs on the Redis thread.
+    private func job(
+        _ redisKey: [UInt8], _ rateLimit: RateLimit, _ call: ScriptCall, deadline: ContinuousClock.Instant = noDeadline(),
+        completion: @escaping @Sendable (Result<ScriptReply, RedisConnectionError>) -> Void = { _ in }
+    ) -> RedisJob {
+        RedisJob(key: redisKey, rateLimit: rateLimit, call: call, holder: holder, leaseLifetime: leaseLifetime, deadline: deadline, completion: completion)
+    }
+
     // MARK: Leased
 
-    private func leased(_ check: Check, policy: Policy, name: UnsafeRawBufferPointer, now: Timestamp) -> GlobalDecision {
-        let n = now.nanoseconds
+    private func leased(_ check: Check, policy: Policy, key: UnsafeRawBufferPointer, now: Timestamp) -> GlobalDecision {
+        let time = now.nanoseconds
         let connected = worker.isConnected
         var waiting: PendingDecision?
-        let outcome: LeaseTable.Outcome = leases.withLease(check.key, create: { Lease(key: check.key, redisKey: redisKey(policy, name), rateLimit: check.rateLimit) }) { lease in
-            if lease.renewing, n - lease.renewalSentAt > staleRenewal { lease.renewing = false }  // lost: ask again
-            if lease.validUntil > n, lease.remaining >= check.cost {
-                lease.remaining -= check.cost
-                lease.lastUsed = n
-                // The charge names the lease as it was before any renewal this decision starts.
-                let charge = GlobalCharge(fromLease: true, window: lease.window, renewals: lease.renewals)
-                let renewal = lease.remaining * 2 <= lease.lastGrant && !lease.renewing && connected ? startRenewal(&lease, need: 1, now: n) : nil
-                return .decided(leaseDecision(lease, check: check, now: n, allowed: true), charge, renewal)
+        let create = { Lease(key: check.key, redisKey: self.redisKey(policy, key), rateLimit: check.rateLimit) }
+        let outcome: LeaseTable.Outcome = leases.withLease(check.key, create: create) { lease in
+            switch lease.spend(check, now: time, staleAfter: staleRenewal, connected: connected) {
+            case .allowed(let decision, let charge, let renewal): return .decided(decision, charge, renewal)
+            case .exhausted(let decision): return .decided(decision, nil, nil)
+            case .needsRedis:
+                guard connected, lease.hasRoomForWaiter(limit: Self.maximumWaitersPerLease) else { return .unavailable }
+                let pending = PendingDecision { [self] now in fallback(check, policy: policy, now: now, consume: true) }
+                waiting = pending
+                return .waiting(lease.wait(Waiter(check: check, pending: pending), now: time))
             }
-            if lease.exhaustedUntil > n, check.cost >= lease.exhaustedNeed {
-                return .decided(leaseDecision(lease, check: check, now: n, allowed: false), nil, nil)
-            }
-            guard connected else { return .unavailable }
-            if lease.waiters.count >= Self.maximumWaitersPerLease {
-                lease.waiters.removeAll { $0.pending.isAnswered }  // those the timeout answered
-                guard lease.waiters.count < Self.maximumWaitersPerLease else { return .unavailable }
-            }
-            let pending = PendingDecision { [self] now in fallback(check, policy: policy, now: now, consume: true) }
-            waiting = pending
-            lease.waiters.append(Waiter(check: check, pending: pending))
-            return .waiting(lease.renewing ? nil : startRenewal(&lease, need: check.cost, now: n))
         }
         switch outcome {
         case .decided(let decision, let charge, let renewal):
             counters.local.add(1, ordering: .relaxed)
-            if let renewal { worker.submit(renewal) }
-            return .decided(decision, decision.outcome == .allowed ? charge : nil)
+            if let renewal { send(renewal) }
+            return .decided(decision, charge)
         case .waiting(let renewal):
             counters.redis.add(1, ordering: .relaxed)
-            if let renewal { worker.submit(renewal) }
+            if let renewal { send(renewal) }
             guard let waiting else {
                 let (decision, charge) = fallback(check, policy: policy, now: now, consume: true)
                 return .decided(decision, charge)
@@ -197,129 +189,46 @@ public final class RedisGlobalLimiter: GlobalLimiter {
             let (decision, charge) = fallback(check, policy: policy, now: now, consume: true)
             return .decided(decision, charge)
         case .full:
-            return direct(check, policy: policy, key: redisKey(policy, name), mode: "strict", now: now)
+            return direct(check, policy: policy, redisKey: redisKey(policy, key), mode: .strict, now: now)
         }
     }
 
     /// A PEEK answered from a valid lease or a known exhaustion, taking nothing; nil when Redis must be asked.
     private func peekLease(_ check: Check, now: Timestamp) -> Decision? {
-        let n = now.nanoseconds
         var answer: Decision?
-        leases.update(check.key) { lease in
-            if lease.validUntil > n, lease.remaining >= check.cost {
-                var decision = leaseDecision(lease, check: check, now: n, allowed: true)
-                decision.remaining = min(decision.limit, max(0, lease.remaining - check.cost + lease.globalRemaining))
-                answer = decision
-            } else if lease.exhaustedUntil > n, check.cost >= lease.exhaustedNeed {
-                answer = leaseDecision(lease, check: check, now: n, allowed: false)
-            }
-        }
+        leases.update(check.key) { answer = $0.peek(check, now: now.nanoseconds) }
         return answer
     }
 
-    /// Marks `lease` as renewing and builds the request: `need` is the least that helps the caller.
-    private func startRenewal(_ lease: inout Lease, need: Int64, now: Int64) -> RedisJob {
-        lease.renewing = true
-        lease.renewalSentAt = now
-        lease.renewals += 1
-        if lease.validUntil <= now { lease.remaining = 0 }  // an expired slice is gone
-        let capacity = lease.rateLimit.capacity
-        let largest = max(1, capacity / 16)
-        if lease.lastGrant > 0 {
-            let lasted = now - lease.grantedAt
-            if lasted < 250_000_000 { lease.want = min(largest, lease.want * 2) } else if lasted > 2_000_000_000 { lease.want = max(1, lease.want / 2) }
-        }
-        let need = max(need, lease.waiters.reduce(1) { $1.pending.isAnswered ? $0 : max($0, $1.check.cost) })
-        let want = max(lease.want, need)
-        let keep = lease.remaining
+    /// Sends `renewal`; its reply is applied on the Redis thread.
+    private func send(_ renewal: Renewal) {
         counters.leaseRequests.add(1, ordering: .relaxed)
-        let key = lease.key
-        let number = lease.renewals
-        return RedisJob(
-            script: RedisScript(lease.rateLimit.algorithm), key: lease.redisKey,
-            arguments: arguments(lease.rateLimit, want: want, need: need, mode: "lease", keep: keep, window: lease.window),
-            deadline: deadline(), completion: { [self] result in renewed(key, number: number, result: result, sentAt: now, need: need, keep: keep) }
+        worker.submit(
+            job(renewal.redisKey, renewal.rateLimit, renewal.call, deadline: deadline()) { [self] result in renewed(renewal, result: result) }
         )
     }
 
-    /// Applies a renewal's reply (on the Redis thread) and answers the waiters it can.
-    private func renewed(_ key: BucketKey, number: Int64, result: Result<[Int64], RedisConnectionError>, sentAt: Int64, need: Int64, keep: Int64) {
-        let now = clock.now().nanoseconds
-        var answers: [(PendingDecision, Decision, GlobalCharge?)] = []
+    /// Applies a renewal's reply (on the Redis thread), answers the waiters it can, and sends the next renewal
+    /// if waiters remain.
+    private func renewed(_ renewal: Renewal, result: Result<ScriptReply, RedisConnectionError>) {
+        let now = clock.now()
+        var settled = Lease.Settled()
         var failed: [PendingDecision] = []
-        var next: RedisJob?
-        leases.update(key) { lease in
-            guard lease.renewals == number else { return }  // a renewal given up as lost; a newer one is in flight
-            lease.renewing = false
-            guard case .success(let values) = result else {
-                // Nothing was learned: the waiters follow the failure policy (their fallbacks know it).
-                failed = lease.waiters.map(\.pending)
-                lease.waiters.removeAll()
-                return
+        leases.update(renewal.key) { lease in
+            switch result {
+            case .success(let reply): settled = lease.apply(reply, of: renewal, now: now.nanoseconds)
+            case .failure: failed = lease.fail(renewal)  // the waiters follow the failure policy (their fallbacks know it)
             }
-            let (allowed, granted, remaining, reset, retry, window, valid) = (values[0], values[1], values[2], values[3], values[4], values[5], values[6])
-            if lease.rateLimit.algorithm == .tokenBucket {
-                lease.remaining = min(lease.remaining, keep)  // Redis counts at most what we said we kept
-            } else if window != lease.window {
-                lease.remaining = 0  // a slice of an earlier window is dead
-            }
-            lease.window = window
-            lease.remaining += granted
-            lease.validUntil = sentAt + Self.nanoseconds(milliseconds: valid)
-            lease.globalRemaining = remaining
-            lease.resetAt = now + Self.nanoseconds(milliseconds: reset)
-            lease.lastGrant = granted
-            lease.grantedAt = now
-            if allowed == 0, granted == 0, retry > 0 {
-                lease.exhaustedUntil = sentAt + Self.nanoseconds(milliseconds: retry)
-                lease.exhaustedNeed = need
-            } else {
-                lease.exhaustedUntil = 0
-            }
-            var still: [Waiter] = []
-            for waiter in lease.waiters {
-                if lease.validUntil > now, lease.remaining >= waiter.check.cost {
-                    // Spend only for a waiter whose timeout has not answered it already.
-                    guard waiter.pending.claim() else { continue }
-                    lease.remaining -= waiter.check.cost
-                    lease.lastUsed = now
-                    let decision = leaseDecision(lease, check: waiter.check, now: now, allowed: true)
-                    answers.append((waiter.pending, decision, GlobalCharge(fromLease: true, window: lease.window, renewals: lease.renewals)))
-                } else if lease.exhaustedUntil > now, waiter.check.cost >= lease.exhaustedNeed {
-                    guard waiter.pending.claim() else { continue }
-                    answers.append((waiter.pending, leaseDecision(lease, check: waiter.check, now: now, allowed: false), nil))
-                } else if !waiter.pending.isAnswered {
-                    still.append(waiter)
-                }
-            }
-            lease.waiters = still
-            if !still.isEmpty, !lease.renewing { next = startRenewal(&lease, need: 1, now: now) }
         }
-        for (pending, decision, charge) in answers { pending.deliver(decision, charge: decision.outcome == .allowed ? charge : nil) }
-        if !failed.isEmpty {
-            let failedAt = clock.now()
-            for pending in failed { pending.expire(now: failedAt) }
-        }
-        if let next { worker.submit(next) }
-    }
-
-    private func leaseDecision(_ lease: Lease, check: Check, now: Int64, allowed: Bool) -> Decision {
-        let capacity = check.rateLimit.capacity
-        let reset = max(0, lease.resetAt - now)
-        if allowed {
-            let remaining = min(capacity, max(0, lease.remaining + lease.globalRemaining))
-            return Decision(outcome: .allowed, limit: capacity, remaining: remaining, resetAfterNanoseconds: reset, retryAfterNanoseconds: 0).answering(check)
-        }
-        return Decision(
-            outcome: .denied, limit: capacity, remaining: 0, resetAfterNanoseconds: max(reset, lease.exhaustedUntil - now),
-            retryAfterNanoseconds: max(1, lease.exhaustedUntil - now)
-        ).answering(check)
+        for answer in settled.answers { answer.pending.deliver(answer.decision, charge: answer.charge) }
+        for pending in failed { pending.expire(now: now) }
+        if let next = settled.next { send(next) }
     }
 
     // MARK: Strict
 
-    private func direct(_ check: Check, policy: Policy, key: [UInt8], mode: String, now: Timestamp) -> GlobalDecision {
-        let consume = mode != "peek"
+    private func direct(_ check: Check, policy: Policy, redisKey: [UInt8], mode: ScriptCall.Mode, now: Timestamp) -> GlobalDecision {
+        let consume = mode != .peek
         guard worker.isConnected else {
             let (decision, charge) = fallback(check, policy: policy, now: now, consume: consume)
             return .decided(decision, charge)
@@ -328,38 +237,30 @@ public final class RedisGlobalLimiter: GlobalLimiter {
         counters.strict.add(1, ordering: .relaxed)
         let pending = PendingDecision { [self] now in fallback(check, policy: policy, now: now, consume: consume) }
         let capacity = check.rateLimit.capacity
+        let call = ScriptCall(mode: mode, want: check.cost, need: check.cost)
         worker.submit(
-            RedisJob(
-                script: RedisScript(check.rateLimit.algorithm), key: key,
-                arguments: arguments(check.rateLimit, want: check.cost, need: check.cost, mode: mode, keep: 0, window: -1),
-                deadline: deadline(),
-                completion: { [self] result in
-                    guard case .success(let values) = result else { return pending.expire(now: clock.now()) }
-                    let allowed = values[0] == 1
-                    let outcome: Decision.Outcome = allowed ? .allowed : values[4] < 0 ? .exceedsCapacity : .denied
-                    let decision = Decision(
-                        outcome: outcome, limit: capacity, remaining: max(0, values[2]), resetAfterNanoseconds: Self.nanoseconds(milliseconds: values[3]),
-                        retryAfterNanoseconds: allowed ? 0 : values[4] < 0 ? -1 : Self.nanoseconds(milliseconds: values[4])
-                    ).answering(check)
-                    if !pending.answer(decision, charge: allowed && consume ? GlobalCharge(fromLease: false, window: values[5]) : nil), allowed, consume {
-                        // The timeout answered first (by the failure policy): give back what Redis took for nothing.
-                        refund(check, key: key, window: values[5])
-                    }
+            job(redisKey, check.rateLimit, call, deadline: deadline()) { [self] result in
+                guard case .success(let reply) = result else { return pending.expire(now: clock.now()) }
+                let outcome: Decision.Outcome = reply.allowed ? .allowed : reply.retryMilliseconds < 0 ? .exceedsCapacity : .denied
+                let decision = Decision(
+                    outcome: outcome, limit: capacity, remaining: max(0, reply.remaining),
+                    resetAfterNanoseconds: .nanoseconds(milliseconds: reply.resetMilliseconds),
+                    retryAfterNanoseconds: reply.allowed ? 0 : reply.retryMilliseconds < 0 ? -1 : .nanoseconds(milliseconds: reply.retryMilliseconds)
+                ).answering(check)
+                let charge = reply.allowed && consume ? GlobalCharge(fromLease: false, window: reply.window) : nil
+                if !pending.answer(decision, charge: charge), charge != nil {
+                    // The timeout answered first (by the failure policy): give back what Redis took for nothing.
+                    refundToRedis(check, redisKey: redisKey, window: reply.window)
                 }
-            )
+            }
         )
         return .pending(pending)
     }
 
-    /// Gives `check`'s cost back to Redis, to `window` (windows) or the bucket.
-    private func refund(_ check: Check, key: [UInt8], window: Int64) {
-        worker.submit(
-            RedisJob(
-                script: RedisScript(check.rateLimit.algorithm), key: key,
-                arguments: arguments(check.rateLimit, want: 0, need: 0, mode: "refund", keep: check.cost, window: window),
-                deadline: Self.noDeadline(), completion: { _ in }
-            )
-        )
+    /// Gives `check`'s cost back to Redis: to `window` (windows) or to the bucket.
+    private func refundToRedis(_ check: Check, redisKey: [UInt8], window: Int64) {
+        guard worker.isConnected else { return }
+        worker.submit(job(redisKey, check.rateLimit, ScriptCall(mode: .refund, keep: check.cost, window: window)))
     }
 
     // MARK: Failure
@@ -384,54 +285,30 @@ public final class RedisGlobalLimiter: GlobalLimiter {
         }
     }
 
-    /// Milliseconds from a Redis reply as nanoseconds; a value too large for that (only a misbehaving
-    /// server sends one) saturates instead of trapping.
-    private static func nanoseconds(milliseconds: Int64) -> Int64 {
-        let (product, overflow) = milliseconds.multipliedReportingOverflow(by: 1_000_000)
-        return overflow ? (milliseconds < 0 ? .min / 2 : .max / 2) : product
-    }
-
-    // MARK: Keys and arguments
+    // MARK: Keys
 
     /// `<prefix>{<policy>|<key>}:<fw|sw|tb>`. The braces make the bucket's key its own hash tag (one
     /// Cluster slot); `|` cannot appear in a policy name, so no two (policy, key) pairs share a name; the
     /// suffix keeps an algorithm change from reading another algorithm's state.
-    private func redisKey(_ policy: Policy, _ name: UnsafeRawBufferPointer) -> [UInt8] {
-        var key = Array(settings.keyPrefix.utf8)
-        key.reserveCapacity(key.count + policy.name.utf8.count + name.count + 6)
-        key.append(UInt8(ascii: "{"))
-        key.append(contentsOf: policy.name.utf8)
-        key.append(UInt8(ascii: "|"))
-        key.append(contentsOf: name)
-        key.append(UInt8(ascii: "}"))
-        key.append(UInt8(ascii: ":"))
+    private func redisKey(_ policy: Policy, _ key: UnsafeRawBufferPointer) -> [UInt8] {
+        var redisKey = Array(settings.keyPrefix.utf8)
+        redisKey.reserveCapacity(redisKey.count + policy.name.utf8.count + key.count + 6)
+        redisKey.append(UInt8(ascii: "{"))
+        redisKey.append(contentsOf: policy.name.utf8)
+        redisKey.append(UInt8(ascii: "|"))
+        redisKey.append(contentsOf: key)
+        redisKey.append(UInt8(ascii: "}"))
+        redisKey.append(UInt8(ascii: ":"))
         switch policy.rateLimit.algorithm {
-        case .fixedWindow: key.append(contentsOf: "fw".utf8)
-        case .slidingWindow: key.append(contentsOf: "sw".utf8)
-        case .tokenBucket: key.append(contentsOf: "tb".utf8)
+        case .fixedWindow: redisKey.append(contentsOf: "fw".utf8)
+        case .slidingWindow: redisKey.append(contentsOf: "sw".utf8)
+        case .tokenBucket: redisKey.append(contentsOf: "tb".utf8)
         }
-        return key
-    }
-
-    private func arguments(_ rateLimit: RateLimit, want: Int64, need: Int64, mode: String, keep: Int64, window: Int64) -> [RedisJob.Argument] {
-        [
-            .integer(rateLimit.limit), .integer(max(1, rateLimit.periodNanoseconds / 1_000_000)), .integer(rateLimit.capacity), .integer(want),
-            .integer(need), .text(mode), .text(holder), .integer(keep), .integer(leaseLifetime), .integer(window),
-        ]
+        return redisKey
     }
 }
 
-extension RedisScript {
-    init(_ algorithm: Algorithm) {
-        switch algorithm {
-        case .fixedWindow: self = .fixedWindow
-        case .slidingWindow: self = .slidingWindow
-        case .tokenBucket: self = .tokenBucket
-        }
-    }
-}
-
-/// Relaxed counters for ``GlobalLimiterStatus``.
+/// Relaxed counters for ``GlobalLimiterStatus``: independent monotonic counts, read only for reporting.
 private final class Counters: Sendable {
     let local = Atomic<Int>(0)
     let redis = Atomic<Int>(0)

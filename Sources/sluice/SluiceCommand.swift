@@ -81,9 +81,11 @@ struct Serve: AsyncParsableCommand {
         let registry = PolicyRegistry(
             configuration.policySet, forwardAuth: ForwardAuthRules(configuration.forwardAuth, policies: configuration.policySet)
         )
-        let limiter = RateLimiter(store: store)
         let global = configuration.redis.map { redis in
-            RedisGlobalLimiter(settings: Self.redisSettings(redis), local: limiter, clock: clock, logger: logger)
+            var settings = redis
+            // A password the URL lacks may come from the environment, so it need not sit in the file.
+            if settings.password == nil { settings.password = getenv("SLUICE_REDIS_PASSWORD").map { String(cString: $0) } }
+            return RedisGlobalLimiter(settings: settings, store: store, clock: clock, logger: logger)
         }
         if let global {
             global.start()
@@ -92,29 +94,10 @@ struct Serve: AsyncParsableCommand {
                                metadata: ["redis.endpoint": "\(global.status().endpoint)"])
             }
         }
-        let context = ServerContext(
-            limiter: limiter, registry: registry, clock: clock,
-            maximumKeyBytes: configuration.limits.maxKeyBytes, logger: logger, global: global
-        )
-        let line = LineProtocolService(
-            configuration: .init(
-                host: configuration.listen.line.host, port: configuration.listen.line.port,
-                limits: .init(maximumBulkBytes: configuration.limits.maxLineBytes, maximumArguments: configuration.limits.maxArguments)
-            ),
-            context: context,
-            eventLoopGroup: eventLoopGroup
-        )
-        let http = HTTPService(
-            configuration: .init(
-                host: configuration.listen.http.host, port: configuration.listen.http.port,
-                limits: .init(
-                    maximumBodyBytes: configuration.http.maxBodyBytes, maximumChecks: configuration.http.maxChecks,
-                    maximumBatch: configuration.http.maxBatch
-                )
-            ),
-            context: context,
-            eventLoopGroup: eventLoopGroup
-        )
+        let limiter = RateLimiter(store: store, global: global)
+        let context = ServerContext(limiter: limiter, registry: registry, clock: clock, limits: configuration.limits, logger: logger)
+        let line = ListenerService.line(address: configuration.listen.line, context: context, eventLoopGroup: eventLoopGroup)
+        let http = ListenerService.http(address: configuration.listen.http, limits: configuration.http, context: context, eventLoopGroup: eventLoopGroup)
         var services: [any Service] = []
         // First in, last out: on shutdown the servers stop deciding before the leases go back to Redis.
         if let global { services.append(ReturnLeasesOnShutdownService(limiter: global)) }
@@ -138,15 +121,6 @@ struct Serve: AsyncParsableCommand {
         try await group.run()
         try await eventLoopGroup.shutdownGracefully()
         logger.info("sluice stopped")
-    }
-
-    /// The `redis` section as SluiceRedis takes it; `SLUICE_REDIS_PASSWORD` supplies a password the URL lacks.
-    static func redisSettings(_ redis: SluiceConfiguration.Redis) -> RedisSettings {
-        let password = redis.password ?? getenv("SLUICE_REDIS_PASSWORD").map { String(cString: $0) }
-        return RedisSettings(
-            host: redis.host, port: redis.port, database: redis.database, username: redis.username, password: password,
-            timeout: .nanoseconds(redis.timeoutNanoseconds), keyPrefix: redis.keyPrefix, maximumLeases: redis.maxLeases
-        )
     }
 
     static func wallClockNanoseconds() -> Int64 {

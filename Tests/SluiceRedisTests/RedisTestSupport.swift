@@ -1,5 +1,6 @@
 import Foundation
 import Logging
+import SluiceConfig
 import SluiceCore
 import SluiceRedis
 
@@ -130,8 +131,8 @@ final class Sidecar: Sendable {
     init(redisPort: Int, policies: [Policy], timeout: Duration = .milliseconds(50), maximumLeases: Int = 10_000) async throws {
         self.policies = try PolicySet(policies)
         limiter = RedisGlobalLimiter(
-            settings: RedisSettings(port: redisPort, timeout: timeout, keyPrefix: "test:", maximumLeases: maximumLeases),
-            local: RateLimiter(store: BucketStore(maximumKeys: 10_000)), clock: clock, logger: Logger(label: "sluice.test.redis")
+            settings: SluiceConfiguration.Redis(port: redisPort, timeoutNanoseconds: timeout.nanoseconds, keyPrefix: "test:", maxLeases: maximumLeases),
+            store: BucketStore(maximumKeys: 10_000), clock: clock, logger: Logger(label: "sluice.test.redis")
         )
         limiter.start()
         guard await limiter.waitUntilConnected(limit: .seconds(5)) else { throw TestFailure("the sidecar did not connect to Redis") }
@@ -150,7 +151,7 @@ final class Sidecar: Sendable {
         var bytes = key
         let check = bytes.withUTF8 { policies.check(policy: index, key: UnsafeRawBufferPointer($0), cost: cost) }
         let outcome = bytes.withUTF8 {
-            limiter.decide(check, policy: policy, name: UnsafeRawBufferPointer($0), now: clock.now(), consume: consume)
+            limiter.decide(check, policy: policy, key: UnsafeRawBufferPointer($0), now: clock.now(), consume: consume)
         }
         switch outcome {
         case .decided(let decision, let charge):
@@ -176,7 +177,7 @@ final class Sidecar: Sendable {
         var bytes = key
         let check = bytes.withUTF8 { policies.check(policy: index, key: UnsafeRawBufferPointer($0), cost: cost) }
         bytes.withUTF8 {
-            limiter.refund(check, policy: policies.policies[index], name: UnsafeRawBufferPointer($0), charge: charge, now: clock.now())
+            limiter.refund(check, policy: policies.policies[index], key: UnsafeRawBufferPointer($0), charge: charge, now: clock.now())
         }
     }
 

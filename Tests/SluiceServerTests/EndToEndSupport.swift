@@ -1,3 +1,4 @@
+import SluiceConfig
 import Foundation
 import Logging
 import NIOCore
@@ -47,17 +48,16 @@ final class RunningLineServer: Sendable {
         self.task = task
     }
 
-    static func start(policies: [Policy] = testPolicies, limits: RESPParser.Limits = RESPParser.Limits()) async throws -> RunningLineServer {
+    static func start(policies: [Policy] = testPolicies, limits: SluiceConfiguration.Limits = SluiceConfiguration.Limits()) async throws -> RunningLineServer {
         let logger = Logger(label: "sluice.test")
         let clock = MonotonicClock(epochNanoseconds: Int64(Date().timeIntervalSince1970 * 1e9))
         let context = ServerContext(
             limiter: RateLimiter(store: BucketStore(maximumKeys: 100_000)), registry: PolicyRegistry(try PolicySet(policies)),
-            clock: clock, logger: logger
+            clock: clock, limits: limits, logger: logger
         )
         let (addresses, continuation) = AsyncStream.makeStream(of: Int.self)
-        let service = LineProtocolService(
-            configuration: .init(host: "127.0.0.1", port: 0, limits: limits), context: context,
-            eventLoopGroup: MultiThreadedEventLoopGroup.singleton,
+        let service = ListenerService.line(
+            address: ListenAddress(host: "127.0.0.1", port: 0), context: context, eventLoopGroup: MultiThreadedEventLoopGroup.singleton,
             onListening: { address in
                 continuation.yield(address.port ?? 0)
                 continuation.finish()

@@ -32,8 +32,9 @@ final class RunningSluiceHTTP: Sendable {
             clock: MonotonicClock(epochNanoseconds: Int64(Date().timeIntervalSince1970 * 1e9)), logger: logger
         )
         let (ports, continuation) = AsyncStream.makeStream(of: Int.self)
-        let service = HTTPService(
-            configuration: .init(host: "127.0.0.1", port: 0), context: context, eventLoopGroup: MultiThreadedEventLoopGroup.singleton,
+        let service = ListenerService.http(
+            address: ListenAddress(host: "127.0.0.1", port: 0), limits: configuration.http, context: context,
+            eventLoopGroup: MultiThreadedEventLoopGroup.singleton,
             onListening: { address in
                 continuation.yield(address.port ?? 0)
                 continuation.finish()

@@ -1,3 +1,4 @@
+import SluiceConfig
 import Foundation
 import Logging
 import NIOCore
@@ -17,7 +18,7 @@ final class ScriptedGlobalLimiter: GlobalLimiter {
     let refunds = Atomic<Int>(0)
     let timeout: Duration = .milliseconds(50)
 
-    func decide(_ check: Check, policy: Policy, name: UnsafeRawBufferPointer, now: Timestamp, consume: Bool) -> GlobalDecision {
+    func decide(_ check: Check, policy: Policy, key: UnsafeRawBufferPointer, now: Timestamp, consume: Bool) -> GlobalDecision {
         let pending = PendingDecision { _ in
             // The failure policy of these tests: deny.
             (
@@ -29,7 +30,7 @@ final class ScriptedGlobalLimiter: GlobalLimiter {
         return .pending(pending)
     }
 
-    func refund(_ check: Check, policy: Policy, name: UnsafeRawBufferPointer, charge: GlobalCharge, now: Timestamp) {
+    func refund(_ check: Check, policy: Policy, key: UnsafeRawBufferPointer, charge: GlobalCharge, now: Timestamp) {
         refunds.add(1, ordering: .relaxed)
     }
 
@@ -68,14 +69,14 @@ struct GlobalWaitTests {
             ),
         ])
         return ServerContext(
-            limiter: RateLimiter(store: BucketStore(maximumKeys: 10_000)), registry: PolicyRegistry(policies), clock: clock,
-            logger: Logger(label: "sluice.tests.global"), global: global
+            limiter: RateLimiter(store: BucketStore(maximumKeys: 10_000), global: global), registry: PolicyRegistry(policies), clock: clock,
+            logger: Logger(label: "sluice.tests.global")
         )
     }
 
     static func lineChannel(_ context: ServerContext) throws -> EmbeddedChannel {
         let channel = EmbeddedChannel()
-        try channel.pipeline.syncOperations.addHandler(LineProtocolHandler(context: context, limits: RESPParser.Limits(), connectionID: 1))
+        try channel.pipeline.syncOperations.addHandler(LineProtocolHandler(context: context, connectionID: 1))
         try channel.connect(to: SocketAddress(ipAddress: "127.0.0.1", port: 7379)).wait()
         return channel
     }

@@ -35,14 +35,14 @@ struct HTTPUnitFixture {
     }
 
     init(
-        limits: HTTPAPIProcessor.Limits = HTTPAPIProcessor.Limits(), maximumKeyBytes: Int = 512,
+        limits: SluiceConfiguration.HTTP = SluiceConfiguration.HTTP(), maximumKeyBytes: Int = 512,
         forwardAuth: SluiceConfiguration.ForwardAuth? = nil, logger: Logger = Logger(label: "sluice.tests.http")
     ) throws {
         let policies = try Self.policies()
         let rules = forwardAuth.map { ForwardAuthRules($0, policies: policies) } ?? .none
         context = ServerContext(
             limiter: RateLimiter(store: BucketStore(maximumKeys: 10_000)), registry: PolicyRegistry(policies, forwardAuth: rules),
-            clock: clock, maximumKeyBytes: maximumKeyBytes, logger: logger
+            clock: clock, limits: SluiceConfiguration.Limits(maxKeyBytes: maximumKeyBytes), logger: logger
         )
         processor = HTTPAPIProcessor(context: context, limits: limits)
     }
@@ -447,7 +447,7 @@ struct HTTPAPIProcessorTests {
     }
 
     @Test func tooManyChecks() throws {
-        let fixture = try F(limits: HTTPAPIProcessor.Limits(maximumChecks: 2, maximumBatch: 3))
+        let fixture = try F(limits: SluiceConfiguration.HTTP(maxChecks: 2, maxBatch: 3))
         let two = #"{"checks":[{"policy":"api","key":"a"},{"policy":"api","key":"b"}]}"#
         let three = #"{"checks":[{"policy":"api","key":"a"},{"policy":"api","key":"b"},{"policy":"api","key":"c"}]}"#
         let four = #"{"checks":[{"policy":"api","key":"a"},{"policy":"api","key":"b"},{"policy":"api","key":"c"},{"policy":"api","key":"d"}]}"#

@@ -177,7 +177,7 @@ struct HTTPServerHandlerTests {
     }
 
     @Test func bodyOverLimitByContentLengthIs413() throws {
-        let fixture = try F(limits: HTTPAPIProcessor.Limits(maximumBodyBytes: 64))
+        let fixture = try F(limits: SluiceConfiguration.HTTP(maxBodyBytes: 64))
         let channel = try Self.makeChannel(fixture)
         // Only the head arrives: the length alone is enough to refuse.
         try Self.send(channel, "POST /v1/check HTTP/1.1\r\nHost: sluice\r\nContent-Length: 65\r\n\r\n")
@@ -189,7 +189,7 @@ struct HTTPServerHandlerTests {
     }
 
     @Test func bodyAtLimitIsAccepted() throws {
-        let fixture = try F(limits: HTTPAPIProcessor.Limits(maximumBodyBytes: 64))
+        let fixture = try F(limits: SluiceConfiguration.HTTP(maxBodyBytes: 64))
         let channel = try Self.makeChannel(fixture)
         let json = #"{"policy":"api","key":"k"}"#
         let body = json + String(repeating: " ", count: 64 - json.utf8.count)
@@ -208,7 +208,7 @@ struct HTTPServerHandlerTests {
     }
 
     @Test func chunkedBodyOverLimitIs413() throws {
-        let fixture = try F(limits: HTTPAPIProcessor.Limits(maximumBodyBytes: 64))
+        let fixture = try F(limits: SluiceConfiguration.HTTP(maxBodyBytes: 64))
         let channel = try Self.makeChannel(fixture)
         let chunk = String(repeating: "x", count: 40)
         try Self.send(channel, "POST /v1/check HTTP/1.1\r\nHost: sluice\r\nTransfer-Encoding: chunked\r\n\r\n28\r\n\(chunk)\r\n")
@@ -263,7 +263,7 @@ struct HTTPServerHandlerTests {
     }
 
     @Test func expectContinueWithBodyOverLimitGetsOnly413() throws {
-        let fixture = try F(limits: HTTPAPIProcessor.Limits(maximumBodyBytes: 16))
+        let fixture = try F(limits: SluiceConfiguration.HTTP(maxBodyBytes: 16))
         let channel = try Self.makeChannel(fixture)
         try Self.send(channel, "POST /v1/check HTTP/1.1\r\nHost: sluice\r\nContent-Length: 17\r\nExpect: 100-continue\r\n\r\n")
         let responses = try W.parse(try Self.writes(channel).joined())

@@ -1,5 +1,6 @@
 import Logging
 import NIOCore
+import SluiceConfig
 import SluiceCore
 import Testing
 
@@ -28,7 +29,7 @@ struct UnitFixture {
     init(maximumKeyBytes: Int = 512) throws {
         context = ServerContext(
             limiter: RateLimiter(store: BucketStore(maximumKeys: 10_000)), registry: PolicyRegistry(try Self.policies()),
-            clock: clock, maximumKeyBytes: maximumKeyBytes, logger: Logger(label: "sluice.tests.unit")
+            clock: clock, limits: SluiceConfiguration.Limits(maxKeyBytes: maximumKeyBytes), logger: Logger(label: "sluice.tests.unit")
         )
         processor = LineCommandProcessor(context: context, connectionID: Self.connectionID)
     }

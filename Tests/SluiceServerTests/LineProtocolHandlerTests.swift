@@ -1,3 +1,4 @@
+import SluiceConfig
 import NIOCore
 import NIOEmbedded
 import SluiceCore
@@ -9,9 +10,13 @@ struct LineProtocolHandlerTests {
     typealias D = UnitFixture
 
     /// An active `EmbeddedChannel` with a ``LineProtocolHandler`` over `fixture`'s context.
-    static func makeChannel(_ fixture: UnitFixture, limits: RESPParser.Limits = RESPParser.Limits()) throws -> EmbeddedChannel {
+    static func makeChannel(_ fixture: UnitFixture, limits: SluiceConfiguration.Limits = SluiceConfiguration.Limits()) throws -> EmbeddedChannel {
         let channel = EmbeddedChannel()
-        let handler = LineProtocolHandler(context: fixture.context, limits: limits, connectionID: UnitFixture.connectionID)
+        let base = fixture.context
+        let context = ServerContext(
+            limiter: base.limiter, registry: base.registry, clock: base.clock, statistics: base.statistics, limits: limits, logger: base.logger
+        )
+        let handler = LineProtocolHandler(context: context, connectionID: UnitFixture.connectionID)
         try channel.pipeline.syncOperations.addHandler(handler)
         try channel.connect(to: SocketAddress(ipAddress: "127.0.0.1", port: 7379)).wait()
         return channel
@@ -173,7 +178,7 @@ struct LineProtocolHandlerTests {
     )
     func protocolErrorRepliesAndCloses(input: String, expectedPrefix: String) throws {
         let fixture = try UnitFixture()
-        let channel = try Self.makeChannel(fixture, limits: RESPParser.Limits(maximumBulkBytes: 64))
+        let channel = try Self.makeChannel(fixture, limits: SluiceConfiguration.Limits(maxLineBytes: 64))
         try channel.writeInbound(ByteBuffer(string: input))
         let writes = try Self.writes(channel)
         #expect(writes.count == 1)
@@ -188,7 +193,7 @@ struct LineProtocolHandlerTests {
 
     @Test func anOversizedLineSplitAcrossReadsIsRefused() throws {
         let fixture = try UnitFixture()
-        let channel = try Self.makeChannel(fixture, limits: RESPParser.Limits(maximumBulkBytes: 64))
+        let channel = try Self.makeChannel(fixture, limits: SluiceConfiguration.Limits(maxLineBytes: 64))
         try channel.writeInbound(ByteBuffer(string: "PING\r\n" + String(repeating: "a", count: 40)))
         #expect(try Self.writes(channel) == ["+PONG\r\n"])
         #expect(channel.isActive)

@@ -1,3 +1,4 @@
+import SluiceConfig
 import NIOCore
 import NIOEmbedded
 import NIOTestUtils
@@ -16,7 +17,7 @@ enum UnitRESP {
     }
 
     /// Every complete command in `text`; fails the test if bytes are left over.
-    static func commands(_ text: String, limits: RESPParser.Limits = RESPParser.Limits()) throws -> [RESPCommand] {
+    static func commands(_ text: String, limits: SluiceConfiguration.Limits = SluiceConfiguration.Limits()) throws -> [RESPCommand] {
         let parser = RESPParser(limits: limits)
         var buffer = ByteBuffer(string: text)
         var commands: [RESPCommand] = []
@@ -33,7 +34,7 @@ enum UnitRESP {
     }
 
     /// The error parsing `bytes` ends with, or nil if every frame parses (or the input is just incomplete).
-    static func firstError(_ bytes: [UInt8], limits: RESPParser.Limits = RESPParser.Limits()) -> RESPProtocolError? {
+    static func firstError(_ bytes: [UInt8], limits: SluiceConfiguration.Limits = SluiceConfiguration.Limits()) -> RESPProtocolError? {
         let parser = RESPParser(limits: limits)
         var buffer = ByteBuffer(bytes: bytes)
         do {
@@ -86,7 +87,7 @@ struct RESPParserTests {
     @Test func aCommandLargerThanTheFrameCapIsRefusedBeforeItIsComplete() throws {
         // 40 arguments of 1 KiB each fit the bulk cap (2 KiB) but not the 16 KiB frame cap: refused as soon
         // as the frame passes the cap, without waiting for (or buffering) the rest.
-        let limits = RESPParser.Limits(maximumBulkBytes: 2048, maximumArguments: 100, maximumFrameBytes: 16_384)
+        let limits = SluiceConfiguration.Limits(maxLineBytes: 2048, maxArguments: 100, maxFrameBytes: 16_384)
         let argument = String(repeating: "k", count: 1024)
         var text = "*40\r\n"
         for _ in 0..<20 { text += "$1024\r\n\(argument)\r\n" }
@@ -164,13 +165,13 @@ struct RESPParserTests {
     }
 
     @Test func lineOfExactlyTheCapIsAccepted() throws {
-        let limits = RESPParser.Limits(maximumBulkBytes: 64)
+        let limits = SluiceConfiguration.Limits(maxLineBytes: 64)
         let line = String(repeating: "a", count: 64)
         #expect(try UnitRESP.commands(line + "\r\n", limits: limits).map(\.strings) == [[line]])
         let bulk = String(repeating: "b", count: 64)
         #expect(try UnitRESP.commands(UnitRESP.array(["ECHO", bulk]), limits: limits).map(\.strings) == [["ECHO", bulk]])
         let arguments = (1...4).map(String.init)
-        let four = RESPParser.Limits(maximumArguments: 4)
+        let four = SluiceConfiguration.Limits(maxArguments: 4)
         #expect(try UnitRESP.commands(UnitRESP.array(arguments), limits: four).map(\.strings) == [arguments])
         #expect(try UnitRESP.commands("1 2 3 4\r\n", limits: four).map(\.strings) == [arguments])
     }
@@ -195,7 +196,7 @@ struct RESPParserTests {
     }
 
     @Test func decoderPassesProtocolErrorsOn() throws {
-        let channel = EmbeddedChannel(handler: ByteToMessageHandler(RESPCommandDecoder(limits: .init(maximumBulkBytes: 64))))
+        let channel = EmbeddedChannel(handler: ByteToMessageHandler(RESPCommandDecoder(limits: .init(maxLineBytes: 64))))
         #expect(throws: RESPProtocolError.self) {
             try channel.writeInbound(ByteBuffer(string: "*1\r\n$65\r\n"))
         }
@@ -242,7 +243,7 @@ struct RESPParserTests {
 
     @Test(arguments: malformedInputs)
     func malformedInputIsRefused(input: String, fragment: String) throws {
-        let limits = RESPParser.Limits(maximumBulkBytes: 64, maximumArguments: 8)
+        let limits = SluiceConfiguration.Limits(maxLineBytes: 64, maxArguments: 8)
         let error = try #require(UnitRESP.firstError(Array(input.utf8), limits: limits))
         #expect(error.message.contains(fragment), "\(error.message)")
         #expect(error.description == "Protocol error: \(error.message)")
@@ -250,7 +251,7 @@ struct RESPParserTests {
 
     @Test func errorsDoNotWaitForTheRestOfTheFrame() throws {
         // Each of these is refused from its header alone, before any body arrives.
-        let limits = RESPParser.Limits(maximumBulkBytes: 64, maximumArguments: 8)
+        let limits = SluiceConfiguration.Limits(maxLineBytes: 64, maxArguments: 8)
         for header in ["*9\r\n", "*1\r\n$65\r\n", "*1\r\n$-1\r\n", "*1\r\n:", "*1234567890123456789"] {
             #expect(UnitRESP.firstError(Array(header.utf8), limits: limits) != nil, "\(header.debugDescription)")
         }

@@ -114,7 +114,7 @@ struct ConfigurationDecoder {
         _ section: ConfigurationNode, lines: inout [String: Int]
     ) throws(ConfigurationError) -> SluiceConfiguration.Limits {
         var limits = SluiceConfiguration.Limits()
-        let fields = ["max_key_bytes", "max_line_bytes", "max_arguments"]
+        let fields = ["max_key_bytes", "max_line_bytes", "max_arguments", "max_frame_bytes"]
         let expectation = "a mapping with \(fields.joined(separator: ", "))"
         for (name, field) in try section.entries(allowed: fields, expectation: expectation) {
             lines[field.path] = field.line
@@ -122,7 +122,8 @@ struct ConfigurationDecoder {
             switch name {
             case "max_key_bytes": limits.maxKeyBytes = value
             case "max_line_bytes": limits.maxLineBytes = value
-            default: limits.maxArguments = value
+            case "max_arguments": limits.maxArguments = value
+            default: limits.maxFrameBytes = value
             }
         }
         return limits

@@ -49,3 +49,39 @@ public struct Decision: Sendable, Hashable {
         self.policyIndex = policyIndex
     }
 }
+
+extension Decision {
+    /// This decision as the answer to `check`: its policy index, and shadow mode applied.
+    @inlinable
+    public func answering(_ check: Check) -> Decision {
+        var decision = self
+        decision.policyIndex = check.policyIndex
+        decision.isShadowed = check.mode == .shadow && decision.outcome != .allowed
+        return decision
+    }
+}
+
+extension Decision {
+    /// ``resetAfterNanoseconds`` in whole milliseconds, rounded up: what every interface reports.
+    @inlinable public var resetAfterMilliseconds: Int64 { RoundedUp.milliseconds(resetAfterNanoseconds) }
+
+    /// The wait every interface reports: 0 when the caller may proceed, -1 when the request can never pass,
+    /// else whole milliseconds rounded up, so waiting that long always suffices.
+    @inlinable public var retryAfterMilliseconds: Int64 {
+        isAllowed ? 0 : retryAfterNanoseconds < 0 ? -1 : RoundedUp.milliseconds(retryAfterNanoseconds)
+    }
+}
+
+/// Nanosecond counts in coarser units for replies, rounded up: a client that waits the stated time is
+/// never early.
+public enum RoundedUp {
+    /// Whole milliseconds; 0 for zero or less.
+    @inlinable public static func milliseconds(_ nanoseconds: Int64) -> Int64 {
+        nanoseconds <= 0 ? 0 : nanoseconds / 1_000_000 + (nanoseconds % 1_000_000 == 0 ? 0 : 1)
+    }
+
+    /// Whole seconds; 0 for zero or less.
+    @inlinable public static func seconds(_ nanoseconds: Int64) -> Int64 {
+        nanoseconds <= 0 ? 0 : nanoseconds / 1_000_000_000 + (nanoseconds % 1_000_000_000 == 0 ? 0 : 1)
+    }
+}

@@ -1,4 +1,5 @@
-/// Decides checks against a ``BucketStore``: single checks, and several checks all or nothing.
+/// Decides checks: local ones against a ``BucketStore``, global ones through a ``GlobalLimiter``; single
+/// checks, and the checks of a request all or nothing (``decide(request:policies:keyBytes:at:consume:)``).
 ///
 /// It knows limits, not names: interfaces resolve policy names through a ``PolicySet`` into ``Check``s.
 public final class RateLimiter: Sendable {
@@ -20,12 +21,15 @@ public final class RateLimiter: Sendable {
         }
     }
 
-    /// The buckets.
+    /// The buckets of local checks (and of a global policy's `local` failure behaviour).
     public let store: BucketStore
+    /// Decides global checks through the fleet's shared store; nil when no policy can be global.
+    public let global: (any GlobalLimiter)?
 
-    /// Creates a limiter over `store`.
-    public init(store: BucketStore) {
+    /// Creates a limiter over `store`, with `global` deciding global checks.
+    public init(store: BucketStore, global: (any GlobalLimiter)? = nil) {
         self.store = store
+        self.global = global
     }
 
     /// Decides one check, consuming its cost when allowed.

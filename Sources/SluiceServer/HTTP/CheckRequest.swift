@@ -78,7 +78,7 @@ struct CheckFields {
         var failure: HTTPAPIError?
         HTTPAPIRequest.forEachQueryParameter(in: uri) { rawName, rawValue in
             guard let name = HTTPAPIRequest.percentDecoded(rawName), let value = HTTPAPIRequest.percentDecoded(rawValue) else {
-                failure = failure ?? HTTPAPIError(.badRequest, code: "invalid_query", "malformed percent-encoding in '\(CheckFields.excerpt(String(rawName)))'")
+                failure = failure ?? HTTPAPIError(.badRequest, code: "invalid_query", "malformed percent-encoding in '\(excerpt(String(rawName)))'")
                 return
             }
             set(name, .text(value))
@@ -103,7 +103,7 @@ struct CheckFields {
             return number
         case .text(let text):
             guard integersAsText, let number = Int64(text), number > 0, text.first != "+" else {
-                throw HTTPAPIError(.badRequest, code: "invalid_\(name)", "'\(name)' must be a positive integer, got \(Self.excerpt(text))")
+                throw HTTPAPIError(.badRequest, code: "invalid_\(name)", "'\(name)' must be a positive integer, got \(excerpt(text))")
             }
             return number
         case .other(let kind):
@@ -119,7 +119,7 @@ struct CheckFields {
         if let unknown {
             throw HTTPAPIError(
                 .badRequest, code: "unknown_field",
-                "unknown field '\(Self.excerpt(unknown))'; a check has policy, key, cost, or key, limit, period, algorithm, burst, cost"
+                "unknown field '\(excerpt(unknown))'; a check has policy, key, cost, or key, limit, period, algorithm, burst, cost"
             )
         }
         guard let key = try string("key"), !key.isEmpty else {
@@ -135,7 +135,7 @@ struct CheckFields {
             }
             guard let index = policies.index(ofName: name) else {
                 let known = policies.policies.map(\.name).joined(separator: ", ")
-                throw HTTPAPIError(.unprocessableEntity, code: "unknown_policy", "unknown policy '\(Self.excerpt(name))'; defined: \(known)")
+                throw HTTPAPIError(.unprocessableEntity, code: "unknown_policy", "unknown policy '\(excerpt(name))'; defined: \(known)")
             }
             var utf8 = key
             let check = utf8.withUTF8 { policies.check(policy: index, key: UnsafeRawBufferPointer($0), cost: cost) }
@@ -168,7 +168,7 @@ struct CheckFields {
         if let name = try string("algorithm") {
             guard let parsed = Algorithm(rawValue: name.lowercased()) else {
                 throw HTTPAPIError(
-                    .badRequest, code: "invalid_algorithm", "unknown algorithm '\(Self.excerpt(name))'; use token_bucket, sliding_window or fixed_window"
+                    .badRequest, code: "invalid_algorithm", "unknown algorithm '\(excerpt(name))'; use token_bucket, sliding_window or fixed_window"
                 )
             }
             algorithm = parsed
@@ -182,9 +182,7 @@ struct CheckFields {
             let code = error.code == .invalidPeriod ? "invalid_period" : error.code == .invalidBurst ? "invalid_burst" : "invalid_limit"
             throw HTTPAPIError(.badRequest, code: code, error.message)
         }
-        let key_ = BucketKey(seed: Check.inlineSeed(for: rateLimit), key: key)
-        return ResolvedCheck(check: Check(rateLimit: rateLimit, key: key_, cost: cost), name: "inline", key: key)
+        let bucket = BucketKey(seed: Check.inlineSeed(for: rateLimit), key: key)
+        return ResolvedCheck(check: Check(rateLimit: rateLimit, key: bucket, cost: cost), name: "inline", key: key)
     }
-
-    static func excerpt(_ text: String) -> String { text.count <= 64 ? text : String(text.prefix(64)) + "..." }
 }

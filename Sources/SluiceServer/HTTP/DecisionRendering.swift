@@ -15,14 +15,6 @@ import SluiceCore
 /// `String` forms, for callers that build a body around them and for tests, are read back from those bytes,
 /// so there is one way each is formatted.
 enum DecisionRendering {
-    static func seconds(roundingUp nanoseconds: Int64) -> Int64 {
-        nanoseconds <= 0 ? 0 : (nanoseconds + 999_999_999) / 1_000_000_000
-    }
-
-    static func milliseconds(roundingUp nanoseconds: Int64) -> Int64 {
-        nanoseconds <= 0 ? 0 : (nanoseconds + 999_999) / 1_000_000
-    }
-
     /// Writes the header lines (each ending in CRLF).
     static func writeHeaders(_ decision: Decision, _ check: ResolvedCheck, now: Timestamp, to buffer: inout ByteBuffer) {
         buffer.writeStaticString("X-RateLimit-Limit: ")
@@ -30,23 +22,23 @@ enum DecisionRendering {
         buffer.writeStaticString("\r\nX-RateLimit-Remaining: ")
         buffer.writeDecimal(decision.remaining)
         buffer.writeStaticString("\r\nX-RateLimit-Reset: ")
-        buffer.writeDecimal(seconds(roundingUp: now.nanoseconds + decision.resetAfterNanoseconds))
+        buffer.writeDecimal(RoundedUp.seconds(now.nanoseconds + decision.resetAfterNanoseconds))
         buffer.writeStaticString("\r\nRateLimit-Policy: \"")
         buffer.writeString(check.name)
         buffer.writeStaticString("\";q=")
         buffer.writeDecimal(check.check.rateLimit.limit)
         buffer.writeStaticString(";w=")
-        buffer.writeDecimal(max(1, seconds(roundingUp: check.check.rateLimit.periodNanoseconds)))
+        buffer.writeDecimal(max(1, RoundedUp.seconds(check.check.rateLimit.periodNanoseconds)))
         buffer.writeStaticString("\r\nRateLimit: \"")
         buffer.writeString(check.name)
         buffer.writeStaticString("\";r=")
         buffer.writeDecimal(decision.remaining)
         buffer.writeStaticString(";t=")
-        buffer.writeDecimal(seconds(roundingUp: decision.resetAfterNanoseconds))
+        buffer.writeDecimal(RoundedUp.seconds(decision.resetAfterNanoseconds))
         buffer.writeStaticString("\r\n")
         if !decision.isAllowed, decision.retryAfterNanoseconds >= 0 {
             buffer.writeStaticString("Retry-After: ")
-            buffer.writeDecimal(max(1, seconds(roundingUp: decision.retryAfterNanoseconds)))
+            buffer.writeDecimal(max(1, RoundedUp.seconds(decision.retryAfterNanoseconds)))
             buffer.writeStaticString("\r\n")
         }
     }
@@ -61,9 +53,9 @@ enum DecisionRendering {
         buffer.writeStaticString(",\"remaining\":")
         buffer.writeDecimal(decision.remaining)
         buffer.writeStaticString(",\"reset_after_ms\":")
-        buffer.writeDecimal(milliseconds(roundingUp: decision.resetAfterNanoseconds))
+        buffer.writeDecimal(decision.resetAfterMilliseconds)
         buffer.writeStaticString(",\"retry_after_ms\":")
-        buffer.writeDecimal(decision.isAllowed ? 0 : decision.retryAfterNanoseconds < 0 ? -1 : milliseconds(roundingUp: decision.retryAfterNanoseconds))
+        buffer.writeDecimal(decision.retryAfterMilliseconds)
         buffer.writeStaticString(",\"policy\":")
         buffer.writeString(JSONText.quoted(check.name))
         if decision.isShadowed { buffer.writeStaticString(",\"shadowed\":true") }

@@ -19,7 +19,7 @@ extension HTTPAPIProcessor {
         var denyStatus = rules.denyStatus
         if let text = request.query["deny_status"] {
             guard let status = Int(text), (400...499).contains(status) else {
-                throw HTTPAPIError(.badRequest, code: "invalid_deny_status", "deny_status must be a 4xx status, got \(CheckFields.excerpt(text))")
+                throw HTTPAPIError(.badRequest, code: "invalid_deny_status", "deny_status must be a 4xx status, got \(excerpt(text))")
             }
             denyStatus = status
         }
@@ -45,7 +45,7 @@ extension HTTPAPIProcessor {
         let pathText = String(path)
         let clientText = client?.text
         let checks = resolved
-        return try decideAll(resolved, policies: snapshot.policies, countOverall: true, now: now, counts: &counts) { [context, denyStatus] result, now in
+        return try decideAll(resolved, policies: snapshot.policies, countsVerdict: true, now: now, counts: &counts) { [context, denyStatus] result, now in
             Self.forwardAuthResponse(
                 result, resolved: checks, denyStatus: denyStatus, now: now, logger: context.logger, method: method, path: pathText,
                 client: clientText, apiKey: apiKey
@@ -66,13 +66,13 @@ extension HTTPAPIProcessor {
         logger.debug(
             "forward auth denied",
             metadata: [
-                "sluice.policy": "\(deciding.name)", "http.method": "\(method)", "http.path": "\(CheckFields.excerpt(path))",
+                "sluice.policy": "\(deciding.name)", "http.method": "\(method)", "http.path": "\(excerpt(path))",
                 "client.address": "\(client ?? "-")", "sluice.api_key_prefix": "\(apiKey.map(ForwardAuthRules.apiKeyPrefix) ?? "-")",
             ]
         )
-        let retry = decision.retryAfterNanoseconds < 0 ? -1 : DecisionRendering.milliseconds(roundingUp: decision.retryAfterNanoseconds)
+        let retry = decision.retryAfterMilliseconds
         let status = HTTPResponseStatus(statusCode: denyStatus)
-        let detail = "rate limit '\(deciding.name)' exceeded" + (retry >= 0 ? "; retry in \(DecisionRendering.seconds(roundingUp: decision.retryAfterNanoseconds)) s" : "")
+        let detail = "rate limit '\(deciding.name)' exceeded" + (retry >= 0 ? "; retry in \(RoundedUp.seconds(decision.retryAfterNanoseconds)) s" : "")
         let body = "{\"type\":\"about:blank\",\"title\":\(JSONText.quoted(status.reasonPhrase)),\"status\":\(denyStatus)"
             + ",\"detail\":\(JSONText.quoted(detail)),\"policy\":\(JSONText.quoted(deciding.name)),\"retry_after_ms\":\(retry)}"
         return HTTPAPIResponse(status: status, headers: headers, body: body, contentType: "application/problem+json")

@@ -1,26 +1,14 @@
 import Logging
 import NIOCore
 import NIOHTTP1
+public import SluiceConfig
 public import SluiceCore
 
 /// What the processor answers: a response now, or one that waits for Redis.
 enum HTTPAPIOutcome: Sendable {
     case response(HTTPAPIResponse)
-    /// A global decision waits for Redis; the completion renders the response once it is answered.
-    case pending(PendingDecision, HTTPAPICompletion)
-}
-
-/// Renders the response of a request that waited for Redis, and what to count.
-struct HTTPAPICompletion: Sendable {
-    let body: @Sendable (Decision, GlobalCharge?, Timestamp) -> (HTTPAPIResponse, ServerStatistics.Batch)
-
-    init(_ body: @escaping @Sendable (Decision, GlobalCharge?, Timestamp) -> (HTTPAPIResponse, ServerStatistics.Batch)) {
-        self.body = body
-    }
-
-    func callAsFunction(_ decision: Decision, charge: GlobalCharge?, now: Timestamp) -> (HTTPAPIResponse, ServerStatistics.Batch) {
-        body(decision, charge, now)
-    }
+    /// A global decision waits for Redis; the answer renders the response once it is decided.
+    case pending(PendingAnswer<HTTPAPIResponse>)
 }
 
 /// The HTTP API's logic: a request in, a response out. No channel, so tests drive it directly.
@@ -28,29 +16,12 @@ struct HTTPAPICompletion: Sendable {
 /// Routes: `GET|POST /v1/check`, `POST /v1/check/batch`, `/v1/forward-auth` (any method), `GET /healthz`,
 /// `GET /readyz`, `GET /metrics`. A client's mistake is a 4xx with `{"error":{"code","message"}}`, never a 5xx.
 public struct HTTPAPIProcessor: Sendable {
-    /// Caps on what one request may ask.
-    public struct Limits: Sendable, Hashable {
-        /// The largest body accepted (default 1 MiB); larger gets 413.
-        public var maximumBodyBytes: Int
-        /// The most checks in one `/v1/check` request (default 100).
-        public var maximumChecks: Int
-        /// The most items in one `/v1/check/batch` request (default 1000).
-        public var maximumBatch: Int
-
-        /// Creates limits.
-        public init(maximumBodyBytes: Int = 1_048_576, maximumChecks: Int = 100, maximumBatch: Int = 1000) {
-            self.maximumBodyBytes = maximumBodyBytes
-            self.maximumChecks = maximumChecks
-            self.maximumBatch = maximumBatch
-        }
-    }
-
     let context: ServerContext
-    /// The caps in force.
-    public let limits: Limits
+    /// The caps in force (the configuration's `http` section).
+    public let limits: SluiceConfiguration.HTTP
 
     /// Creates a processor.
-    public init(context: ServerContext, limits: Limits = Limits()) {
+    public init(context: ServerContext, limits: SluiceConfiguration.HTTP = SluiceConfiguration.HTTP()) {
         self.context = context
         self.limits = limits
     }
@@ -70,10 +41,11 @@ public struct HTTPAPIProcessor: Sendable {
         context.statistics.add(counts)
         switch outcome {
         case .response(let response): return response
-        case .pending(let pending, let completion):
+        case .pending(let answer):
+            let pending = answer.request.decision
             pending.expire(now: now)
-            guard let (answer, charge) = pending.answer else { return HTTPAPIResponse.error(.serviceUnavailable, code: "no_answer", "the decision did not complete") }
-            let (response, later) = completion(answer, charge: charge, now: now)
+            guard let (decision, charge) = pending.answer else { return HTTPAPIResponse.error(.serviceUnavailable, code: "no_answer", "the decision did not complete") }
+            let (response, later) = answer.complete(decision, charge: charge, now: now)
             context.statistics.add(later)
             return response
         }
@@ -93,7 +65,7 @@ public struct HTTPAPIProcessor: Sendable {
                 switch request.method {
                 case .GET: return try decide([CheckFields(query: request.uri)], listed: false, policies: snapshot.policies, now: now, counts: &counts)
                 case .POST:
-                    let (fields, listed) = try checks(in: request, key: "checks", maximum: limits.maximumChecks)
+                    let (fields, listed) = try checks(in: request, key: "checks", maximum: limits.maxChecks)
                     return try decide(fields, listed: listed, policies: snapshot.policies, now: now, counts: &counts)
                 default: return .response(Self.methodNotAllowed(allow: "GET, POST"))
                 }
@@ -115,21 +87,21 @@ public struct HTTPAPIProcessor: Sendable {
             switch request.path {
             case "/v1/check/batch":
                 guard request.method == .POST else { return Self.methodNotAllowed(allow: "POST") }
-                let fields = try checks(in: request, key: "checks", maximum: limits.maximumBatch).fields
+                let fields = try checks(in: request, key: "checks", maximum: limits.maxBatch).fields
                 return decideBatch(fields, policies: snapshot.policies, now: now, counts: &counts)
             case "/healthz":
                 return HTTPAPIResponse(status: .ok, body: "{\"status\":\"ok\"}")
             case "/readyz":
                 // Ready while Redis is down too: global policies then answer by their on_store_failure.
-                let redis = context.global.map { ",\"redis\":\($0.status().isConnected ? "\"up\"" : "\"down\"")" } ?? ""
+                let redis = context.limiter.global.map { ",\"redis\":\($0.status().isConnected ? "\"up\"" : "\"down\"")" } ?? ""
                 return HTTPAPIResponse(status: .ok, body: "{\"status\":\"ready\",\"policies\":\(snapshot.policies.policies.count)\(redis)}")
             case "/metrics":
                 guard request.method == .GET else { return Self.methodNotAllowed(allow: "GET") }
-                return HTTPAPIResponse(status: .ok, body: metrics(), contentType: "text/plain; version=0.0.4")
+                return HTTPAPIResponse(status: .ok, body: context.status().prometheus(), contentType: "text/plain; version=0.0.4")
             default:
                 return HTTPAPIResponse.error(
                     .notFound, code: "not_found",
-                    "no route for \(CheckFields.excerpt(String(request.path))); see /v1/check, /v1/check/batch, /v1/forward-auth, /healthz, /readyz, /metrics"
+                    "no route for \(excerpt(String(request.path))); see /v1/check, /v1/check/batch, /v1/forward-auth, /healthz, /readyz, /metrics"
                 )
             }
         } catch {
@@ -182,11 +154,11 @@ public struct HTTPAPIProcessor: Sendable {
         for field in fields { resolved.append(try field.resolve(policies: policies, maximumKeyBytes: context.maximumKeyBytes)) }
         if resolved.count == 1, !listed, !policies.hasGlobal {
             let decision = context.limiter.decide(resolved[0].check, at: now)
-            Self.count([decision], into: &counts)
+            counts.count(decision)
             return .response(.decision(decision, resolved[0], now: now))
         }
         let checks = resolved
-        return try decideAll(resolved, policies: policies, countOverall: listed, now: now, counts: &counts) { result, now in
+        return try decideAll(resolved, policies: policies, countsVerdict: listed, now: now, counts: &counts) { result, now in
             Self.checkResponse(result, resolved: checks, listed: listed, now: now)
         }
     }
@@ -194,36 +166,23 @@ public struct HTTPAPIProcessor: Sendable {
     /// Decides `resolved` all or nothing, waiting for Redis if a global policy needs it, and renders the
     /// result with `render` (now, or once Redis answers).
     func decideAll(
-        _ resolved: [ResolvedCheck], policies: PolicySet, countOverall: Bool, now: Timestamp, counts: inout ServerStatistics.Batch,
+        _ resolved: [ResolvedCheck], policies: PolicySet, countsVerdict: Bool, now: Timestamp, counts: inout ServerStatistics.Batch,
         render: @escaping @Sendable (RateLimiter.MultiDecision, Timestamp) -> HTTPAPIResponse
     ) throws(HTTPAPIError) -> HTTPAPIOutcome {
-        let checks = resolved.map(\.check)
-        let grouped: GlobalChecks?
+        let outcome: RateLimiter.RequestOutcome
         do {
-            grouped = try GlobalChecks.resolve(checks, names: { Array(resolved[$0].key.utf8) }, policies: policies, context: context)
+            outcome = try context.limiter.decide(
+                request: resolved.map(\.check), policies: policies, keyBytes: { Array(resolved[$0].key.utf8) }, at: now
+            )
         } catch {
             throw HTTPAPIError(.unprocessableEntity, code: "unsupported_checks", error.message)
         }
-        let counted = countOverall
-        guard let grouped else {
-            let result = context.limiter.decide(checks, at: now)
-            Self.count(result.decisions, overall: counted ? result.isAllowed : nil, into: &counts)
-            return .response(render(result, now))
-        }
-        switch grouped.start(now: now) {
+        switch outcome {
         case .decided(let result):
-            Self.count(result.decisions, overall: counted ? result.isAllowed : nil, into: &counts)
+            counts.count(result, byVerdict: countsVerdict)
             return .response(render(result, now))
-        case .pending(let pending):
-            return .pending(
-                pending,
-                HTTPAPICompletion { decision, charge, now in
-                    let result = grouped.finish(decision, charge: charge, now: now)
-                    var counts = ServerStatistics.Batch()
-                    Self.count(result.decisions, overall: counted ? result.isAllowed : nil, into: &counts)
-                    return (render(result, now), counts)
-                }
-            )
+        case .pending(let request):
+            return .pending(PendingAnswer(request, countsVerdict: countsVerdict, render: render))
         }
     }
 
@@ -266,83 +225,8 @@ public struct HTTPAPIProcessor: Sendable {
                 )
             }
         }
-        Self.count(decisions, into: &counts)
+        for decision in decisions { counts.count(decision) }
         let status: HTTPResponseStatus = statuses == [200] ? .ok : statuses == [429] ? .tooManyRequests : .multiStatus
         return HTTPAPIResponse(status: status, body: "{\"results\":[" + items.joined(separator: ",") + "]}")
-    }
-
-    /// Counts decisions: a multi-check request (`overall` given) counts once, by its overall verdict.
-    static func count(_ decisions: [Decision], overall: Bool? = nil, into counts: inout ServerStatistics.Batch) {
-        if let overall {
-            if overall { counts.allowed += 1 } else { counts.denied += 1 }
-            counts.shadowDenied += decisions.count { $0.isShadowed }
-            return
-        }
-        for decision in decisions { counts.count(decision) }
-    }
-
-    /// The counters in the Prometheus text format.
-    private func metrics() -> String {
-        let stats = context.statistics.snapshot()
-        let store = context.limiter.store
-        return """
-            # HELP sluice_decisions_total Decisions by outcome (a multi-check request counts once).
-            # TYPE sluice_decisions_total counter
-            sluice_decisions_total{outcome="allowed"} \(stats.allowed)
-            sluice_decisions_total{outcome="denied"} \(stats.denied)
-            sluice_decisions_total{outcome="shadow_denied"} \(stats.shadowDenied)
-            # HELP sluice_requests_total Commands and HTTP requests served.
-            # TYPE sluice_requests_total counter
-            sluice_requests_total \(stats.commands)
-            # HELP sluice_protocol_errors_total Line-protocol connections closed for a malformed frame.
-            # TYPE sluice_protocol_errors_total counter
-            sluice_protocol_errors_total \(stats.protocolErrors)
-            # HELP sluice_connections_open Open line-protocol connections.
-            # TYPE sluice_connections_open gauge
-            sluice_connections_open \(stats.connectionsOpen)
-            # HELP sluice_keys Live buckets.
-            # TYPE sluice_keys gauge
-            sluice_keys \(store.keyCount)
-            # HELP sluice_keys_max Buckets the store holds before evicting.
-            # TYPE sluice_keys_max gauge
-            sluice_keys_max \(store.maximumKeys)
-            # HELP sluice_evictions_total Buckets dropped: idle (full again, no state lost) or pressure (store full).
-            # TYPE sluice_evictions_total counter
-            sluice_evictions_total{reason="idle"} \(store.idleEvictions)
-            sluice_evictions_total{reason="pressure"} \(store.pressureEvictions)
-            # HELP sluice_uptime_seconds Seconds since start.
-            # TYPE sluice_uptime_seconds gauge
-            sluice_uptime_seconds \(stats.uptimeSeconds)
-
-            """ + redisMetrics()
-    }
-
-    /// The Redis counters, when global policies are configured.
-    private func redisMetrics() -> String {
-        guard let status = context.global?.status() else { return "" }
-        return """
-            # HELP sluice_redis_up Whether Redis answers (1) or global policies follow on_store_failure (0).
-            # TYPE sluice_redis_up gauge
-            sluice_redis_up \(status.isConnected ? 1 : 0)
-            # HELP sluice_global_decisions_total Global decisions by how they were made: from a lease or known exhaustion (local), after waiting for Redis (redis), by on_store_failure (fallback).
-            # TYPE sluice_global_decisions_total counter
-            sluice_global_decisions_total{path="local"} \(status.localDecisions)
-            sluice_global_decisions_total{path="redis"} \(status.redisDecisions)
-            sluice_global_decisions_total{path="fallback"} \(status.fallbackDecisions)
-            # HELP sluice_redis_calls_total Script calls sent to Redis: lease requests and strict decisions.
-            # TYPE sluice_redis_calls_total counter
-            sluice_redis_calls_total{kind="lease"} \(status.leaseRequests)
-            sluice_redis_calls_total{kind="strict"} \(status.strictCalls)
-            # HELP sluice_redis_errors_total Redis failures: timeouts, lost connections, error replies.
-            # TYPE sluice_redis_errors_total counter
-            sluice_redis_errors_total \(status.errors)
-            # HELP sluice_redis_reconnections_total Connections to Redis made again after a failure.
-            # TYPE sluice_redis_reconnections_total counter
-            sluice_redis_reconnections_total \(status.reconnections)
-            # HELP sluice_leases Buckets holding a lease of a global budget.
-            # TYPE sluice_leases gauge
-            sluice_leases \(status.leases)
-
-            """
     }
 }

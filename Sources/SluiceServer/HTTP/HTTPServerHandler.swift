@@ -1,6 +1,7 @@
 import Logging
 import NIOCore
 import NIOHTTP1
+import SluiceConfig
 import SluiceCore
 
 /// Carries out the HTTP API on one connection: gathers each request (body capped), asks the
@@ -48,7 +49,6 @@ final class HTTPServerHandler: ChannelInboundHandler, RemovableChannelHandler {
     private var held: [HTTPServerRequestPart] = []
     /// A parse error that arrived while `awaiting`: answered after the held requests, in order.
     private var heldError: HTTPParserError?
-    private let clockForAnswers: any SluiceClock
     private let timeout: TimeAmount
 
     init(processor: HTTPAPIProcessor, context: ServerContext) {
@@ -56,7 +56,6 @@ final class HTTPServerHandler: ChannelInboundHandler, RemovableChannelHandler {
         clock = context.clock
         statistics = context.statistics
         configuration = context.registry.reader()
-        clockForAnswers = context.clock
         timeout = context.globalTimeout
     }
 
@@ -75,7 +74,7 @@ final class HTTPServerHandler: ChannelInboundHandler, RemovableChannelHandler {
         guard !closeAfterFlush else { return }
         switch part {
         case .head(let head):
-            if let length = head.headers.first(name: "Content-Length").flatMap(Int.init), length > processor.limits.maximumBodyBytes {
+            if let length = head.headers.first(name: "Content-Length").flatMap(Int.init), length > processor.limits.maxBodyBytes {
                 tooLarge(context: context)
                 return
             }
@@ -90,13 +89,13 @@ final class HTTPServerHandler: ChannelInboundHandler, RemovableChannelHandler {
             body = nil
         case .body(var chunk):
             guard case .receiving = state else { return }
-            if (body?.readableBytes ?? 0) + chunk.readableBytes > processor.limits.maximumBodyBytes {
+            if (body?.readableBytes ?? 0) + chunk.readableBytes > processor.limits.maxBodyBytes {
                 tooLarge(context: context)
                 return
             }
             if body == nil {
                 // A fresh buffer, not a slice of the decoder's: appending to it never copies what came before.
-                var fresh = context.channel.allocator.buffer(capacity: min(chunk.readableBytes * 2, processor.limits.maximumBodyBytes))
+                var fresh = context.channel.allocator.buffer(capacity: min(chunk.readableBytes * 2, processor.limits.maxBodyBytes))
                 fresh.writeBuffer(&chunk)
                 body = fresh
             } else {
@@ -115,8 +114,8 @@ final class HTTPServerHandler: ChannelInboundHandler, RemovableChannelHandler {
             switch outcome {
             case .response(let response):
                 write(response, for: head, context: context)
-            case .pending(let pending, let completion):
-                wait(for: pending, completion: completion, head: head, context: context)
+            case .pending(let answer):
+                wait(for: answer, head: head, context: context)
             }
         }
     }
@@ -135,21 +134,18 @@ final class HTTPServerHandler: ChannelInboundHandler, RemovableChannelHandler {
 
     /// Holds later requests until `pending` is answered (by Redis, or by the failure policy after the
     /// timeout), then writes its response and carries on with what was held.
-    private func wait(for pending: PendingDecision, completion: HTTPAPICompletion, head: HTTPRequestHead, context: ChannelHandlerContext) {
+    private func wait(for answer: PendingAnswer<HTTPAPIResponse>, head: HTTPRequestHead, context: ChannelHandlerContext) {
         awaiting = true
         _ = try? context.channel.syncOptions?.setOption(ChannelOptions.autoRead, value: false)
-        pending.whenAnswered(on: context.eventLoop, timeout: timeout, clock: clockForAnswers) { decision, charge in
-            self.answered(decision, charge: charge, completion: completion, head: head, context: context)
+        answer.whenAnswered(on: context.eventLoop, timeout: timeout, clock: clock) { response, counts in
+            self.answered(response, counts: counts, head: head, context: context)
         }
     }
 
-    private func answered(
-        _ decision: Decision, charge: GlobalCharge?, completion: HTTPAPICompletion, head: HTTPRequestHead, context: ChannelHandlerContext
-    ) {
+    private func answered(_ response: HTTPAPIResponse, counts later: ServerStatistics.Batch, head: HTTPRequestHead, context: ChannelHandlerContext) {
         guard awaiting else { return }
         awaiting = false
         guard context.channel.isActive else { return }
-        let (response, later) = completion(decision, charge: charge, now: clockForAnswers.now())
         statistics.add(later)
         write(response, for: head, context: context)
         while !awaiting, !held.isEmpty {
@@ -174,7 +170,7 @@ final class HTTPServerHandler: ChannelInboundHandler, RemovableChannelHandler {
         closeAfterFlush = true
         lingering = true
         let response = HTTPAPIResponse.error(
-            .payloadTooLarge, code: "body_too_large", "the body is larger than \(processor.limits.maximumBodyBytes) bytes"
+            .payloadTooLarge, code: "body_too_large", "the body is larger than \(processor.limits.maxBodyBytes) bytes"
         )
         var buffer = output ?? context.channel.allocator.buffer(capacity: 256)
         response.write(to: &buffer, keepAlive: false)

@@ -74,8 +74,7 @@ extension ByteBuffer {
     public mutating func writeRESPDecision(_ decision: Decision) {
         let allowed = decision.isAllowed
         let fields: (Int64, Int64, Int64, Int64, Int64) = (
-            allowed ? 1 : 0, decision.limit, decision.remaining, Self.milliseconds(roundingUp: decision.resetAfterNanoseconds),
-            allowed ? 0 : decision.retryAfterNanoseconds < 0 ? -1 : Self.milliseconds(roundingUp: decision.retryAfterNanoseconds)
+            allowed ? 1 : 0, decision.limit, decision.remaining, decision.resetAfterMilliseconds, decision.retryAfterMilliseconds
         )
         // One capacity check for the whole reply (at most 4 + 5 × 23 bytes) instead of one per piece.
         writeWithUnsafeMutableBytes(minimumWritableBytes: 128) { buffer in
@@ -116,11 +115,6 @@ extension ByteBuffer {
             integer(fields.4)
             return position
         }
-    }
-
-    /// Nanoseconds to whole milliseconds, rounded up.
-    public static func milliseconds(roundingUp nanoseconds: Int64) -> Int64 {
-        nanoseconds <= 0 ? 0 : (nanoseconds + 999_999) / 1_000_000
     }
 
     /// `value` in decimal ASCII, without allocating.

@@ -57,10 +57,10 @@ final class LineProtocolHandler: ChannelInboundHandler, RemovableChannelHandler 
     /// How long a decision waits for Redis before its failure policy answers.
     private let timeout: TimeAmount
 
-    init(context: ServerContext, limits: RESPParser.Limits, connectionID: Int) {
+    init(context: ServerContext, connectionID: Int) {
         self.context = context
         timeout = context.globalTimeout
-        parser = RESPParser(limits: limits)
+        parser = RESPParser(limits: context.limits)
         processor = LineCommandProcessor(context: context, connectionID: connectionID)
     }
 
@@ -115,13 +115,13 @@ final class LineProtocolHandler: ChannelInboundHandler, RemovableChannelHandler 
                 case .close:
                     closing = true
                     break commands
-                case .wait(let decision, let completion):
+                case .wait(let answer):
                     if reply.readableBytes > 0 {
                         produced += reply.readableBytes
                         slots.append(.ready(reply))
                         reply = context.channel.allocator.buffer(capacity: 64)
                     }
-                    wait(for: decision, completion: completion, context: context)
+                    wait(for: answer, context: context)
                 }
             }
             if !closing, work.readableBytes > 0 { pending = work }
@@ -149,24 +149,21 @@ final class LineProtocolHandler: ChannelInboundHandler, RemovableChannelHandler 
         output = reply
     }
 
-    /// Gives `decision` a place in the reply order; its reply is written when it is answered (by Redis, or
+    /// Gives `answer` a place in the reply order; its reply is written when it is answered (by Redis, or
     /// by its failure policy after the timeout) and every reply before it is out.
-    private func wait(for decision: PendingDecision, completion: LineCommandProcessor.Completion, context: ChannelHandlerContext) {
+    private func wait(for answer: PendingAnswer<ByteBuffer>, context: ChannelHandlerContext) {
         let slot = nextWait
         nextWait &+= 1
         waiting += 1
         slots.append(.waiting(slot))
-        decision.whenAnswered(on: context.eventLoop, timeout: timeout, clock: self.context.clock) { answer, charge in
-            self.answered(slot, answer, charge: charge, completion: completion, context: context)
+        answer.whenAnswered(on: context.eventLoop, timeout: timeout, clock: self.context.clock) { reply, counts in
+            self.answered(slot, reply: reply, counts: counts, context: context)
         }
     }
 
-    private func answered(
-        _ slot: Int, _ decision: Decision, charge: GlobalCharge?, completion: LineCommandProcessor.Completion, context: ChannelHandlerContext
-    ) {
+    private func answered(_ slot: Int, reply: ByteBuffer, counts: ServerStatistics.Batch, context: ChannelHandlerContext) {
         guard context.channel.isActive, let index = slots.firstIndex(where: { if case .waiting(slot) = $0 { true } else { false } }) else { return }
-        var reply = context.channel.allocator.buffer(capacity: 64)
-        processor.batch.add(completion(decision, charge: charge, now: self.context.clock.now(), into: &reply))
+        processor.batch.add(counts)
         slots[index] = .ready(reply)
         waiting -= 1
         if stalled, !closing {

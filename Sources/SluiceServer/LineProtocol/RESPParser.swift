@@ -1,35 +1,24 @@
 public import NIOCore
+public import SluiceConfig
 
 /// Splits a byte stream into commands: RESP arrays of bulk strings, or inline commands (`TAKE api k\r\n`).
 ///
 /// A value type with no I/O: it looks at a buffer's readable bytes and either returns one command
 /// (consuming its frame), returns nil (more bytes needed; nothing consumed), or throws a
 /// ``RESPProtocolError`` for a frame that can never become valid. Every size is capped, so a client can
-/// make the connection buffer at most `maximumFrameBytes` (or `maximumBulkBytes` for an inline line) before it is refused.
+/// make the connection buffer at most `max_frame_bytes` (or `max_line_bytes` for an inline line) before it is refused.
 public struct RESPParser: Sendable {
-    /// Caps on what one frame may contain.
-    public struct Limits: Sendable, Hashable {
-        /// The longest inline line, and the longest bulk string (default 64 KiB).
-        public var maximumBulkBytes: Int
-        /// The most elements in one RESP array (default 1024).
-        public var maximumArguments: Int
-        /// The largest whole RESP array, headers included (default 1 MiB): what one connection may make
-        /// the server buffer for a command it has not finished sending.
-        public var maximumFrameBytes: Int
-
-        /// Creates limits.
-        public init(maximumBulkBytes: Int = 65_536, maximumArguments: Int = 1024, maximumFrameBytes: Int = 1_048_576) {
-            self.maximumBulkBytes = maximumBulkBytes
-            self.maximumArguments = maximumArguments
-            self.maximumFrameBytes = max(maximumFrameBytes, maximumBulkBytes + 64)
-        }
-    }
-
-    /// The caps in force.
-    public let limits: Limits
+    /// The caps in force: `max_line_bytes` (the longest inline line and bulk string), `max_arguments` and
+    /// `max_frame_bytes` (the largest whole RESP array, headers included: what one connection may make the
+    /// server buffer for a command it has not finished sending).
+    public let limits: SluiceConfiguration.Limits
+    private let maximumFrameBytes: Int
 
     /// Creates a parser.
-    public init(limits: Limits = Limits()) { self.limits = limits }
+    public init(limits: SluiceConfiguration.Limits = SluiceConfiguration.Limits()) {
+        self.limits = limits
+        maximumFrameBytes = limits.effectiveMaxFrameBytes
+    }
 
     private enum Outcome {
         case incomplete
@@ -95,8 +84,8 @@ public struct RESPParser: Sendable {
         guard let parsed = header(bytes, from: 1) else { return .failure(RESPProtocolError("invalid multibulk length")) }
         guard let (count, afterCount) = parsed else { return .incomplete }
         if count <= 0 { return .skip(length: afterCount) }
-        guard count <= limits.maximumArguments else {
-            return .failure(RESPProtocolError("too many arguments: \(count), at most \(limits.maximumArguments)"))
+        guard count <= limits.maxArguments else {
+            return .failure(RESPProtocolError("too many arguments: \(count), at most \(limits.maxArguments)"))
         }
         var arguments = RESPCommand.Arguments()
         var index = afterCount
@@ -107,11 +96,11 @@ public struct RESPParser: Sendable {
             }
             guard let bulk = header(bytes, from: index + 1) else { return .failure(RESPProtocolError("invalid bulk length")) }
             guard let (length, start) = bulk else { return .incomplete }
-            guard length >= 0, length <= limits.maximumBulkBytes else {
-                return .failure(RESPProtocolError("invalid bulk length \(length), at most \(limits.maximumBulkBytes)"))
+            guard length >= 0, length <= limits.maxLineBytes else {
+                return .failure(RESPProtocolError("invalid bulk length \(length), at most \(limits.maxLineBytes)"))
             }
-            guard start + length + 2 <= limits.maximumFrameBytes else {
-                return .failure(RESPProtocolError("command larger than \(limits.maximumFrameBytes) bytes"))
+            guard start + length + 2 <= maximumFrameBytes else {
+                return .failure(RESPProtocolError("command larger than \(maximumFrameBytes) bytes"))
             }
             guard start + length + 2 <= bytes.count else { return .incomplete }
             guard bytes[start + length] == UInt8(ascii: "\r"), bytes[start + length + 1] == UInt8(ascii: "\n") else {
@@ -124,18 +113,18 @@ public struct RESPParser: Sendable {
     }
 
     private func parseInline(_ bytes: UnsafeRawBufferPointer) -> Outcome {
-        let searchable = min(bytes.count, limits.maximumBulkBytes + 2)
+        let searchable = min(bytes.count, limits.maxLineBytes + 2)
         guard let newline = bytes[0..<searchable].firstIndex(of: UInt8(ascii: "\n")) else {
-            if bytes.count > limits.maximumBulkBytes + 1 {
-                return .failure(RESPProtocolError("inline command longer than \(limits.maximumBulkBytes) bytes"))
+            if bytes.count > limits.maxLineBytes + 1 {
+                return .failure(RESPProtocolError("inline command longer than \(limits.maxLineBytes) bytes"))
             }
             return .incomplete
         }
         var end = newline
         if end > 0, bytes[end - 1] == UInt8(ascii: "\r") { end -= 1 }
         // The search above admits one byte more than the cap, room for a CR; a bare-LF line must not use it.
-        guard end <= limits.maximumBulkBytes else {
-            return .failure(RESPProtocolError("inline command longer than \(limits.maximumBulkBytes) bytes"))
+        guard end <= limits.maxLineBytes else {
+            return .failure(RESPProtocolError("inline command longer than \(limits.maxLineBytes) bytes"))
         }
         var arguments = RESPCommand.Arguments()
         var start: Int?
@@ -154,8 +143,8 @@ public struct RESPParser: Sendable {
         }
         if let open = start { arguments.append(offset: open, length: end - open) }
         guard arguments.count > 0 else { return .skip(length: newline + 1) }
-        guard arguments.count <= limits.maximumArguments else {
-            return .failure(RESPProtocolError("too many arguments: \(arguments.count), at most \(limits.maximumArguments)"))
+        guard arguments.count <= limits.maxArguments else {
+            return .failure(RESPProtocolError("too many arguments: \(arguments.count), at most \(limits.maxArguments)"))
         }
         return .command(length: newline + 1, arguments: arguments)
     }
@@ -173,7 +162,7 @@ public struct RESPCommandDecoder: ByteToMessageDecoder {
     let parser: RESPParser
 
     /// Creates a decoder with `limits`.
-    public init(limits: RESPParser.Limits = RESPParser.Limits()) { parser = RESPParser(limits: limits) }
+    public init(limits: SluiceConfiguration.Limits = SluiceConfiguration.Limits()) { parser = RESPParser(limits: limits) }
 
     public mutating func decode(context: ChannelHandlerContext, buffer: inout ByteBuffer) throws -> DecodingState {
         guard let command = try parser.parse(&buffer) else { return .needMoreData }

@@ -1,9 +1,10 @@
 public import Logging
+public import SluiceConfig
 public import SluiceCore
 
 /// What every server shares: the limiter, the policies, the clock, the counters and the caps.
 public struct ServerContext: Sendable {
-    /// Decides checks.
+    /// Decides checks, local and global.
     public let limiter: RateLimiter
     /// The policies in force.
     public let registry: PolicyRegistry
@@ -11,24 +12,32 @@ public struct ServerContext: Sendable {
     public let clock: any SluiceClock
     /// Shared counters.
     public let statistics: ServerStatistics
-    /// The longest key accepted, in bytes (default 512).
-    public let maximumKeyBytes: Int
+    /// Caps on what clients send (the configuration's `limits` section).
+    public let limits: SluiceConfiguration.Limits
     /// Where servers log.
     public let logger: Logger
-    /// Decides global policies (through Redis); nil when the configuration has none.
-    public let global: (any GlobalLimiter)?
 
     /// Creates a context.
     public init(
         limiter: RateLimiter, registry: PolicyRegistry, clock: any SluiceClock, statistics: ServerStatistics = ServerStatistics(),
-        maximumKeyBytes: Int = 512, logger: Logger, global: (any GlobalLimiter)? = nil
+        limits: SluiceConfiguration.Limits = SluiceConfiguration.Limits(), logger: Logger
     ) {
         self.limiter = limiter
         self.registry = registry
         self.clock = clock
         self.statistics = statistics
-        self.maximumKeyBytes = maximumKeyBytes
+        self.limits = limits
         self.logger = logger
-        self.global = global
+    }
+
+    /// The longest key accepted, in bytes.
+    var maximumKeyBytes: Int { limits.maxKeyBytes }
+
+    /// Everything `INFO` and `/metrics` report, read once.
+    func status() -> ServerStatus {
+        ServerStatus(
+            statistics: statistics.snapshot(), store: ServerStatus.Store(limiter.store), policies: registry.policies.policies.count,
+            global: limiter.global?.status()
+        )
     }
 }

@@ -38,6 +38,17 @@ public final class ServerStatistics: Sendable {
                 denied += 1
             }
         }
+
+        /// Counts the decisions of one request: once by its verdict (`byVerdict`, for a request that states
+        /// several checks), or each decision on its own.
+        public mutating func count(_ result: RateLimiter.MultiDecision, byVerdict: Bool) {
+            guard byVerdict else {
+                for decision in result.decisions { count(decision) }
+                return
+            }
+            if result.isAllowed { allowed += 1 } else { denied += 1 }
+            shadowDenied += result.decisions.count { $0.isShadowed }
+        }
     }
 
     let startedAt: ContinuousClock.Instant = .now

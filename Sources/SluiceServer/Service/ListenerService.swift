@@ -1,39 +1,62 @@
-import Logging
-import NIOCore
+public import Logging
+public import NIOCore
 import NIOPosix
-import ServiceLifecycle
+public import ServiceLifecycle
+public import SluiceConfig
 
-/// Runs one TCP listener until graceful shutdown: the part every Sluice server shares.
+/// One TCP listener, as a `Service`: the code every Sluice server shares. What a connection speaks is the
+/// handlers `configureConnection` installs (``line(address:context:eventLoopGroup:onListening:)``,
+/// ``http(address:limits:context:eventLoopGroup:onListening:)``).
 ///
 /// Connections are child tasks of a discarding task group; a connection's failure closes that
 /// connection only. On graceful shutdown it stops accepting, asks each connection to flush what it owes
 /// and close (`ChannelShouldQuiesceEvent`), and returns once they have all closed. Cancellation closes
 /// connections at once.
-struct TCPListener: Sendable {
+public final class ListenerService: Service {
     let name: String
-    let host: String
-    let port: Int
+    let address: ListenAddress
     let eventLoopGroup: any EventLoopGroup
     let logger: Logger
     let onListening: (@Sendable (SocketAddress) -> Void)?
     /// Adds the connection's handlers; runs on the connection's event loop.
     let configureConnection: @Sendable (any Channel) throws -> Void
 
-    func run() async throws {
+    /// Creates a listener.
+    ///
+    /// - Parameters:
+    ///   - name: what logs call it (`line protocol`, `HTTP API`).
+    ///   - address: where to listen; port 0 picks a free one.
+    ///   - eventLoopGroup: the loops to serve on.
+    ///   - logger: where it logs.
+    ///   - onListening: called with the bound address once listening (tests bind port 0).
+    ///   - configureConnection: installs a new connection's handlers, on its event loop.
+    public init(
+        name: String, address: ListenAddress, eventLoopGroup: any EventLoopGroup, logger: Logger,
+        onListening: (@Sendable (SocketAddress) -> Void)? = nil, configureConnection: @escaping @Sendable (any Channel) throws -> Void
+    ) {
+        self.name = name
+        self.address = address
+        self.eventLoopGroup = eventLoopGroup
+        self.logger = logger
+        self.onListening = onListening
+        self.configureConnection = configureConnection
+    }
+
+    public func run() async throws {
         let configure = configureConnection
         let server = try await ServerBootstrap(group: eventLoopGroup)
             .serverChannelOption(ChannelOptions.backlog, value: 1024)
             .serverChannelOption(ChannelOptions.socketOption(.so_reuseaddr), value: 1)
             .childChannelOption(ChannelOptions.socketOption(.tcp_nodelay), value: 1)
-            .bind(host: host, port: port) { channel in
+            .bind(host: address.host, port: address.port) { channel in
                 channel.eventLoop.makeCompletedFuture {
                     try configure(channel)
                     return channel
                 }
             }
-        if let address = server.channel.localAddress {
-            logger.info("\(name) listening", metadata: ["listen.address": "\(address)"])
-            onListening?(address)
+        if let bound = server.channel.localAddress {
+            logger.info("\(name) listening", metadata: ["listen.address": "\(bound)"])
+            onListening?(bound)
         }
         let connections = ConnectionTracker()
         try await withGracefulShutdownHandler {

@@ -1,3 +1,5 @@
+import SluiceCore
+
 /// The Lua scripts that keep global buckets in Redis: one per algorithm, each serving leases, strict
 /// decisions, peeks and returns, so a policy can move between leased and strict without a second format.
 ///
@@ -13,12 +15,21 @@
 /// - `refund`: give back `keep` units one decision took (windows: only to the window `window` it was
 ///   counted in; the token bucket: to the bucket).
 ///
-/// Every script returns `{allowed, granted, remaining, reset_ms, retry_ms, window, valid_ms}`: `valid_ms` is
-/// how long the grant may be spent (to the window's end; the holding's lifetime for the token bucket).
+/// Every script returns `{allowed, granted, remaining, reset_ms, retry_ms, window, valid_ms}` (``ScriptReply``):
+/// `valid_ms` is how long the grant may be spent (to the window's end; the holding's lifetime for the token bucket).
 enum RedisScript: Int, CaseIterable, Sendable {
     case fixedWindow
     case slidingWindow
     case tokenBucket
+
+    /// The script of `algorithm`.
+    init(_ algorithm: Algorithm) {
+        switch algorithm {
+        case .fixedWindow: self = .fixedWindow
+        case .slidingWindow: self = .slidingWindow
+        case .tokenBucket: self = .tokenBucket
+        }
+    }
 
     /// The script's source.
     var source: String {
@@ -179,4 +190,54 @@ enum RedisScript: Int, CaseIterable, Sendable {
         if mode == 'peek' and allowed == 1 then shown = shown - need end
         return {allowed, granted, math.max(0, shown), reset, retry, 0, lease_ms}
         """
+}
+
+/// What every script answers, decoded from its seven integers.
+struct ScriptReply: Sendable, Hashable {
+    /// Whether the request (a strict decision, a peek) passed, or a lease was granted.
+    var allowed: Bool
+    /// Units granted to a lease (or taken by a strict decision).
+    var granted: Int64
+    /// What the bucket has left besides this grant (a peek: what a take would leave).
+    var remaining: Int64
+    /// Milliseconds until the bucket is full again.
+    var resetMilliseconds: Int64
+    /// Milliseconds until `need` would pass; -1 when it never can; 0 when allowed.
+    var retryMilliseconds: Int64
+    /// The window the grant belongs to (windows), else 0.
+    var window: Int64
+    /// Milliseconds the grant may be spent: to its window's end, or the holding's lifetime.
+    var validMilliseconds: Int64
+
+    /// Decodes `{allowed, granted, remaining, reset_ms, retry_ms, window, valid_ms}`; nil for any other shape.
+    init?(_ values: [Int64]) {
+        guard values.count == 7 else { return nil }
+        allowed = values[0] == 1
+        granted = values[1]
+        remaining = values[2]
+        resetMilliseconds = values[3]
+        retryMilliseconds = values[4]
+        window = values[5]
+        validMilliseconds = values[6]
+    }
+
+    /// A reply, by field (tests).
+    init(allowed: Bool, granted: Int64, remaining: Int64, resetMilliseconds: Int64, retryMilliseconds: Int64, window: Int64, validMilliseconds: Int64) {
+        self.allowed = allowed
+        self.granted = granted
+        self.remaining = remaining
+        self.resetMilliseconds = resetMilliseconds
+        self.retryMilliseconds = retryMilliseconds
+        self.window = window
+        self.validMilliseconds = validMilliseconds
+    }
+}
+
+extension Int64 {
+    /// Milliseconds from a Redis reply as nanoseconds; a value too large for that (only a misbehaving server
+    /// sends one) saturates instead of trapping.
+    static func nanoseconds(milliseconds: Int64) -> Int64 {
+        let (product, overflow) = milliseconds.multipliedReportingOverflow(by: 1_000_000)
+        return overflow ? (milliseconds < 0 ? .min / 2 : .max / 2) : product
+    }
 }

@@ -1,0 +1,16 @@
+public import NIOCore
+public import SluiceConfig
+
+extension ListenerService {
+    /// The line protocol's listener: each connection gets a ``LineProtocolHandler``, capped by the context's `limits`.
+    public static func line(
+        address: ListenAddress, context: ServerContext, eventLoopGroup: any EventLoopGroup,
+        onListening: (@Sendable (SocketAddress) -> Void)? = nil
+    ) -> ListenerService {
+        ListenerService(name: "line protocol", address: address, eventLoopGroup: eventLoopGroup, logger: context.logger, onListening: onListening) {
+            channel in
+            let handler = LineProtocolHandler(context: context, connectionID: context.statistics.nextConnectionID())
+            try channel.pipeline.syncOperations.addHandler(handler)
+        }
+    }
+}
