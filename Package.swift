@@ -14,6 +14,8 @@ let package = Package(
     products: [
         .executable(name: "sluice", targets: ["sluice"]),
         .library(name: "SluiceCore", targets: ["SluiceCore"]),
+        // Seeded randomness and key distributions, shared by the tests, the benchmarks and `sluice bench`.
+        .library(name: "SluiceWorkload", targets: ["SluiceWorkload"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-nio.git", from: "2.101.3"),
@@ -25,6 +27,7 @@ let package = Package(
     ],
     targets: [
         .target(name: "SluiceCore", swiftSettings: swiftSettings),
+        .target(name: "SluiceWorkload", swiftSettings: swiftSettings),
         .target(
             name: "SluiceConfig",
             dependencies: ["SluiceCore", .product(name: "Yams", package: "Yams")],
@@ -64,19 +67,28 @@ let package = Package(
             ],
             swiftSettings: swiftSettings
         ),
-        .testTarget(name: "SluiceCoreTests", dependencies: ["SluiceCore"], swiftSettings: swiftSettings),
-        .testTarget(
-            name: "SluiceRedisTests",
-            dependencies: ["SluiceRedis", "SluiceCore", "SluiceConfig", .product(name: "Logging", package: "swift-log")],
+        // What the test targets share: child processes (redis-server, gateways) stopped by PID, free loopback ports,
+        // and the traits that skip tests whose outside programs are missing.
+        .target(
+            name: "SluiceTestSupport",
+            dependencies: ["SluiceWorkload"],
+            path: "Tests/SluiceTestSupport",
             swiftSettings: swiftSettings
         ),
-        .testTarget(name: "SluiceConfigTests", dependencies: ["SluiceConfig", "SluiceCore"], swiftSettings: swiftSettings),
+        .testTarget(name: "SluiceCoreTests", dependencies: ["SluiceCore", "SluiceWorkload", "SluiceTestSupport"], swiftSettings: swiftSettings),
+        .testTarget(
+            name: "SluiceRedisTests",
+            dependencies: ["SluiceRedis", "SluiceCore", "SluiceConfig", "SluiceTestSupport", .product(name: "Logging", package: "swift-log")],
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(name: "SluiceConfigTests", dependencies: ["SluiceConfig", "SluiceCore", "SluiceWorkload", "SluiceTestSupport"], swiftSettings: swiftSettings),
         .testTarget(
             name: "SluiceServerTests",
             dependencies: [
                 "SluiceServer",
                 "SluiceCore",
                 "SluiceConfig",
+                "SluiceTestSupport",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOEmbedded", package: "swift-nio"),

@@ -26,6 +26,7 @@ let package = Package(
             dependencies: [
                 .product(name: "Benchmark", package: "benchmark"),
                 .product(name: "SluiceCore", package: rootPackage),
+                .product(name: "SluiceWorkload", package: rootPackage),
             ],
             path: "Benchmarks/CoreBenchmarks",
             swiftSettings: swiftSettings,

@@ -1,5 +1,6 @@
 import Foundation
 import SluiceConfig
+import SluiceTestSupport
 import Testing
 
 struct ConfigurationLoadTests {

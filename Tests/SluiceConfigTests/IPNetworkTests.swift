@@ -1,4 +1,5 @@
 import SluiceConfig
+import SluiceWorkload
 import Testing
 
 struct IPNetworkTests {

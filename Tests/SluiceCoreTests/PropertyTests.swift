@@ -1,4 +1,5 @@
 import SluiceCore
+import SluiceWorkload
 import Testing
 
 /// Long seeded random sequences against the plain reference models in `Support/ReferenceModel.swift`,

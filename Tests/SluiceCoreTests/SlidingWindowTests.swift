@@ -1,4 +1,5 @@
 import SluiceCore
+import SluiceWorkload
 import Testing
 
 struct SlidingWindowTests {

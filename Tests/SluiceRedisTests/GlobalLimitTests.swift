@@ -1,10 +1,11 @@
 import Foundation
 import SluiceCore
 import SluiceRedis
+import SluiceTestSupport
 import Testing
 
 /// Global policies against a real `redis-server` started on a free loopback port for each test.
-@Suite("Global limits through Redis", .serialized)
+@Suite("Global limits through Redis", .serialized, .requires("redis-server", "redis-cli"))
 struct GlobalLimitTests {
     /// Waits out the last seconds of an hour, so an hour-long window cannot roll over mid-test.
     static func awayFromHourBoundary() async throws {

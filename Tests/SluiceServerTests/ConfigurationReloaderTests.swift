@@ -3,6 +3,7 @@ import Logging
 import SluiceConfig
 import SluiceCore
 import SluiceServer
+import SluiceTestSupport
 import Testing
 
 /// Reloading: a valid file is put in force whole, an invalid one changes nothing, and buckets of

@@ -1,11 +1,12 @@
 import Foundation
+import SluiceTestSupport
 import Testing
 
 /// The line protocol against a real server on loopback, with clients nobody here wrote.
 /// Serialized: each test starts its own server, and the machine has two cores.
 @Suite(.serialized)
 struct EndToEndTests {
-    @Test func redisCliRunsEveryCommand() async throws {
+    @Test(.requires("redis-cli")) func redisCliRunsEveryCommand() async throws {
         let server = try await RunningLineServer.start()
         let port = "\(server.port)"
         func cli(_ arguments: String...) async throws -> String {
@@ -38,7 +39,7 @@ struct EndToEndTests {
         try await server.stop()
     }
 
-    @Test func redisCliPipelineOfAThousand() async throws {
+    @Test(.requires("redis-cli")) func redisCliPipelineOfAThousand() async throws {
         let server = try await RunningLineServer.start()
         var input = ""
         for index in 0..<1000 { input += "TAKE hourly pipe:\(index % 10)\r\n" }
@@ -53,10 +54,9 @@ struct EndToEndTests {
         try await server.stop()
     }
 
-    @Test func pythonRedisClientWithDefaults() async throws {
-        #expect(FileManager.default.isExecutableFile(atPath: venvPython), "no venv at \(venvPython): run scripts/test, which creates it")
+    @Test(.requiresPythonVenv) func pythonRedisClientWithDefaults() async throws {
         let server = try await RunningLineServer.start()
-        let result = try await runProgram([venvPython, packageRoot + "/Tests/e2e/redis_py_client.py", "\(server.port)"])
+        let result = try await runProgram([External.venvPython, packageRoot + "/Tests/e2e/redis_py_client.py", "\(server.port)"])
         #expect(result.status == 0, "redis-py client failed:\n\(result.output)\n\(result.error)")
         #expect(result.output.contains("redis-py: all checks passed"))
         try await server.stop()

@@ -1,4 +1,5 @@
 import Foundation
+import SluiceTestSupport
 import Testing
 
 #if canImport(Glibc)
@@ -6,43 +7,8 @@ import Glibc
 #endif
 
 /// `sluice serve` with global policies against a real `redis-server`, both started on free loopback ports.
-@Suite(.serialized)
+@Suite(.serialized, .requires("redis-server", "redis-cli"))
 struct ExecutableRedisTests {
-    /// A redis-server for one test. Stopped with `SHUTDOWN NOSAVE`: children of the test runner inherit its
-    /// blocked SIGTERM.
-    final class Redis {
-        let port: Int
-        let directory: URL
-        private var process: GatewayProcess?
-
-        init(port: Int? = nil, directory: URL? = nil) throws {
-            self.port = try port ?? freeLoopbackPort()
-            self.directory = try directory ?? temporaryDirectory("redis")
-        }
-
-        func start() async throws {
-            let process = try GatewayProcess(
-                executable: "redis-server",
-                arguments: ["--bind", "127.0.0.1", "--port", String(port), "--save", "", "--appendonly", "no", "--dir", directory.path],
-                directory: directory
-            )
-            self.process = process
-            try await process.waitUntilListening(port: port)
-        }
-
-        func cli(_ arguments: String...) async throws -> String {
-            try await runProgram(["redis-cli", "-h", "127.0.0.1", "-p", String(port)] + arguments).output
-                .trimmingCharacters(in: .whitespacesAndNewlines)
-        }
-
-        func stop() async throws {
-            guard let process else { return }
-            _ = try? await cli("SHUTDOWN", "NOSAVE")
-            _ = try await process.waitForExit()
-            self.process = nil
-        }
-    }
-
     static func command(_ port: Int, _ text: String) throws -> String {
         let connection = try RawConnection(port: port)
         connection.send(text + "\r\nQUIT\r\n")
@@ -51,8 +17,7 @@ struct ExecutableRedisTests {
 
     @Test func globalPoliciesThroughRedisSurviveItsRestartAndReturnLeasesOnTerm() async throws {
         #expect(FileManager.default.isExecutableFile(atPath: ExecutableTests.binary), "build first: swift build (scripts/test does)")
-        let redis = try Redis()
-        try await redis.start()
+        let redis = try RedisServerProcess()
         let linePort = try freeLoopbackPort()
         let httpPort = try freeLoopbackPort()
         let path = try ExecutableTests.temporaryFile(
@@ -70,7 +35,7 @@ struct ExecutableRedisTests {
             """
         )
         let directory = URL(fileURLWithPath: FileManager.default.temporaryDirectory.path)
-        let server = try GatewayProcess(executable: ExecutableTests.binary, arguments: ["serve", "--config", path], directory: directory)
+        let server = try ChildProcess(executable: ExecutableTests.binary, arguments: ["serve", "--config", path], directory: directory)
         defer { server.stop() }
         try await server.waitUntilListening(port: linePort)
         try await server.waitUntilListening(port: httpPort)
@@ -81,7 +46,7 @@ struct ExecutableRedisTests {
         #expect(replies.contains("*5\r\n:1\r\n:3\r\n:2\r\n"), "\(replies)")
         #expect(replies.contains("+PONG\r\n*3\r\n:1\r\n*5\r\n:1\r\n:1000\r\n:998\r\n"), "\(replies)")
         #expect(replies.contains("redis_state:up"))
-        #expect(try await redis.cli("HGET", "sluice:{login|user}:sw", "c") == "1")
+        #expect(try redis.cli("HGET", "sluice:{login|user}:sw", "c") == "1")
         // HTTP, the same policies.
         let http = try Self.command(httpPort, "GET /v1/check?policy=login&key=user HTTP/1.1\r\nHost: s\r\n\r\nGET /readyz HTTP/1.1\r\nHost: s\r\nConnection: close\r\n")
         #expect(http.hasPrefix("HTTP/1.1 200 OK"), "\(http)")
@@ -99,7 +64,7 @@ struct ExecutableRedisTests {
         #expect(statuses == ["HTTP/1.1 200", "HTTP/1.1 200", "HTTP/1.1 200", "HTTP/1.1 429"], "\(statuses)")
 
         // Redis goes away: every decision is still answered, by on_store_failure, within 500 ms.
-        try await redis.stop()
+        redis.stop()
         var answers: [String] = []
         var slowest = Duration.zero
         for index in 0..<20 {
@@ -112,20 +77,20 @@ struct ExecutableRedisTests {
         #expect(try Self.command(linePort, "INFO").contains("redis_state:down"))
 
         // Back on the same port: global again within 5 s.
-        try await redis.start()
+        try redis.start()
         let restarted = ContinuousClock.now
         while !(try Self.command(linePort, "INFO").contains("redis_state:up")), ContinuousClock.now - restarted < .seconds(5) {
             try await Task.sleep(for: .milliseconds(50))
         }
         #expect(ContinuousClock.now - restarted < .seconds(5))
         #expect(try Self.command(linePort, "TAKE api after").hasPrefix("*5\r\n:1\r\n:1000\r\n:999\r\n"))
-        let leased = Int(try await redis.cli("HGET", "sluice:{api|after}:fw", "c")) ?? 0
+        let leased = Int(try redis.cli("HGET", "sluice:{api|after}:fw", "c")) ?? 0
         #expect(leased > 1, "a lease larger than one decision was taken")
 
         // SIGTERM: the unused lease goes back before exit.
         kill(server.processIdentifier, SIGTERM)
         #expect(try await server.waitForExit() == 0, "\(server.output)")
-        #expect(try await redis.cli("HGET", "sluice:{api|after}:fw", "c") == "1")
-        try await redis.stop()
+        #expect(try redis.cli("HGET", "sluice:{api|after}:fw", "c") == "1")
+        redis.stop()
     }
 }

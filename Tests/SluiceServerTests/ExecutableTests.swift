@@ -1,4 +1,5 @@
 import Foundation
+import SluiceTestSupport
 import Testing
 
 #if canImport(Glibc)
@@ -38,7 +39,7 @@ struct ExecutableTests {
         let header = "listen: { line: \"127.0.0.1:\(linePort)\", http: \"127.0.0.1:\(httpPort)\" }\npolicies:\n"
         let path = try Self.temporaryFile(header + "  api: { algorithm: fixed_window, limit: 3, period: 1h }\n")
         let directory = URL(fileURLWithPath: FileManager.default.temporaryDirectory.path)
-        let server = try GatewayProcess(executable: Self.binary, arguments: ["serve", "--config", path], directory: directory)
+        let server = try ChildProcess(executable: Self.binary, arguments: ["serve", "--config", path], directory: directory)
         defer { server.stop() }
         try await server.waitUntilListening(port: linePort)
         func command(_ text: String) throws -> String {
@@ -69,7 +70,7 @@ struct ExecutableTests {
         #expect(server.output.contains("sluice stopped"))
     }
 
-    static func waitFor(_ server: GatewayProcess, toLog text: String) async throws {
+    static func waitFor(_ server: ChildProcess, toLog text: String) async throws {
         for _ in 0..<100 {
             if server.output.contains(text) { return }
             try await Task.sleep(for: .milliseconds(50))

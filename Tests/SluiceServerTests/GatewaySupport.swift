@@ -6,6 +6,7 @@ import ServiceLifecycle
 import SluiceConfig
 import SluiceCore
 import SluiceServer
+import SluiceTestSupport
 
 #if canImport(Glibc)
 import Glibc
@@ -78,82 +79,6 @@ func rawHTTPRequest(port: Int, method: String, path: String, headers: [String: S
         fields[line[..<colon].lowercased()] = line[line.index(after: colon)...].trimmingCharacters(in: .whitespaces)
     }
     return RawHTTPResponse(status: status, headers: fields, body: String(text[split.upperBound...]))
-}
-
-/// A free loopback TCP port (bound and released; the gateway binds it right after).
-func freeLoopbackPort() throws -> Int {
-    let descriptor = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-    defer { close(descriptor) }
-    var address = sockaddr_in()
-    address.sin_family = sa_family_t(AF_INET)
-    address.sin_port = 0
-    address.sin_addr.s_addr = inet_addr("127.0.0.1")
-    var length = socklen_t(MemoryLayout<sockaddr_in>.size)
-    let bound = withUnsafeMutablePointer(to: &address) {
-        $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { pointer in
-            bind(descriptor, pointer, length) == 0 && getsockname(descriptor, pointer, &length) == 0
-        }
-    }
-    guard bound else { throw TestFailure("could not find a free port") }
-    return Int(UInt16(bigEndian: address.sin_port))
-}
-
-/// A gateway process (caddy, nginx) started by a test and stopped by its PID.
-final class GatewayProcess {
-    private let process = Process()
-    let directory: URL
-    private let log: URL
-
-    init(executable: String, arguments: [String], directory: URL, environment: [String: String] = [:]) throws {
-        self.directory = directory
-        log = directory.appendingPathComponent("gateway.log")
-        _ = FileManager.default.createFile(atPath: log.path, contents: nil)
-        let output = try FileHandle(forWritingTo: log)
-        process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-        process.arguments = [executable] + arguments
-        process.currentDirectoryURL = directory
-        process.environment = ProcessInfo.processInfo.environment.merging(environment) { $1 }
-        process.standardOutput = output
-        process.standardError = output
-        try process.run()
-    }
-
-    /// Waits until `port` accepts connections (at most 10 s).
-    func waitUntilListening(port: Int) async throws {
-        for _ in 0..<200 {
-            if !process.isRunning { throw TestFailure("gateway exited early:\n\(output)") }
-            if (try? RawConnection(port: port)) != nil { return }
-            try await Task.sleep(for: .milliseconds(50))
-        }
-        throw TestFailure("gateway never listened on \(port):\n\(output)")
-    }
-
-    var output: String { (try? String(contentsOf: log, encoding: .utf8)) ?? "" }
-
-    /// The process's PID, for sending it signals.
-    var processIdentifier: Int32 { process.processIdentifier }
-
-    /// Waits (at most 10 s) for the process to exit by itself; returns its exit status.
-    func waitForExit() async throws -> Int32 {
-        for _ in 0..<200 where process.isRunning { try await Task.sleep(for: .milliseconds(50)) }
-        guard !process.isRunning else { throw TestFailure("the process did not exit:\n\(output)") }
-        return process.terminationStatus
-    }
-
-    func stop() {
-        guard process.isRunning else { return }
-        process.terminate()
-        process.waitUntilExit()
-    }
-
-    deinit { stop() }
-}
-
-/// A fresh temporary directory for one gateway's files.
-func temporaryDirectory(_ name: String) throws -> URL {
-    let url = FileManager.default.temporaryDirectory.appendingPathComponent("sluice-\(name)-\(UUID().uuidString)")
-    try FileManager.default.createDirectory(at: url, withIntermediateDirectories: true)
-    return url
 }
 
 /// A shipped example file's text.

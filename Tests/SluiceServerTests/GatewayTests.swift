@@ -1,4 +1,5 @@
 import Foundation
+import SluiceTestSupport
 import Testing
 
 /// Real gateways from Debian's packages in front of a trivial site, asking a real Sluice through the shipped
@@ -27,7 +28,7 @@ struct GatewayTests {
         #expect(getLogin.status == 200, "\(gateway): GET /login -> \(getLogin.status)")
     }
 
-    @Test func caddyForwardAuth() async throws {
+    @Test(.requires("caddy")) func caddyForwardAuth() async throws {
         let sluice = try await RunningSluiceHTTP.start(yaml: try Self.sluiceConfiguration())
         let port = try freeLoopbackPort()
         let directory = try temporaryDirectory("caddy")
@@ -35,7 +36,7 @@ struct GatewayTests {
             .replacingOccurrences(of: "127.0.0.1:7380", with: "127.0.0.1:\(sluice.port)")
             .replacingOccurrences(of: "127.0.0.1:8081", with: "127.0.0.1:\(port)")
         try caddyfile.write(to: directory.appendingPathComponent("Caddyfile"), atomically: true, encoding: .utf8)
-        let caddy = try GatewayProcess(
+        let caddy = try ChildProcess(
             executable: "caddy", arguments: ["run", "--config", "Caddyfile", "--adapter", "caddyfile"], directory: directory,
             environment: ["HOME": directory.path, "XDG_DATA_HOME": directory.path, "XDG_CONFIG_HOME": directory.path]
         )
@@ -46,7 +47,7 @@ struct GatewayTests {
         try await sluice.stop()
     }
 
-    @Test func nginxAuthRequest() async throws {
+    @Test(.requires("nginx")) func nginxAuthRequest() async throws {
         let sluice = try await RunningSluiceHTTP.start(yaml: try Self.sluiceConfiguration())
         let port = try freeLoopbackPort()
         let sitePort = try freeLoopbackPort()
@@ -57,7 +58,7 @@ struct GatewayTests {
             .replacingOccurrences(of: "127.0.0.1:9082", with: "127.0.0.1:\(sitePort)")
         if getuid() == 0 { configuration = "user root;\n" + configuration }  // as root, workers would otherwise drop to nobody
         try configuration.write(to: directory.appendingPathComponent("nginx.conf"), atomically: true, encoding: .utf8)
-        let nginx = try GatewayProcess(
+        let nginx = try ChildProcess(
             executable: "nginx", arguments: ["-p", directory.path, "-c", directory.appendingPathComponent("nginx.conf").path, "-e", "error.log"],
             directory: directory
         )

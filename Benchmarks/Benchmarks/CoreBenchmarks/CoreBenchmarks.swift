@@ -1,6 +1,7 @@
 import Benchmark
 import Dispatch
 import SluiceCore
+import SluiceWorkload
 import Synchronization
 
 #if canImport(Glibc)
@@ -216,45 +217,6 @@ struct RequestStream: Sendable {
         return RequestStream(keyIndices: (0..<length).map { _ in
             universe.keyIndex(distribution.sample(using: &generator))
         })
-    }
-}
-
-/// SplitMix64: a small, fast, deterministic generator, so every run decides the same key sequence.
-struct SplitMix64: RandomNumberGenerator {
-    private var state: UInt64
-
-    init(seed: UInt64) { state = seed }
-
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var mixed = state
-        mixed = (mixed ^ (mixed >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        mixed = (mixed ^ (mixed >> 27)) &* 0x94D0_49BB_1331_11EB
-        return mixed ^ (mixed >> 31)
-    }
-}
-
-/// Ranks 0..<count with probability proportional to 1 / (rank + 1)^exponent, by inverting the cumulative sum.
-struct ZipfDistribution {
-    private let cumulative: [Double]
-
-    init(count: Int, exponent: Double) {
-        var sum = 0.0
-        cumulative = (1...count).map { rank in
-            sum += 1.0 / pow(Double(rank), exponent)
-            return sum
-        }
-    }
-
-    func sample(using generator: inout some RandomNumberGenerator) -> Int {
-        let target = Double.random(in: 0..<cumulative[cumulative.count - 1], using: &generator)
-        var low = 0
-        var high = cumulative.count - 1
-        while low < high {
-            let middle = (low + high) / 2
-            if cumulative[middle] > target { high = middle } else { low = middle + 1 }
-        }
-        return low
     }
 }
 

@@ -1,0 +1,146 @@
+public import Foundation
+import Glibc
+
+/// The repository root, found from this file's path (Tests/SluiceTestSupport/ChildProcess.swift).
+public let packageRoot: String = {
+    var components = String(#filePath).split(separator: "/", omittingEmptySubsequences: false)
+    components.removeLast(3)
+    return components.joined(separator: "/")
+}()
+
+/// A program a test starts (redis-server, caddy, nginx, sluice itself), its output in a log file, stopped by
+/// its PID and only its PID.
+public final class ChildProcess: @unchecked Sendable {
+    // @unchecked: `Process` is not Sendable; one test drives each child, and Foundation's own locking covers
+    // the state it reads (isRunning, terminationStatus).
+    private let process = Process()
+    /// Where it runs and where its log is.
+    public let directory: URL
+    private let log: URL
+
+    /// Starts `executable` (looked up on PATH) with `arguments` in `directory`.
+    public init(executable: String, arguments: [String], directory: URL, environment: [String: String] = [:], logName: String = "process.log")
+        throws
+    {
+        self.directory = directory
+        log = directory.appendingPathComponent(logName)
+        _ = FileManager.default.createFile(atPath: log.path, contents: nil)
+        let output = try FileHandle(forWritingTo: log)
+        process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+        process.arguments = [executable] + arguments
+        process.currentDirectoryURL = directory
+        process.environment = ProcessInfo.processInfo.environment.merging(environment) { $1 }
+        process.standardOutput = output
+        process.standardError = output
+        try process.run()
+    }
+
+    /// What it wrote to standard output and error.
+    public var output: String { (try? String(contentsOf: log, encoding: .utf8)) ?? "" }
+
+    /// The PID, for sending it signals.
+    public var processIdentifier: Int32 { process.processIdentifier }
+
+    public var isRunning: Bool { process.isRunning }
+
+    /// Waits until 127.0.0.1:`port` accepts connections (at most `limit`).
+    public func waitUntilListening(port: Int, limit: Duration = .seconds(10)) async throws {
+        let deadline = ContinuousClock.now + limit
+        while ContinuousClock.now < deadline {
+            if !process.isRunning { throw TestFailure("\(process.arguments?.dropFirst().first ?? "the process") exited early:\n\(output)") }
+            if canConnect(port: port) { return }
+            try await Task.sleep(for: .milliseconds(20))
+        }
+        throw TestFailure("nothing listened on \(port) within \(limit):\n\(output)")
+    }
+
+    /// ``waitUntilListening(port:limit:)``, blocking.
+    public func waitUntilListeningBlocking(port: Int, limit: Duration = .seconds(10)) throws {
+        let deadline = ContinuousClock.now + limit
+        while !canConnect(port: port) {
+            guard ContinuousClock.now < deadline, process.isRunning else {
+                throw TestFailure("nothing listened on \(port) within \(limit):\n\(output)")
+            }
+            usleep(10_000)
+        }
+    }
+
+    /// Waits (at most 10 s) for the process to exit by itself; returns its exit status.
+    public func waitForExit() async throws -> Int32 {
+        for _ in 0..<500 where process.isRunning { try await Task.sleep(for: .milliseconds(20)) }
+        guard !process.isRunning else { throw TestFailure("the process did not exit:\n\(output)") }
+        return process.terminationStatus
+    }
+
+    /// Sends `signal` to the process.
+    public func send(_ signal: Int32) {
+        if process.isRunning { kill(process.processIdentifier, signal) }
+    }
+
+    /// SIGTERM, then SIGKILL if it has not exited within 2 s; returns once it has. (A child may inherit the test
+    /// runner's blocked SIGTERM; SIGKILL cannot be blocked. Foundation reaps the child: poll rather than
+    /// `waitUntilExit`, which can wait on a run loop forever.)
+    public func stop() {
+        guard process.isRunning else { return }
+        kill(process.processIdentifier, SIGCONT)
+        kill(process.processIdentifier, SIGTERM)
+        let deadline = ContinuousClock.now + .seconds(2)
+        while process.isRunning, ContinuousClock.now < deadline { usleep(5_000) }
+        if process.isRunning { kill(process.processIdentifier, SIGKILL) }
+        while process.isRunning { usleep(5_000) }
+    }
+
+    deinit { stop() }
+}
+
+/// A fresh temporary directory for one test's files.
+public func temporaryDirectory(_ name: String) throws -> URL {
+    let url = FileManager.default.temporaryDirectory.appendingPathComponent("sluice-\(name)-\(UUID().uuidString)")
+    try FileManager.default.createDirectory(at: url, withIntermediateDirectories: true)
+    return url
+}
+
+/// Runs a program to completion, feeding `input`; returns its exit status and output.
+public func runProgram(_ arguments: [String], input: String? = nil, timeout: Duration = .seconds(60)) async throws
+    -> (status: Int32, output: String, error: String)
+{
+    let process = Process()
+    process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+    process.arguments = arguments
+    let output = Pipe()
+    let error = Pipe()
+    let inputPipe = Pipe()
+    process.standardOutput = output
+    process.standardError = error
+    process.standardInput = inputPipe
+    try process.run()
+    if let input { inputPipe.fileHandleForWriting.write(Data(input.utf8)) }
+    try inputPipe.fileHandleForWriting.close()
+    let deadline = ContinuousClock.now + timeout
+    // Read both pipes to the end first, so a chatty program cannot block on a full pipe.
+    async let outputData = Task.detached { output.fileHandleForReading.readDataToEndOfFile() }.value
+    async let errorData = Task.detached { error.fileHandleForReading.readDataToEndOfFile() }.value
+    let (out, err) = await (outputData, errorData)
+    while process.isRunning {
+        if ContinuousClock.now > deadline {
+            process.terminate()
+            throw TestFailure("\(arguments.joined(separator: " ")) did not finish within \(timeout)")
+        }
+        try await Task.sleep(for: .milliseconds(10))
+    }
+    return (process.terminationStatus, String(decoding: out, as: UTF8.self), String(decoding: err, as: UTF8.self))
+}
+
+/// Runs a short program to completion, blocking; returns its standard output, trimmed.
+public func runProgramBlocking(_ arguments: [String]) throws -> String {
+    let process = Process()
+    process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+    process.arguments = arguments
+    let output = Pipe()
+    process.standardOutput = output
+    process.standardError = FileHandle.nullDevice
+    try process.run()
+    let data = output.fileHandleForReading.readDataToEndOfFile()
+    while process.isRunning { usleep(1_000) }
+    return String(decoding: data, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
+}
