@@ -91,20 +91,18 @@ struct HTTPUnitForwardAuth {
 }
 
 struct ForwardAuthTests {
-    typealias F = HTTPUnitFixture
-    typealias A = HTTPUnitForwardAuth
 
     static let rateLimitHeaders = ["X-RateLimit-Limit", "X-RateLimit-Remaining", "X-RateLimit-Reset", "RateLimit-Policy", "RateLimit"]
 
     @Test func fourthLoginInAMinuteIsDenied() throws {
-        let auth = try A()
+        let auth = try HTTPUnitForwardAuth()
         for remaining in [2, 1, 0] {
             let allowed = try auth.login(from: "203.0.113.7")
             #expect(allowed.status == .ok)
             #expect(allowed.body == "")
             #expect(allowed.headers.map(\.name) == Self.rateLimitHeaders)
             #expect(allowed.header("X-RateLimit-Limit") == "3")
-            #expect(F.remaining(allowed) == remaining)
+            #expect(HTTPUnitFixture.remaining(allowed) == remaining)
             #expect(allowed.header("RateLimit-Policy") == #""login";q=3;w=60"#)
         }
         let denied = try auth.login(from: "203.0.113.7")
@@ -112,16 +110,16 @@ struct ForwardAuthTests {
         #expect(denied.contentType == "application/problem+json")
         #expect(denied.headers.map(\.name) == Self.rateLimitHeaders + ["Retry-After"])
         #expect(denied.header("Retry-After") == "60")
-        #expect(denied.header("X-RateLimit-Reset") == String(F.startSeconds + 60))
+        #expect(denied.header("X-RateLimit-Reset") == String(HTTPUnitFixture.startSeconds + 60))
         #expect(denied.header("RateLimit") == #""login";r=0;t=60"#)
-        let problem = try F.json(denied)
+        let problem = try HTTPUnitFixture.json(denied)
         #expect(problem["type"] as? String == "about:blank")
         #expect(problem["title"] as? String == "Too Many Requests")
         #expect(problem["status"] as? Int == 429)
         #expect(problem["policy"] as? String == "login")
         #expect(problem["retry_after_ms"] as? Int == 60_000)
         #expect(problem["detail"] as? String == "rate limit 'login' exceeded; retry in 60 s")
-        #expect(F.wire(denied).hasPrefix("HTTP/1.1 429 Too Many Requests\r\nContent-Type: application/problem+json\r\nCache-Control: no-store\r\n"))
+        #expect(HTTPUnitFixture.wire(denied).hasPrefix("HTTP/1.1 429 Too Many Requests\r\nContent-Type: application/problem+json\r\nCache-Control: no-store\r\n"))
 
         // Another client is not affected; the next minute starts afresh.
         #expect(try auth.login(from: "203.0.113.8").status == .ok)
@@ -130,12 +128,12 @@ struct ForwardAuthTests {
     }
 
     @Test func denyStatusOverride() throws {
-        let auth = try A()
+        let auth = try HTTPUnitForwardAuth()
         for _ in 0..<3 { #expect(try auth.login(from: "203.0.113.7").status == .ok) }
         let denied = try auth.check("POST", "/login", peer: "203.0.113.7", query: "?deny_status=403")
         #expect(denied.status == .forbidden)
         #expect(denied.header("Retry-After") == "60")
-        let problem = try F.json(denied)
+        let problem = try HTTPUnitFixture.json(denied)
         #expect(problem["status"] as? Int == 403)
         #expect(problem["title"] as? String == "Forbidden")
         // The override applies to denials only.
@@ -146,16 +144,16 @@ struct ForwardAuthTests {
 
     @Test(arguments: ["200", "500", "399", "600", "abc", "", "4O3", "-403", "99999999999999999999"])
     func badDenyStatus(_ text: String) throws {
-        let auth = try A()
+        let auth = try HTTPUnitForwardAuth()
         let response = try auth.check("POST", "/login", peer: "203.0.113.7", query: "?deny_status=" + text)
         #expect(response.status == .badRequest)
-        #expect(F.errorCode(response) == "invalid_deny_status")
+        #expect(HTTPUnitFixture.errorCode(response) == "invalid_deny_status")
         // Refused before any check: the client's budget is whole.
-        #expect(F.remaining(try auth.login(from: "203.0.113.7")) == 2)
+        #expect(HTTPUnitFixture.remaining(try auth.login(from: "203.0.113.7")) == 2)
     }
 
     @Test func rulesMatchByPathPrefixAndMethodFirstMatchWins() throws {
-        let auth = try A()
+        let auth = try HTTPUnitForwardAuth()
         // POST /login/... → the login rule; any other method → the win rule (first match wins).
         #expect(try auth.check("POST", "/login?next=/home", peer: "203.0.113.1").header("RateLimit-Policy") == #""login";q=3;w=60"#)
         #expect(try auth.check("post", "/login/sso", peer: "203.0.113.1").header("RateLimit-Policy") == #""login";q=3;w=60"#)
@@ -183,19 +181,19 @@ struct ForwardAuthTests {
     }
 
     @Test func limitWithAbsentSourceIsSkipped() throws {
-        let auth = try A()
+        let auth = try HTTPUnitForwardAuth()
         // No API key: only `small` by ip applies.
         let noKey = try auth.check("GET", "/mixed", peer: "203.0.113.1")
         #expect(noKey.status == .ok)
         #expect(noKey.header("RateLimit-Policy") == #""small";q=3;w=1"#)
-        #expect(F.remaining(noKey) == 2)
+        #expect(HTTPUnitFixture.remaining(noKey) == 2)
         // A Basic credential is not an API key either.
         let basic = try auth.check("GET", "/mixed", peer: "203.0.113.1", headers: [("Authorization", "Basic dXNlcjpwYXNz")])
         #expect(basic.header("RateLimit-Policy") == #""small";q=3;w=1"#)
         // With a key both apply, and the headers describe the more restrictive.
         let withKey = try auth.check("GET", "/mixed", peer: "203.0.113.2", headers: [("X-API-Key", "k1")])
         #expect(withKey.header("RateLimit-Policy") == #""win";q=2;w=60"#)
-        #expect(F.remaining(withKey) == 1)
+        #expect(HTTPUnitFixture.remaining(withKey) == 1)
 
         // The API rule with no key at all: no check, allowed without headers.
         let api = try auth.check("GET", "/api/things", peer: "203.0.113.1")
@@ -209,38 +207,38 @@ struct ForwardAuthTests {
     }
 
     @Test func mixedDenialIsAllOrNothing() throws {
-        let auth = try A()
+        let auth = try HTTPUnitForwardAuth()
         let key = [("X-API-Key", "k1")]
         #expect(try auth.check("GET", "/mixed", peer: "203.0.113.1", headers: key).status == .ok)
         #expect(try auth.check("GET", "/mixed", peer: "203.0.113.1", headers: key).status == .ok)
         let denied = try auth.check("GET", "/mixed", peer: "203.0.113.1", headers: key)
         #expect(denied.status == .tooManyRequests)
-        #expect(try F.json(denied)["policy"] as? String == "win")
+        #expect(try HTTPUnitFixture.json(denied)["policy"] as? String == "win")
         // The ip bucket gave back its token: one left, not zero.
-        #expect(F.remaining(try auth.check("GET", "/mixed", peer: "203.0.113.1")) == 0)
+        #expect(HTTPUnitFixture.remaining(try auth.check("GET", "/mixed", peer: "203.0.113.1")) == 0)
         #expect(try auth.check("GET", "/mixed", peer: "203.0.113.1").status == .tooManyRequests)
     }
 
     @Test func apiKeyHeaderAndBearerShareOneBucket() throws {
-        let auth = try A()
+        let auth = try HTTPUnitForwardAuth()
         let secret = "sk_live_0123456789abcdef"
         let viaHeader = try auth.check("GET", "/api/a", headers: [("X-API-Key", secret)])
         #expect(viaHeader.header("RateLimit-Policy") == #""api";q=100;w=1"#)
-        #expect(F.remaining(viaHeader) == 99)
-        #expect(F.remaining(try auth.check("GET", "/api/b", headers: [("Authorization", "Bearer " + secret)])) == 98)
-        #expect(F.remaining(try auth.check("GET", "/api/c", headers: [("Authorization", "bearer   \(secret) ")])) == 97)
+        #expect(HTTPUnitFixture.remaining(viaHeader) == 99)
+        #expect(HTTPUnitFixture.remaining(try auth.check("GET", "/api/b", headers: [("Authorization", "Bearer " + secret)])) == 98)
+        #expect(HTTPUnitFixture.remaining(try auth.check("GET", "/api/c", headers: [("Authorization", "bearer   \(secret) ")])) == 97)
         // X-API-Key wins over Authorization.
-        #expect(F.remaining(try auth.check("GET", "/api/d", headers: [("X-API-Key", secret), ("Authorization", "Bearer other")])) == 96)
+        #expect(HTTPUnitFixture.remaining(try auth.check("GET", "/api/d", headers: [("X-API-Key", secret), ("Authorization", "Bearer other")])) == 96)
         // The client's address plays no part.
-        #expect(F.remaining(try auth.check("GET", "/api/e", peer: "203.0.113.50", headers: [("X-API-Key", secret)])) == 95)
+        #expect(HTTPUnitFixture.remaining(try auth.check("GET", "/api/e", peer: "203.0.113.50", headers: [("X-API-Key", secret)])) == 95)
         // Other keys are other buckets.
-        #expect(F.remaining(try auth.check("GET", "/api", headers: [("X-API-Key", "other")])) == 99)
-        #expect(F.remaining(try auth.check("GET", "/api", headers: [("Authorization", "Bearer other")])) == 98)
-        #expect(F.remaining(try auth.check("GET", "/api", headers: [("X-API-Key", secret.uppercased())])) == 99)
+        #expect(HTTPUnitFixture.remaining(try auth.check("GET", "/api", headers: [("X-API-Key", "other")])) == 99)
+        #expect(HTTPUnitFixture.remaining(try auth.check("GET", "/api", headers: [("Authorization", "Bearer other")])) == 98)
+        #expect(HTTPUnitFixture.remaining(try auth.check("GET", "/api", headers: [("X-API-Key", secret.uppercased())])) == 99)
     }
 
     @Test func rawApiKeyNeverAppearsInResponsesOrLogs() throws {
-        let auth = try A()
+        let auth = try HTTPUnitForwardAuth()
         let secret = "sk_live_SECRET_abcdef0123456789"
         var responses: [HTTPAPIResponse] = []
         for _ in 0..<3 {
@@ -248,9 +246,9 @@ struct ForwardAuthTests {
         }
         #expect(responses.map(\.status) == [.ok, .ok, .tooManyRequests])
         for response in responses {
-            #expect(!F.wire(response).contains(secret))
-            #expect(!F.wire(response).contains("SECRET"))
-            #expect(!F.wire(response).contains(ForwardAuthRules.apiKeyDigest(secret)))
+            #expect(!HTTPUnitFixture.wire(response).contains(secret))
+            #expect(!HTTPUnitFixture.wire(response).contains("SECRET"))
+            #expect(!HTTPUnitFixture.wire(response).contains(ForwardAuthRules.apiKeyDigest(secret)))
         }
         // The denial is logged (at debug) with the key's prefix only.
         let lines = auth.logs.all
@@ -262,84 +260,84 @@ struct ForwardAuthTests {
     }
 
     @Test func ipAndHeaderKeyByBoth() throws {
-        let auth = try A()
+        let auth = try HTTPUnitForwardAuth()
         let alice = [("X-Account", "alice")]
-        #expect(F.remaining(try auth.check("POST", "/account", peer: "203.0.113.1", headers: alice)) == 1)
-        #expect(F.remaining(try auth.check("POST", "/account", peer: "203.0.113.1", headers: alice)) == 0)
+        #expect(HTTPUnitFixture.remaining(try auth.check("POST", "/account", peer: "203.0.113.1", headers: alice)) == 1)
+        #expect(HTTPUnitFixture.remaining(try auth.check("POST", "/account", peer: "203.0.113.1", headers: alice)) == 0)
         #expect(try auth.check("POST", "/account", peer: "203.0.113.1", headers: alice).status == .tooManyRequests)
         // Same address, other account; same account, other address: other buckets.
-        #expect(F.remaining(try auth.check("POST", "/account", peer: "203.0.113.1", headers: [("X-Account", "bob")])) == 1)
-        #expect(F.remaining(try auth.check("POST", "/account", peer: "203.0.113.2", headers: alice)) == 1)
+        #expect(HTTPUnitFixture.remaining(try auth.check("POST", "/account", peer: "203.0.113.1", headers: [("X-Account", "bob")])) == 1)
+        #expect(HTTPUnitFixture.remaining(try auth.check("POST", "/account", peer: "203.0.113.2", headers: alice)) == 1)
         // Header names compare without case.
         #expect(try auth.check("POST", "/account", peer: "203.0.113.1", headers: [("x-account", "alice")]).status == .tooManyRequests)
     }
 
     @Test func forwardedForFromUntrustedPeerIsIgnored() throws {
-        let auth = try A()
+        let auth = try HTTPUnitForwardAuth()
         let peer = "198.51.100.9"
-        #expect(F.remaining(try auth.check("POST", "/login", peer: peer, forwardedFor: "203.0.113.1")) == 2)
-        #expect(F.remaining(try auth.check("POST", "/login", peer: peer, forwardedFor: "203.0.113.2")) == 1)
-        #expect(F.remaining(try auth.check("POST", "/login", peer: peer, forwardedFor: "127.0.0.1")) == 0)
+        #expect(HTTPUnitFixture.remaining(try auth.check("POST", "/login", peer: peer, forwardedFor: "203.0.113.1")) == 2)
+        #expect(HTTPUnitFixture.remaining(try auth.check("POST", "/login", peer: peer, forwardedFor: "203.0.113.2")) == 1)
+        #expect(HTTPUnitFixture.remaining(try auth.check("POST", "/login", peer: peer, forwardedFor: "127.0.0.1")) == 0)
         #expect(try auth.check("POST", "/login", peer: peer).status == .tooManyRequests)
         // The spoofed addresses got no bucket of their own.
-        #expect(F.remaining(try auth.login(from: "203.0.113.1")) == 2)
+        #expect(HTTPUnitFixture.remaining(try auth.login(from: "203.0.113.1")) == 2)
     }
 
     @Test func forwardedForFromTrustedPeerNamesTheClient() throws {
-        let auth = try A()
+        let auth = try HTTPUnitForwardAuth()
         // The default trusts loopback only: the right-most address is the client.
-        #expect(F.remaining(try auth.check("POST", "/login", peer: "127.0.0.1", forwardedFor: "203.0.113.5")) == 2)
-        #expect(F.remaining(try auth.check("POST", "/login", peer: "::1", forwardedFor: "198.51.100.1, 203.0.113.5")) == 1)
-        #expect(F.remaining(try auth.login(from: "203.0.113.5")) == 0)
+        #expect(HTTPUnitFixture.remaining(try auth.check("POST", "/login", peer: "127.0.0.1", forwardedFor: "203.0.113.5")) == 2)
+        #expect(HTTPUnitFixture.remaining(try auth.check("POST", "/login", peer: "::1", forwardedFor: "198.51.100.1, 203.0.113.5")) == 1)
+        #expect(HTTPUnitFixture.remaining(try auth.login(from: "203.0.113.5")) == 0)
         // The proxy itself did not get charged.
-        #expect(F.remaining(try auth.login(from: "127.0.0.1")) == 2)
+        #expect(HTTPUnitFixture.remaining(try auth.login(from: "127.0.0.1")) == 2)
         // Without X-Forwarded-For the trusted peer is the client.
-        #expect(F.remaining(try auth.check("POST", "/login", peer: "127.0.0.1")) == 1)
+        #expect(HTTPUnitFixture.remaining(try auth.check("POST", "/login", peer: "127.0.0.1")) == 1)
         // Garbage is not an address: the peer stands.
-        #expect(F.remaining(try auth.check("POST", "/login", peer: "127.0.0.1", forwardedFor: "unknown")) == 0)
+        #expect(HTTPUnitFixture.remaining(try auth.check("POST", "/login", peer: "127.0.0.1", forwardedFor: "unknown")) == 0)
     }
 
     @Test func rightMostUntrustedHopIsTheClient() throws {
         let proxies = try [#require(SluiceConfiguration.IPNetwork("127.0.0.1/32")), #require(SluiceConfiguration.IPNetwork("10.0.0.0/8"))]
-        let auth = try A(trustedProxies: proxies)
+        let auth = try HTTPUnitForwardAuth(trustedProxies: proxies)
         // The client spoofs the left-most entry; 10.x hops are our proxies.
-        #expect(F.remaining(try auth.check("POST", "/login", peer: "10.1.1.1", forwardedFor: "1.2.3.4, 203.0.113.5, 10.0.0.1")) == 2)
-        #expect(F.remaining(try auth.check("POST", "/login", peer: "127.0.0.1", forwardedFor: "9.9.9.9,203.0.113.5,10.0.0.2 , 10.0.0.3")) == 1)
-        #expect(F.remaining(try auth.login(from: "203.0.113.5")) == 0)
-        #expect(F.remaining(try auth.login(from: "1.2.3.4")) == 2)
+        #expect(HTTPUnitFixture.remaining(try auth.check("POST", "/login", peer: "10.1.1.1", forwardedFor: "1.2.3.4, 203.0.113.5, 10.0.0.1")) == 2)
+        #expect(HTTPUnitFixture.remaining(try auth.check("POST", "/login", peer: "127.0.0.1", forwardedFor: "9.9.9.9,203.0.113.5,10.0.0.2 , 10.0.0.3")) == 1)
+        #expect(HTTPUnitFixture.remaining(try auth.login(from: "203.0.113.5")) == 0)
+        #expect(HTTPUnitFixture.remaining(try auth.login(from: "1.2.3.4")) == 2)
         // All hops trusted: the left-most one is as far as we can see.
-        #expect(F.remaining(try auth.check("POST", "/login", peer: "127.0.0.1", forwardedFor: "10.0.0.7, 10.0.0.8")) == 2)
-        #expect(F.remaining(try auth.login(from: "10.0.0.7")) == 1)
+        #expect(HTTPUnitFixture.remaining(try auth.check("POST", "/login", peer: "127.0.0.1", forwardedFor: "10.0.0.7, 10.0.0.8")) == 2)
+        #expect(HTTPUnitFixture.remaining(try auth.login(from: "10.0.0.7")) == 1)
         // An empty list trusts nobody.
-        let nobody = try A(trustedProxies: [])
-        #expect(F.remaining(try nobody.check("POST", "/login", peer: "127.0.0.1", forwardedFor: "203.0.113.5")) == 2)
-        #expect(F.remaining(try nobody.login(from: "127.0.0.1")) == 1)
+        let nobody = try HTTPUnitForwardAuth(trustedProxies: [])
+        #expect(HTTPUnitFixture.remaining(try nobody.check("POST", "/login", peer: "127.0.0.1", forwardedFor: "203.0.113.5")) == 2)
+        #expect(HTTPUnitFixture.remaining(try nobody.login(from: "127.0.0.1")) == 1)
     }
 
     @Test func ipv4MappedAndIPv4FormsShareABucket() throws {
-        let auth = try A()
-        #expect(F.remaining(try auth.login(from: "203.0.113.20")) == 2)
-        #expect(F.remaining(try auth.login(from: "::ffff:203.0.113.20")) == 1)
-        #expect(F.remaining(try auth.check("POST", "/login", peer: "127.0.0.1", forwardedFor: "::ffff:cb00:7114")) == 0)
+        let auth = try HTTPUnitForwardAuth()
+        #expect(HTTPUnitFixture.remaining(try auth.login(from: "203.0.113.20")) == 2)
+        #expect(HTTPUnitFixture.remaining(try auth.login(from: "::ffff:203.0.113.20")) == 1)
+        #expect(HTTPUnitFixture.remaining(try auth.check("POST", "/login", peer: "127.0.0.1", forwardedFor: "::ffff:cb00:7114")) == 0)
         #expect(try auth.login(from: "203.0.113.20").status == .tooManyRequests)
         // A dual-stack socket sees the loopback proxy as ::ffff:127.0.0.1; it is still trusted.
-        #expect(F.remaining(try auth.check("POST", "/login", peer: "::ffff:127.0.0.1", forwardedFor: "203.0.113.21")) == 2)
-        #expect(F.remaining(try auth.check("POST", "/login", peer: "127.0.0.1", forwardedFor: "::ffff:203.0.113.21")) == 1)
+        #expect(HTTPUnitFixture.remaining(try auth.check("POST", "/login", peer: "::ffff:127.0.0.1", forwardedFor: "203.0.113.21")) == 2)
+        #expect(HTTPUnitFixture.remaining(try auth.check("POST", "/login", peer: "127.0.0.1", forwardedFor: "::ffff:203.0.113.21")) == 1)
         // A genuinely different IPv6 address is another client.
-        #expect(F.remaining(try auth.login(from: "2001:db8::cb00:7114")) == 2)
+        #expect(HTTPUnitFixture.remaining(try auth.login(from: "2001:db8::cb00:7114")) == 2)
     }
 
     @Test func forwardAuthCountsInMetrics() throws {
-        let auth = try A()
+        let auth = try HTTPUnitForwardAuth()
         for _ in 0..<4 { _ = try auth.login(from: "203.0.113.7") }
         _ = try auth.check("GET", "/other")
         let metrics = auth.fixture.get("/metrics").body
-        #expect(F.metric(#"sluice_decisions_total{outcome="allowed"}"#, in: metrics) == 3)
-        #expect(F.metric(#"sluice_decisions_total{outcome="denied"}"#, in: metrics) == 1)
+        #expect(HTTPUnitFixture.metric(#"sluice_decisions_total{outcome="allowed"}"#, in: metrics) == 3)
+        #expect(HTTPUnitFixture.metric(#"sluice_decisions_total{outcome="denied"}"#, in: metrics) == 1)
     }
 
     @Test func noRulesAllowsEverything() throws {
-        let fixture = try F()
+        let fixture = try HTTPUnitFixture()
         let response = fixture.respond(.GET, "/v1/forward-auth", headers: [("X-Forwarded-Uri", "/login"), ("X-Forwarded-Method", "POST")])
         #expect(response.status == .ok)
         #expect(response.headers.isEmpty)
@@ -370,5 +368,37 @@ struct ForwardAuthTests {
     ] as [(String?, String?, String?)])
     func apiKeyFromHeaders(xAPIKey: String?, authorization: String?, expected: String?) {
         #expect(ForwardAuthRules.apiKey(xAPIKey: xAPIKey, authorization: authorization) == expected)
+    }
+}
+
+extension ForwardAuthTests {
+    /// A proxy that appends its own X-Forwarded-For line (instead of extending the client's) must not let
+    /// the client's forged first line choose the bucket: the right-most address across all lines counts.
+    @Test func everyForwardedForLineIsRead() throws {
+        let auth = try HTTPUnitForwardAuth()
+        for attempt in 0..<3 {
+            let response = try auth.check(
+                "POST", "/login", peer: HTTPUnitForwardAuth.loopback, headers: [("X-Forwarded-For", "6.6.6.\(attempt)"), ("X-Forwarded-For", "203.0.113.9")]
+            )
+            #expect(response.status == .ok)
+        }
+        let fourth = try auth.check("POST", "/login", peer: HTTPUnitForwardAuth.loopback, headers: [("X-Forwarded-For", "6.6.6.99"), ("X-Forwarded-For", "203.0.113.9")])
+        #expect(fourth.status == .tooManyRequests, "a forged first line escaped the per-IP limit")
+    }
+
+    /// Spellings of /login that an application treats as /login are matched by the /login rule.
+    @Test(arguments: ["//login", "/%6Cogin", "/./login", "/static/../login", "/login/", "/%6c%6F%67%69%6E"])
+    func pathSpellingsCannotSidestepARule(uri: String) throws {
+        let auth = try HTTPUnitForwardAuth()
+        for _ in 0..<3 { #expect(try auth.check("POST", uri, peer: "203.0.113.20").status == .ok) }
+        #expect(try auth.check("POST", uri, peer: "203.0.113.20").status == .tooManyRequests, "\(uri) missed the /login rule")
+    }
+
+    @Test(arguments: [
+        ("/login", "/login"), ("//a//b/", "/a/b/"), ("/a/./b/../c", "/a/c"), ("/../../x", "/x"), ("/%2Flogin", "/%2Flogin"),
+        ("/%zz", "/%zz"), ("/%4", "/%4"), ("", "/"), ("/caf%C3%A9", "/caf%C3%A9"), ("/a%2Db", "/a-b"),
+    ])
+    func normalizedPaths(raw: String, normalized: String) {
+        #expect(ForwardAuthRules.normalizedPath(raw[...]) == normalized)
     }
 }

@@ -54,7 +54,6 @@ final class ScriptedGlobalLimiter: GlobalLimiter {
 }
 
 struct GlobalWaitTests {
-    typealias D = UnitFixture
 
     static func context(_ global: ScriptedGlobalLimiter, clock: ManualClock) throws -> ServerContext {
         let policies = try PolicySet([
@@ -105,8 +104,8 @@ struct GlobalWaitTests {
         channel.embeddedEventLoop.run()
         #expect(
             try Self.writes(channel)
-                == D.decision(true, 5, 4, 60_000, 0) + "+PONG\r\n" + D.decision(true, 3, 2, 60_000, 0) + D.decision(true, 3, 1, 60_000, 0)
-                + D.decision(true, 5, 3, 60_000, 0) + "$4\r\nlast\r\n"
+                == UnitFixture.decision(true, 5, 4, 60_000, 0) + "+PONG\r\n" + UnitFixture.decision(true, 3, 2, 60_000, 0) + UnitFixture.decision(true, 3, 1, 60_000, 0)
+                + UnitFixture.decision(true, 5, 3, 60_000, 0) + "$4\r\nlast\r\n"
         )
         #expect(channel.isActive)
         #expect(try channel.finish().isClean)
@@ -138,7 +137,7 @@ struct GlobalWaitTests {
         #expect(channel.isActive)
         global.allowOldest()
         channel.embeddedEventLoop.run()
-        #expect(try Self.writes(channel) == D.decision(true, 5, 4, 60_000, 0) + "+OK\r\n")
+        #expect(try Self.writes(channel) == UnitFixture.decision(true, 5, 4, 60_000, 0) + "+OK\r\n")
         #expect(!channel.isActive)
     }
 
@@ -150,7 +149,7 @@ struct GlobalWaitTests {
         channel.embeddedEventLoop.advanceTime(by: .milliseconds(49))
         #expect(try Self.writes(channel) == "")
         channel.embeddedEventLoop.advanceTime(by: .milliseconds(1))
-        #expect(try Self.writes(channel) == D.decision(false, 5, 0, 1000, 1000) + "+PONG\r\n")
+        #expect(try Self.writes(channel) == UnitFixture.decision(false, 5, 0, 1000, 1000) + "+PONG\r\n")
         // A late answer changes nothing.
         global.allowOldest()
         channel.embeddedEventLoop.run()
@@ -164,18 +163,18 @@ struct GlobalWaitTests {
         try channel.writeInbound(ByteBuffer(string: "MTAKE g user 1 api user 1\r\n"))
         global.allowOldest()
         channel.embeddedEventLoop.run()
-        #expect(try Self.writes(channel) == "*3\r\n:1\r\n" + D.decision(true, 5, 4, 60_000, 0) + D.decision(true, 3, 2, 60_000, 0))
+        #expect(try Self.writes(channel) == "*3\r\n:1\r\n" + UnitFixture.decision(true, 5, 4, 60_000, 0) + UnitFixture.decision(true, 3, 2, 60_000, 0))
         #expect(global.refunds.load(ordering: .relaxed) == 0)
 
         // api has 2 left; a cost of 3 denies after the global check allowed: the global charge goes back.
         try channel.writeInbound(ByteBuffer(string: "MTAKE g user 1 api user 3\r\n"))
         global.allowOldest(remaining: 3)
         channel.embeddedEventLoop.run()
-        #expect(try Self.writes(channel) == "*3\r\n:0\r\n" + D.decision(true, 5, 4, 60_000, 0) + D.decision(false, 3, 2, 60_000, 60_000))
+        #expect(try Self.writes(channel) == "*3\r\n:0\r\n" + UnitFixture.decision(true, 5, 4, 60_000, 0) + UnitFixture.decision(false, 3, 2, 60_000, 60_000))
         #expect(global.refunds.load(ordering: .relaxed) == 1)
         // Nothing local was consumed by the denied request.
         try channel.writeInbound(ByteBuffer(string: "PEEK api user\r\n"))
-        #expect(try Self.writes(channel) == D.decision(true, 3, 1, 60_000, 0))
+        #expect(try Self.writes(channel) == UnitFixture.decision(true, 3, 1, 60_000, 0))
 
         // Two global policies in one request: refused, with the reason.
         try channel.writeInbound(ByteBuffer(string: "MTAKE g user 1 g2 user 1\r\n"))

@@ -118,17 +118,16 @@ struct HTTPUnitBadRequest: Sendable, CustomTestStringConvertible {
 }
 
 struct HTTPAPIProcessorTests {
-    typealias F = HTTPUnitFixture
 
     // MARK: Single checks
 
     @Test func getCheckDecodesQueryAndSharesBucketWithPost() throws {
-        let fixture = try F()
+        let fixture = try HTTPUnitFixture()
         // %3A is ':' and '+' is a space: the key is "user:42 x".
         let first = fixture.get("/v1/check?policy=api&key=user%3A42+x&cost=1")
         #expect(first.status == .ok)
         #expect(first.header("X-RateLimit-Remaining") == "99")
-        let body = try F.json(first)
+        let body = try HTTPUnitFixture.json(first)
         #expect(body["allowed"] as? Bool == true)
         #expect(body["limit"] as? Int == 100)
         #expect(body["remaining"] as? Int == 99)
@@ -141,16 +140,16 @@ struct HTTPAPIProcessorTests {
         // The same key spelled plainly in JSON is the same bucket.
         let second = fixture.post("/v1/check", #"{"policy":"api","key":"user:42 x","cost":2}"#)
         #expect(second.status == .ok)
-        #expect(try F.json(second)["remaining"] as? Int == 97)
-        #expect(try F.json(second)["reset_after_ms"] as? Int == 30)
+        #expect(try HTTPUnitFixture.json(second)["remaining"] as? Int == 97)
+        #expect(try HTTPUnitFixture.json(second)["reset_after_ms"] as? Int == 30)
         // A key that differs only by the '+' is another bucket.
-        #expect(F.remaining(fixture.get("/v1/check?policy=api&key=user%3A42%2Bx")) == 99)
+        #expect(HTTPUnitFixture.remaining(fixture.get("/v1/check?policy=api&key=user%3A42%2Bx")) == 99)
         // cost defaults to 1.
-        #expect(F.remaining(fixture.get("/v1/check?policy=api&key=user:42%20x")) == 96)
+        #expect(HTTPUnitFixture.remaining(fixture.get("/v1/check?policy=api&key=user:42%20x")) == 96)
     }
 
     @Test func allowedHeadersExactly() throws {
-        let fixture = try F()
+        let fixture = try HTTPUnitFixture()
         let response = fixture.get("/v1/check?policy=api&key=k")
         #expect(response.status == .ok)
         #expect(response.contentType == "application/json")
@@ -158,27 +157,27 @@ struct HTTPAPIProcessorTests {
         #expect(response.header("X-RateLimit-Limit") == "100")
         #expect(response.header("X-RateLimit-Remaining") == "99")
         // Full again 10 ms from now: rounded up to the next epoch second.
-        #expect(response.header("X-RateLimit-Reset") == String(F.startSeconds + 1))
+        #expect(response.header("X-RateLimit-Reset") == String(HTTPUnitFixture.startSeconds + 1))
         #expect(response.header("RateLimit-Policy") == #""api";q=100;w=1"#)
         #expect(response.header("RateLimit") == #""api";r=99;t=1"#)
         #expect(response.header("Retry-After") == nil)
 
-        let wire = F.wire(response)
+        let wire = HTTPUnitFixture.wire(response)
         #expect(
             wire.hasPrefix(
                 "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nCache-Control: no-store\r\nContent-Length: \(response.body.utf8.count)\r\n"
             )
         )
-        #expect(wire.contains("\r\nX-RateLimit-Limit: 100\r\nX-RateLimit-Remaining: 99\r\nX-RateLimit-Reset: \(F.startSeconds + 1)\r\n"))
+        #expect(wire.contains("\r\nX-RateLimit-Limit: 100\r\nX-RateLimit-Remaining: 99\r\nX-RateLimit-Reset: \(HTTPUnitFixture.startSeconds + 1)\r\n"))
         #expect(wire.contains("\r\nRateLimit-Policy: \"api\";q=100;w=1\r\nRateLimit: \"api\";r=99;t=1\r\n\r\n"))
         #expect(wire.hasSuffix("\r\n\r\n" + response.body))
         #expect(!wire.contains("Connection:"))
     }
 
     @Test func deniedHeadersExactly() throws {
-        let fixture = try F()
+        let fixture = try HTTPUnitFixture()
         for remaining in [2, 1, 0] {
-            #expect(F.remaining(fixture.get("/v1/check?policy=small&key=k")) == remaining)
+            #expect(HTTPUnitFixture.remaining(fixture.get("/v1/check?policy=small&key=k")) == remaining)
         }
         let denied = fixture.get("/v1/check?policy=small&key=k")
         #expect(denied.status == .tooManyRequests)
@@ -188,83 +187,83 @@ struct HTTPAPIProcessorTests {
         )
         #expect(denied.header("X-RateLimit-Limit") == "3")
         #expect(denied.header("X-RateLimit-Remaining") == "0")
-        #expect(denied.header("X-RateLimit-Reset") == String(F.startSeconds + 1))
+        #expect(denied.header("X-RateLimit-Reset") == String(HTTPUnitFixture.startSeconds + 1))
         #expect(denied.header("RateLimit-Policy") == #""small";q=3;w=1"#)
         #expect(denied.header("RateLimit") == #""small";r=0;t=1"#)
         // 333.33 ms: whole seconds, rounded up.
         #expect(denied.header("Retry-After") == "1")
-        let body = try F.json(denied)
+        let body = try HTTPUnitFixture.json(denied)
         #expect(body["allowed"] as? Bool == false)
         #expect(body["retry_after_ms"] as? Int == 334)
         #expect(body["reset_after_ms"] as? Int == 1000)
-        #expect(F.wire(denied).hasPrefix("HTTP/1.1 429 Too Many Requests\r\nContent-Type: application/json\r\nCache-Control: no-store\r\n"))
-        #expect(F.wire(denied).contains("\r\nRetry-After: 1\r\n\r\n{"))
+        #expect(HTTPUnitFixture.wire(denied).hasPrefix("HTTP/1.1 429 Too Many Requests\r\nContent-Type: application/json\r\nCache-Control: no-store\r\n"))
+        #expect(HTTPUnitFixture.wire(denied).contains("\r\nRetry-After: 1\r\n\r\n{"))
 
         // 0.33 ms before the next token: still at least 1 second.
         fixture.clock.advance(by: .milliseconds(333))
         let almost = fixture.get("/v1/check?policy=small&key=k")
         #expect(almost.status == .tooManyRequests)
         #expect(almost.header("Retry-After") == "1")
-        #expect(try F.json(almost)["retry_after_ms"] as? Int == 1)
+        #expect(try HTTPUnitFixture.json(almost)["retry_after_ms"] as? Int == 1)
         fixture.clock.advance(by: .milliseconds(1))
         #expect(fixture.get("/v1/check?policy=small&key=k").status == .ok)
     }
 
     @Test func resetAndRetryAfterRoundUpFromOffTheSecond() throws {
-        let fixture = try F()
+        let fixture = try HTTPUnitFixture()
         // Half a second into the minute.
         fixture.clock.advance(by: .milliseconds(500))
         let token = fixture.get("/v1/check?policy=api&key=k")
-        #expect(token.header("X-RateLimit-Reset") == String(F.startSeconds + 1))
+        #expect(token.header("X-RateLimit-Reset") == String(HTTPUnitFixture.startSeconds + 1))
         #expect(token.header("RateLimit") == #""api";r=99;t=1"#)
 
         // The window ends on the minute: exactly start + 60 s, 59.5 s away.
         let first = fixture.get("/v1/check?policy=win&key=k")
-        #expect(first.header("X-RateLimit-Reset") == String(F.startSeconds + 60))
+        #expect(first.header("X-RateLimit-Reset") == String(HTTPUnitFixture.startSeconds + 60))
         #expect(first.header("RateLimit") == #""win";r=1;t=60"#)
         #expect(first.header("RateLimit-Policy") == #""win";q=2;w=60"#)
         #expect(fixture.get("/v1/check?policy=win&key=k").status == .ok)
         let denied = fixture.get("/v1/check?policy=win&key=k")
         #expect(denied.status == .tooManyRequests)
         #expect(denied.header("Retry-After") == "60")
-        #expect(denied.header("X-RateLimit-Reset") == String(F.startSeconds + 60))
-        #expect(try F.json(denied)["retry_after_ms"] as? Int == 59_500)
+        #expect(denied.header("X-RateLimit-Reset") == String(HTTPUnitFixture.startSeconds + 60))
+        #expect(try HTTPUnitFixture.json(denied)["retry_after_ms"] as? Int == 59_500)
 
         fixture.clock.advance(by: .milliseconds(59_499))
         let late = fixture.get("/v1/check?policy=win&key=k")
         #expect(late.header("Retry-After") == "1")
         #expect(late.header("RateLimit") == #""win";r=0;t=1"#)
-        #expect(late.header("X-RateLimit-Reset") == String(F.startSeconds + 60))
+        #expect(late.header("X-RateLimit-Reset") == String(HTTPUnitFixture.startSeconds + 60))
         fixture.clock.advance(by: .milliseconds(1))
         #expect(fixture.get("/v1/check?policy=win&key=k").status == .ok)
     }
 
     @Test func costExceedingCapacityHasNoRetryAfter() throws {
-        let fixture = try F()
+        let fixture = try HTTPUnitFixture()
         let response = fixture.get("/v1/check?policy=small&key=k&cost=4")
         #expect(response.status == .tooManyRequests)
         #expect(response.header("Retry-After") == nil)
         #expect(response.header("X-RateLimit-Remaining") == "3")
         #expect(response.header("RateLimit") == #""small";r=3;t=0"#)
-        #expect(response.header("X-RateLimit-Reset") == String(F.startSeconds))
-        let body = try F.json(response)
+        #expect(response.header("X-RateLimit-Reset") == String(HTTPUnitFixture.startSeconds))
+        let body = try HTTPUnitFixture.json(response)
         #expect(body["allowed"] as? Bool == false)
         #expect(body["reason"] as? String == "cost_exceeds_capacity")
         #expect(body["retry_after_ms"] as? Int == -1)
         // Nothing was consumed.
-        #expect(F.remaining(fixture.get("/v1/check?policy=small&key=k&cost=3")) == 0)
+        #expect(HTTPUnitFixture.remaining(fixture.get("/v1/check?policy=small&key=k&cost=3")) == 0)
 
         // The largest cost a JSON integer can carry is just another denial, not a crash.
         let huge = fixture.post("/v1/check", #"{"policy":"win","key":"k","cost":9223372036854775807}"#)
         #expect(huge.status == .tooManyRequests)
-        #expect(try F.json(huge)["reason"] as? String == "cost_exceeds_capacity")
+        #expect(try HTTPUnitFixture.json(huge)["reason"] as? String == "cost_exceeds_capacity")
     }
 
     @Test func postSingleCheck() throws {
-        let fixture = try F()
+        let fixture = try HTTPUnitFixture()
         let response = fixture.post("/v1/check", #"{"policy":"win","key":"user:1","cost":2}"#)
         #expect(response.status == .ok)
-        let body = try F.json(response)
+        let body = try HTTPUnitFixture.json(response)
         #expect(body["allowed"] as? Bool == true)
         #expect(body["limit"] as? Int == 2)
         #expect(body["remaining"] as? Int == 0)
@@ -276,15 +275,15 @@ struct HTTPAPIProcessorTests {
     }
 
     @Test func shadowPolicyLetsDenialsThrough() throws {
-        let fixture = try F()
+        let fixture = try HTTPUnitFixture()
         let first = fixture.post("/v1/check", #"{"policy":"shadowed","key":"k"}"#)
         #expect(first.status == .ok)
-        #expect(try F.json(first)["shadowed"] == nil)
+        #expect(try HTTPUnitFixture.json(first)["shadowed"] == nil)
         let second = fixture.post("/v1/check", #"{"policy":"shadowed","key":"k"}"#)
         #expect(second.status == .ok)
         #expect(second.header("Retry-After") == nil)
         #expect(second.header("X-RateLimit-Remaining") == "0")
-        let body = try F.json(second)
+        let body = try HTTPUnitFixture.json(second)
         #expect(body["allowed"] as? Bool == true)
         #expect(body["shadowed"] as? Bool == true)
         #expect(body["retry_after_ms"] as? Int == 0)
@@ -293,48 +292,48 @@ struct HTTPAPIProcessorTests {
     // MARK: Inline limits
 
     @Test func inlineLimitPeriodAsTextAndAsMilliseconds() throws {
-        let fixture = try F()
+        let fixture = try HTTPUnitFixture()
         let text = fixture.post("/v1/check", #"{"key":"k","limit":5,"period":"10s"}"#)
         #expect(text.status == .ok)
         #expect(text.header("RateLimit-Policy") == #""inline";q=5;w=10"#)
         #expect(text.header("X-RateLimit-Limit") == "5")
-        let body = try F.json(text)
+        let body = try HTTPUnitFixture.json(text)
         #expect(body["policy"] as? String == "inline")
         #expect(body["remaining"] as? Int == 4)
         #expect(body["reset_after_ms"] as? Int == 2000)
         // 10000 ms is the same limit, so the same bucket.
         let milliseconds = fixture.post("/v1/check", #"{"key":"k","limit":5,"period":10000}"#)
         #expect(milliseconds.status == .ok)
-        #expect(try F.json(milliseconds)["remaining"] as? Int == 3)
+        #expect(try HTTPUnitFixture.json(milliseconds)["remaining"] as? Int == 3)
         // Another limit on the same key is another bucket.
-        #expect(try F.json(fixture.post("/v1/check", #"{"key":"k","limit":6,"period":"10s"}"#))["remaining"] as? Int == 5)
+        #expect(try HTTPUnitFixture.json(fixture.post("/v1/check", #"{"key":"k","limit":6,"period":"10s"}"#))["remaining"] as? Int == 5)
         // A policy's bucket for the same key is separate too.
-        #expect(F.remaining(fixture.get("/v1/check?policy=small&key=k")) == 2)
+        #expect(HTTPUnitFixture.remaining(fixture.get("/v1/check?policy=small&key=k")) == 2)
     }
 
     @Test func inlineLimitInQuery() throws {
-        let fixture = try F()
+        let fixture = try HTTPUnitFixture()
         let response = fixture.get("/v1/check?key=k&limit=2&period=1m&algorithm=fixed_window")
         #expect(response.status == .ok)
         #expect(response.header("RateLimit-Policy") == #""inline";q=2;w=60"#)
-        #expect(F.remaining(response) == 1)
+        #expect(HTTPUnitFixture.remaining(response) == 1)
         #expect(fixture.get("/v1/check?key=k&limit=2&period=1m&algorithm=fixed_window&cost=1").status == .ok)
         #expect(fixture.get("/v1/check?key=k&limit=2&period=1m&algorithm=fixed_window").status == .tooManyRequests)
 
         // Query strings carry integers as text: period=10000 is 10000 ms, the same limit as 10s.
-        #expect(F.remaining(fixture.get("/v1/check?key=t&limit=5&period=10s")) == 4)
+        #expect(HTTPUnitFixture.remaining(fixture.get("/v1/check?key=t&limit=5&period=10s")) == 4)
         let milliseconds = fixture.get("/v1/check?key=t&limit=5&period=10000")
         #expect(milliseconds.status == .ok, "\(milliseconds.body)")
-        #expect(F.remaining(milliseconds) == 3)
+        #expect(HTTPUnitFixture.remaining(milliseconds) == 3)
         #expect(milliseconds.header("RateLimit-Policy") == #""inline";q=5;w=10"#)
     }
 
     @Test func inlineAlgorithmAndBurst() throws {
-        let fixture = try F()
+        let fixture = try HTTPUnitFixture()
         let window = #"{"key":"k","limit":2,"period":"1m","algorithm":"fixed_window"}"#
         let first = fixture.post("/v1/check", window)
         #expect(first.status == .ok)
-        #expect(try F.json(first)["reset_after_ms"] as? Int == 60_000)
+        #expect(try HTTPUnitFixture.json(first)["reset_after_ms"] as? Int == 60_000)
         #expect(fixture.post("/v1/check", window).status == .ok)
         let denied = fixture.post("/v1/check", window)
         #expect(denied.status == .tooManyRequests)
@@ -345,14 +344,14 @@ struct HTTPAPIProcessorTests {
         #expect(burst.status == .ok)
         #expect(burst.header("X-RateLimit-Limit") == "5")
         #expect(burst.header("RateLimit-Policy") == #""inline";q=1;w=1"#)
-        let body = try F.json(burst)
+        let body = try HTTPUnitFixture.json(burst)
         #expect(body["limit"] as? Int == 5)
         #expect(body["remaining"] as? Int == 4)
         #expect(body["reset_after_ms"] as? Int == 1000)
 
         let sliding = fixture.post("/v1/check", #"{"key":"s","limit":16777215,"period":"1s","algorithm":"sliding_window","cost":16777215}"#)
         #expect(sliding.status == .ok)
-        #expect(F.remaining(sliding) == 0)
+        #expect(HTTPUnitFixture.remaining(sliding) == 0)
         // A sub-second period still states a whole-second window.
         #expect(fixture.post("/v1/check", #"{"key":"s","limit":1,"period":250}"#).header("RateLimit-Policy") == #""inline";q=1;w=1"#)
     }
@@ -360,15 +359,15 @@ struct HTTPAPIProcessorTests {
     // MARK: Several checks, all or nothing
 
     @Test func multiCheckHeadersDescribeMostRestrictive() throws {
-        let fixture = try F()
+        let fixture = try HTTPUnitFixture()
         let response = fixture.post("/v1/check", #"{"checks":[{"policy":"api","key":"m"},{"policy":"win","key":"m"}]}"#)
         #expect(response.status == .ok)
         #expect(response.header("X-RateLimit-Limit") == "2")
         #expect(response.header("X-RateLimit-Remaining") == "1")
         #expect(response.header("RateLimit-Policy") == #""win";q=2;w=60"#)
-        #expect(response.header("X-RateLimit-Reset") == String(F.startSeconds + 60))
+        #expect(response.header("X-RateLimit-Reset") == String(HTTPUnitFixture.startSeconds + 60))
         #expect(response.header("Retry-After") == nil)
-        let body = try F.json(response)
+        let body = try HTTPUnitFixture.json(response)
         #expect(body["allowed"] as? Bool == true)
         #expect(body["policy"] as? String == "win")
         #expect(body["remaining"] as? Int == 1)
@@ -384,7 +383,7 @@ struct HTTPAPIProcessorTests {
     }
 
     @Test func multiCheckIsAllOrNothing() throws {
-        let fixture = try F()
+        let fixture = try HTTPUnitFixture()
         #expect(fixture.get("/v1/check?policy=win&key=full").status == .ok)
         #expect(fixture.get("/v1/check?policy=win&key=full").status == .ok)
 
@@ -394,7 +393,7 @@ struct HTTPAPIProcessorTests {
         #expect(denied.header("X-RateLimit-Remaining") == "0")
         #expect(denied.header("Retry-After") == "60")
         #expect(denied.body.hasPrefix(#"{"allowed":false,"#))
-        let body = try F.json(denied)
+        let body = try HTTPUnitFixture.json(denied)
         #expect(body["allowed"] as? Bool == false)
         #expect(body["policy"] as? String == "win")
         #expect(body["retry_after_ms"] as? Int == 60_000)
@@ -407,75 +406,75 @@ struct HTTPAPIProcessorTests {
         #expect(denied.body.components(separatedBy: "\"allowed\"").count - 1 == 3)
 
         // The follow-up finds the first bucket untouched: its first consumption leaves 2.
-        #expect(F.remaining(fixture.get("/v1/check?policy=small&key=a")) == 2)
+        #expect(HTTPUnitFixture.remaining(fixture.get("/v1/check?policy=small&key=a")) == 2)
     }
 
     @Test func multiCheckDeniedByLaterCheckAfterSeveralConsumptions() throws {
-        let fixture = try F()
+        let fixture = try HTTPUnitFixture()
         #expect(fixture.post("/v1/check", #"{"policy":"win","key":"w","cost":2}"#).status == .ok)
         let checks = #"{"checks":[{"policy":"api","key":"x","cost":10},{"policy":"small","key":"x","cost":2},{"policy":"win","key":"w"}]}"#
         #expect(fixture.post("/v1/check", checks).status == .tooManyRequests)
         #expect(fixture.post("/v1/check", checks).status == .tooManyRequests)
-        #expect(F.remaining(fixture.get("/v1/check?policy=api&key=x")) == 99)
-        #expect(F.remaining(fixture.get("/v1/check?policy=small&key=x")) == 2)
+        #expect(HTTPUnitFixture.remaining(fixture.get("/v1/check?policy=api&key=x")) == 99)
+        #expect(HTTPUnitFixture.remaining(fixture.get("/v1/check?policy=small&key=x")) == 2)
     }
 
     @Test func multiCheckWithOneCheckStillListsIt() throws {
-        let fixture = try F()
+        let fixture = try HTTPUnitFixture()
         let response = fixture.post("/v1/check", #"{"checks":[{"policy":"win","key":"one"}]}"#)
         #expect(response.status == .ok)
-        let body = try F.json(response)
+        let body = try HTTPUnitFixture.json(response)
         #expect(body["allowed"] as? Bool == true)
         #expect(body["policy"] as? String == "win")
         let checks = try #require(body["checks"] as? [[String: Any]], "a list of checks is answered with a list: \(response.body)")
         #expect(checks.count == 1)
         #expect(checks.first?["remaining"] as? Int == 1)
-        #expect(F.remaining(response) == 1)
+        #expect(HTTPUnitFixture.remaining(response) == 1)
     }
 
     @Test func multiCheckWithShadowDenial() throws {
-        let fixture = try F()
+        let fixture = try HTTPUnitFixture()
         #expect(fixture.post("/v1/check", #"{"policy":"shadowed","key":"s"}"#).status == .ok)
         let response = fixture.post("/v1/check", #"{"checks":[{"policy":"api","key":"s"},{"policy":"shadowed","key":"s"}]}"#)
         #expect(response.status == .ok)
-        let body = try F.json(response)
+        let body = try HTTPUnitFixture.json(response)
         #expect(body["allowed"] as? Bool == true)
         let checks = try #require(body["checks"] as? [[String: Any]])
         #expect(checks[1]["shadowed"] as? Bool == true)
         // The allowed check did consume.
-        #expect(F.remaining(fixture.get("/v1/check?policy=api&key=s")) == 98)
+        #expect(HTTPUnitFixture.remaining(fixture.get("/v1/check?policy=api&key=s")) == 98)
     }
 
     @Test func tooManyChecks() throws {
-        let fixture = try F(limits: SluiceConfiguration.HTTP(maxChecks: 2, maxBatch: 3))
+        let fixture = try HTTPUnitFixture(limits: SluiceConfiguration.HTTP(maxChecks: 2, maxBatch: 3))
         let two = #"{"checks":[{"policy":"api","key":"a"},{"policy":"api","key":"b"}]}"#
         let three = #"{"checks":[{"policy":"api","key":"a"},{"policy":"api","key":"b"},{"policy":"api","key":"c"}]}"#
         let four = #"{"checks":[{"policy":"api","key":"a"},{"policy":"api","key":"b"},{"policy":"api","key":"c"},{"policy":"api","key":"d"}]}"#
 
         let over = fixture.post("/v1/check", three)
         #expect(over.status == .payloadTooLarge)
-        #expect(F.errorCode(over) == "too_many_checks")
+        #expect(HTTPUnitFixture.errorCode(over) == "too_many_checks")
         #expect(over.headers.isEmpty)
         #expect(fixture.post("/v1/check", two).status == .ok)
 
         let batchOver = fixture.post("/v1/check/batch", four)
         #expect(batchOver.status == .payloadTooLarge)
-        #expect(F.errorCode(batchOver) == "too_many_checks")
+        #expect(HTTPUnitFixture.errorCode(batchOver) == "too_many_checks")
         #expect(fixture.post("/v1/check/batch", three).status == .ok)
         // The refused requests consumed nothing: a and b were taken twice, c and d once.
-        #expect(F.remaining(fixture.get("/v1/check?policy=api&key=a")) == 97)
-        #expect(F.remaining(fixture.get("/v1/check?policy=api&key=c")) == 98)
-        #expect(F.remaining(fixture.get("/v1/check?policy=api&key=d")) == 99)
+        #expect(HTTPUnitFixture.remaining(fixture.get("/v1/check?policy=api&key=a")) == 97)
+        #expect(HTTPUnitFixture.remaining(fixture.get("/v1/check?policy=api&key=c")) == 98)
+        #expect(HTTPUnitFixture.remaining(fixture.get("/v1/check?policy=api&key=d")) == 99)
     }
 
     // MARK: Batch
 
     @Test func batchAllAllowed() throws {
-        let fixture = try F()
+        let fixture = try HTTPUnitFixture()
         let response = fixture.post("/v1/check/batch", #"{"checks":[{"policy":"api","key":"b1"},{"policy":"win","key":"b2","cost":2}]}"#)
         #expect(response.status == .ok)
         #expect(response.headers.isEmpty)
-        let results = try #require(try F.json(response)["results"] as? [[String: Any]])
+        let results = try #require(try HTTPUnitFixture.json(response)["results"] as? [[String: Any]])
         #expect(results.count == 2)
         #expect(results.map { $0["status"] as? Int } == [200, 200])
         #expect(results[0]["remaining"] as? Int == 99)
@@ -484,7 +483,7 @@ struct HTTPAPIProcessorTests {
     }
 
     @Test func batchMixedIs207() throws {
-        let fixture = try F()
+        let fixture = try HTTPUnitFixture()
         #expect(fixture.post("/v1/check", #"{"policy":"win","key":"full","cost":2}"#).status == .ok)
         let response = fixture.post(
             "/v1/check/batch",
@@ -492,7 +491,7 @@ struct HTTPAPIProcessorTests {
                 + #"{"policy":"win","key":"full"},{"policy":"api","key":"b","cost":0}]}"#
         )
         #expect(response.status == .multiStatus)
-        let results = try #require(try F.json(response)["results"] as? [[String: Any]])
+        let results = try #require(try HTTPUnitFixture.json(response)["results"] as? [[String: Any]])
         #expect(results.map { $0["status"] as? Int } == [200, 422, 400, 429, 400])
         #expect(results[0]["allowed"] as? Bool == true)
         let unknown = try #require(results[1]["error"] as? [String: Any])
@@ -503,24 +502,24 @@ struct HTTPAPIProcessorTests {
         #expect(results[3]["retry_after_ms"] as? Int == 60_000)
         #expect((results[4]["error"] as? [String: Any])?["code"] as? String == "invalid_cost")
         // Items are independent: the allowed one consumed despite the others.
-        #expect(F.remaining(fixture.get("/v1/check?policy=api&key=b")) == 98)
+        #expect(HTTPUnitFixture.remaining(fixture.get("/v1/check?policy=api&key=b")) == 98)
     }
 
     @Test func batchAllDeniedIs429() throws {
-        let fixture = try F()
+        let fixture = try HTTPUnitFixture()
         #expect(fixture.post("/v1/check", #"{"policy":"win","key":"full","cost":2}"#).status == .ok)
         let response = fixture.post("/v1/check/batch", #"{"checks":[{"policy":"win","key":"full"},{"policy":"small","key":"x","cost":9}]}"#)
         #expect(response.status == .tooManyRequests)
-        let results = try #require(try F.json(response)["results"] as? [[String: Any]])
+        let results = try #require(try HTTPUnitFixture.json(response)["results"] as? [[String: Any]])
         #expect(results.map { $0["status"] as? Int } == [429, 429])
         #expect(results[1]["reason"] as? String == "cost_exceeds_capacity")
     }
 
     @Test func batchOfOnlyErrorsIsNeverA5xx() throws {
-        let fixture = try F()
+        let fixture = try HTTPUnitFixture()
         let response = fixture.post("/v1/check/batch", #"{"checks":[{"policy":"nope","key":"b"}]}"#)
         #expect(response.status.code == 422 || response.status == .multiStatus)
-        let results = try #require(try F.json(response)["results"] as? [[String: Any]])
+        let results = try #require(try HTTPUnitFixture.json(response)["results"] as? [[String: Any]])
         #expect(results.map { $0["status"] as? Int } == [422])
     }
 
@@ -615,11 +614,11 @@ struct HTTPAPIProcessorTests {
 
     @Test(arguments: badRequests)
     func badRequest(_ bad: HTTPUnitBadRequest) throws {
-        let fixture = try F()
+        let fixture = try HTTPUnitFixture()
         let response = fixture.respond(bad.method, bad.uri, body: bad.body)
         #expect(Int(response.status.code) == bad.status)
         #expect(response.contentType == "application/json")
-        let body = try F.json(response)
+        let body = try HTTPUnitFixture.json(response)
         let error = try #require(body["error"] as? [String: Any])
         #expect(error["code"] as? String == bad.code)
         let message = try #require(error["message"] as? String)
@@ -628,7 +627,7 @@ struct HTTPAPIProcessorTests {
         // Errors carry no rate-limit fields and change no bucket.
         #expect(response.header("X-RateLimit-Limit") == nil)
         #expect(response.header("Retry-After") == nil)
-        #expect(F.remaining(fixture.get("/v1/check?policy=api&key=k")) == 99)
+        #expect(HTTPUnitFixture.remaining(fixture.get("/v1/check?policy=api&key=k")) == 99)
     }
 
     @Test(arguments: [
@@ -636,28 +635,28 @@ struct HTTPAPIProcessorTests {
         (.DELETE, "/v1/check/batch", "POST"), (.POST, "/metrics", "GET"),
     ])
     func wrongMethodHasAllow(method: HTTPMethod, uri: String, allow: String) throws {
-        let fixture = try F()
+        let fixture = try HTTPUnitFixture()
         let response = fixture.respond(method, uri, body: "{}")
         #expect(response.status == .methodNotAllowed)
         #expect(response.header("Allow") == allow)
-        #expect(F.wire(response).contains("\r\nAllow: \(allow)\r\n"))
+        #expect(HTTPUnitFixture.wire(response).contains("\r\nAllow: \(allow)\r\n"))
     }
 
     @Test func keyLengthIsCountedInBytes() throws {
-        let fixture = try F(maximumKeyBytes: 8)
+        let fixture = try HTTPUnitFixture(maximumKeyBytes: 8)
         #expect(fixture.post("/v1/check", #"{"policy":"api","key":"12345678"}"#).status == .ok)
         let long = fixture.post("/v1/check", #"{"policy":"api","key":"123456789"}"#)
         #expect(long.status == .badRequest)
-        #expect(F.errorCode(long) == "key_too_long")
+        #expect(HTTPUnitFixture.errorCode(long) == "key_too_long")
         // Four two-byte characters fit, five do not.
         #expect(fixture.post("/v1/check", #"{"policy":"api","key":"éééé"}"#).status == .ok)
-        #expect(F.errorCode(fixture.post("/v1/check", #"{"policy":"api","key":"ééééé"}"#)) == "key_too_long")
-        #expect(F.errorCode(fixture.get("/v1/check?policy=api&key=%C3%A9%C3%A9%C3%A9%C3%A9%C3%A9")) == "key_too_long")
-        #expect(F.errorCode(fixture.post("/v1/check", #"{"key":"123456789","limit":1,"period":"1s"}"#)) == "key_too_long")
+        #expect(HTTPUnitFixture.errorCode(fixture.post("/v1/check", #"{"policy":"api","key":"ééééé"}"#)) == "key_too_long")
+        #expect(HTTPUnitFixture.errorCode(fixture.get("/v1/check?policy=api&key=%C3%A9%C3%A9%C3%A9%C3%A9%C3%A9")) == "key_too_long")
+        #expect(HTTPUnitFixture.errorCode(fixture.post("/v1/check", #"{"key":"123456789","limit":1,"period":"1s"}"#)) == "key_too_long")
     }
 
     @Test func errorMessagesAreValidJSONWhateverTheInput() throws {
-        let fixture = try F()
+        let fixture = try HTTPUnitFixture()
         // Quotes, backslashes, control characters and long text in names the message repeats.
         let nasty = "a\"b\\c\u{1}d\ne\t" + String(repeating: "z", count: 200)
         let field = try #require(String(data: try JSONSerialization.data(withJSONObject: [nasty], options: [.fragmentsAllowed]), encoding: .utf8))
@@ -669,7 +668,7 @@ struct HTTPAPIProcessorTests {
         for body in bodies {
             let response = fixture.post("/v1/check", body)
             #expect(response.status.code >= 400 && response.status.code < 500)
-            let message = try #require((try F.json(response)["error"] as? [String: Any])?["message"] as? String)
+            let message = try #require((try HTTPUnitFixture.json(response)["error"] as? [String: Any])?["message"] as? String)
             // Long names are cut to 64 characters.
             #expect(message.count < 300)
             #expect(message.contains("a\"b\\c\u{1}d\ne\t"))
@@ -682,28 +681,28 @@ struct HTTPAPIProcessorTests {
     // MARK: Operations
 
     @Test func healthAndReadiness() throws {
-        let fixture = try F()
+        let fixture = try HTTPUnitFixture()
         let health = fixture.get("/healthz")
         #expect(health.status == .ok)
-        #expect(try F.json(health)["status"] as? String == "ok")
+        #expect(try HTTPUnitFixture.json(health)["status"] as? String == "ok")
         let ready = fixture.get("/readyz")
         #expect(ready.status == .ok)
-        let body = try F.json(ready)
+        let body = try HTTPUnitFixture.json(ready)
         #expect(body["status"] as? String == "ready")
         #expect(body["policies"] as? Int == 6)
-        #expect(F.wire(ready).contains("\r\nCache-Control: no-store\r\n"))
+        #expect(HTTPUnitFixture.wire(ready).contains("\r\nCache-Control: no-store\r\n"))
     }
 
     @Test func metricsCountDecisions() throws {
-        let fixture = try F()
+        let fixture = try HTTPUnitFixture()
         let before = fixture.get("/metrics")
         #expect(before.status == .ok)
         #expect(before.contentType == "text/plain; version=0.0.4")
         #expect(before.body.contains("# TYPE sluice_decisions_total counter\n"))
-        #expect(F.metric(#"sluice_decisions_total{outcome="allowed"}"#, in: before.body) == 0)
-        #expect(F.metric(#"sluice_decisions_total{outcome="denied"}"#, in: before.body) == 0)
-        #expect(F.metric(#"sluice_decisions_total{outcome="shadow_denied"}"#, in: before.body) == 0)
-        #expect(F.metric("sluice_requests_total", in: before.body) == 0)
+        #expect(HTTPUnitFixture.metric(#"sluice_decisions_total{outcome="allowed"}"#, in: before.body) == 0)
+        #expect(HTTPUnitFixture.metric(#"sluice_decisions_total{outcome="denied"}"#, in: before.body) == 0)
+        #expect(HTTPUnitFixture.metric(#"sluice_decisions_total{outcome="shadow_denied"}"#, in: before.body) == 0)
+        #expect(HTTPUnitFixture.metric("sluice_requests_total", in: before.body) == 0)
 
         for _ in 0..<4 { _ = fixture.get("/v1/check?policy=small&key=k") }  // 3 allowed, 1 denied
         _ = fixture.post("/v1/check", #"{"policy":"shadowed","key":"k"}"#)  // allowed
@@ -713,13 +712,13 @@ struct HTTPAPIProcessorTests {
         _ = fixture.post("/v1/check", #"{"policy":"nope","key":"k"}"#)  // an error: no decision
 
         let after = fixture.get("/metrics")
-        #expect(F.metric(#"sluice_decisions_total{outcome="allowed"}"#, in: after.body) == 5)
-        #expect(F.metric(#"sluice_decisions_total{outcome="denied"}"#, in: after.body) == 3)
-        #expect(F.metric(#"sluice_decisions_total{outcome="shadow_denied"}"#, in: after.body) == 1)
+        #expect(HTTPUnitFixture.metric(#"sluice_decisions_total{outcome="allowed"}"#, in: after.body) == 5)
+        #expect(HTTPUnitFixture.metric(#"sluice_decisions_total{outcome="denied"}"#, in: after.body) == 3)
+        #expect(HTTPUnitFixture.metric(#"sluice_decisions_total{outcome="shadow_denied"}"#, in: after.body) == 1)
         // Every request counts, errors and /metrics included: the first /metrics, 4 + 2 + 1 + 1 decisions, 1 error.
-        #expect(F.metric("sluice_requests_total", in: after.body) == 10)
-        #expect(F.metric("sluice_keys", in: after.body) == 3)
-        #expect(F.metric("sluice_keys_max", in: after.body) != nil)
+        #expect(HTTPUnitFixture.metric("sluice_requests_total", in: after.body) == 10)
+        #expect(HTTPUnitFixture.metric("sluice_keys", in: after.body) == 3)
+        #expect(HTTPUnitFixture.metric("sluice_keys_max", in: after.body) != nil)
         #expect(after.body.hasSuffix("\n"))
         // Every sample line is `name value` or `name{labels} value` with an integer value.
         for line in after.body.split(separator: "\n") where !line.hasPrefix("#") {
@@ -733,11 +732,11 @@ struct HTTPAPIProcessorTests {
     @Test func writeEncodesHeadAndBody() throws {
         let response = HTTPAPIResponse(status: .ok, headers: [("X-One", "1")], body: "{\"é\":1}")
         #expect(
-            F.wire(response)
+            HTTPUnitFixture.wire(response)
                 == "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nCache-Control: no-store\r\nContent-Length: 8\r\nX-One: 1\r\n\r\n{\"é\":1}"
         )
         #expect(
-            F.wire(HTTPAPIResponse(status: .notFound, body: "", contentType: "text/plain"), keepAlive: false)
+            HTTPUnitFixture.wire(HTTPAPIResponse(status: .notFound, body: "", contentType: "text/plain"), keepAlive: false)
                 == "HTTP/1.1 404 Not Found\r\nContent-Type: text/plain\r\nCache-Control: no-store\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
         )
         // Appends after what the buffer already holds (pipelined responses share one buffer).
@@ -760,5 +759,36 @@ struct HTTPAPIProcessorTests {
         #expect(query["h"] == "")
         #expect(HTTPAPIRequest(method: .GET, uri: "/healthz").query.isEmpty)
         #expect(HTTPAPIRequest(method: .GET, uri: "/healthz?").query.isEmpty)
+    }
+}
+
+extension HTTPAPIProcessorTests {
+    @Test func encodedQueryNamesAndAlgorithmCaseAreAccepted() throws {
+        let fixture = try HTTPUnitFixture()
+        #expect(fixture.get("/v1/check?policy=api&%6Bey=user").status == .ok)
+        #expect(fixture.get("/v1/check?key=x&limit=5&period=1s&algorithm=FIXED_WINDOW").status == .ok)
+    }
+
+    /// A request that charges one bucket twice beyond its capacity can never pass, and says so instead of
+    /// promising a retry time.
+    @Test func repeatedBucketBeyondCapacityIsReportedAsNeverPassing() throws {
+        let fixture = try HTTPUnitFixture()
+        // small: token bucket of 3; 2 + 2 on the same key exceeds it.
+        let response = fixture.post("/v1/check", #"{"checks":[{"policy":"small","key":"k","cost":2},{"policy":"small","key":"k","cost":2}]}"#)
+        #expect(response.status == .tooManyRequests)
+        #expect(response.header("Retry-After") == nil)
+        #expect(response.body.contains(#""reason":"cost_exceeds_capacity""#))
+        // Nothing was charged: a single request of 3 still passes.
+        #expect(fixture.post("/v1/check", #"{"policy":"small","key":"k","cost":3}"#).status == .ok)
+    }
+
+    /// A shadow policy's numbers never become the response's headers when an enforced check is present.
+    @Test func shadowPolicyNeverDecidesTheHeaders() throws {
+        let fixture = try HTTPUnitFixture()
+        let shadowName = try #require(try HTTPUnitFixture.policies().policies.first { $0.mode == .shadow }?.name)
+        for _ in 0..<5 { _ = fixture.post("/v1/check", "{\"policy\":\"\(shadowName)\",\"key\":\"k\"}") }
+        let response = fixture.post("/v1/check", "{\"checks\":[{\"policy\":\"api\",\"key\":\"k\"},{\"policy\":\"\(shadowName)\",\"key\":\"k\"}]}")
+        #expect(response.status == .ok)
+        #expect(response.header("RateLimit-Policy")?.hasPrefix("\"api\"") == true, "\(response.headers)")
     }
 }

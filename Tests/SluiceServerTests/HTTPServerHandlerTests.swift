@@ -49,8 +49,6 @@ struct HTTPUnitWireResponse {
 }
 
 struct HTTPServerHandlerTests {
-    typealias F = HTTPUnitFixture
-    typealias W = HTTPUnitWireResponse
 
     /// An active `EmbeddedChannel` with NIO's request decoder and an ``HTTPServerHandler`` over `fixture`.
     static func makeChannel(_ fixture: HTTPUnitFixture, peer: String = "127.0.0.1") throws -> EmbeddedChannel {
@@ -81,7 +79,7 @@ struct HTTPServerHandlerTests {
     }
 
     @Test func pipelinedRequestsAreAnsweredInOrderInOneWrite() throws {
-        let fixture = try F()
+        let fixture = try HTTPUnitFixture()
         let channel = try Self.makeChannel(fixture)
         try Self.send(
             channel,
@@ -90,7 +88,7 @@ struct HTTPServerHandlerTests {
         )
         let writes = try Self.writes(channel)
         #expect(writes.count == 1)
-        let responses = try W.parse(try #require(writes.first))
+        let responses = try HTTPUnitWireResponse.parse(try #require(writes.first))
         #expect(responses.map(\.status) == [200, 200, 200, 200])
         #expect(responses.map(\.body).first == #"{"status":"ok"}"#)
         #expect(responses[1].field("X-RateLimit-Remaining") == "2")
@@ -101,14 +99,14 @@ struct HTTPServerHandlerTests {
 
         // The connection is kept alive: the next read is answered too.
         try Self.send(channel, Self.get("/v1/check?policy=small&key=k"))
-        let next = try W.parse(try Self.writes(channel).joined())
+        let next = try HTTPUnitWireResponse.parse(try Self.writes(channel).joined())
         #expect(next.map(\.status) == [200])
         #expect(next.first?.field("X-RateLimit-Remaining") == "0")
         #expect(try channel.finish().isClean)
     }
 
     @Test func requestSplitAcrossReadsIsAnsweredOnce() throws {
-        let fixture = try F()
+        let fixture = try HTTPUnitFixture()
         let channel = try Self.makeChannel(fixture)
         let request = Self.post("/v1/check", #"{"policy":"api","key":"split"}"#)
         let bytes = Array(request.utf8)
@@ -117,56 +115,56 @@ struct HTTPServerHandlerTests {
         }
         #expect(try Self.writes(channel).isEmpty)
         try channel.writeInbound(ByteBuffer(bytes: [bytes[bytes.count - 1]]))
-        let responses = try W.parse(try Self.writes(channel).joined())
+        let responses = try HTTPUnitWireResponse.parse(try Self.writes(channel).joined())
         #expect(responses.map(\.status) == [200])
         #expect(responses.first?.field("X-RateLimit-Remaining") == "99")
         #expect(try channel.finish().isClean)
     }
 
     @Test func connectionCloseIsHonoured() throws {
-        let fixture = try F()
+        let fixture = try HTTPUnitFixture()
         let channel = try Self.makeChannel(fixture)
         try Self.send(channel, Self.get("/healthz", "Connection: close\r\n"))
         let writes = try Self.writes(channel)
         #expect(writes.count == 1)
-        let responses = try W.parse(writes.joined())
+        let responses = try HTTPUnitWireResponse.parse(writes.joined())
         #expect(responses.map(\.status) == [200])
         #expect(responses.first?.field("Connection") == "close")
         #expect(!channel.isActive)
     }
 
     @Test func nothingAfterConnectionCloseIsProcessed() throws {
-        let fixture = try F()
+        let fixture = try HTTPUnitFixture()
         let channel = try Self.makeChannel(fixture)
         try Self.send(
             channel,
             Self.get("/v1/check?policy=small&key=c", "Connection: close\r\n") + Self.get("/v1/check?policy=small&key=c")
                 + Self.post("/v1/check", #"{"policy":"small","key":"c"}"#)
         )
-        let responses = try W.parse(try Self.writes(channel).joined())
+        let responses = try HTTPUnitWireResponse.parse(try Self.writes(channel).joined())
         #expect(responses.map(\.status) == [200])
         #expect(responses.first?.field("Connection") == "close")
         #expect(!channel.isActive)
         // The requests after the close were not decided: the bucket was charged once.
-        #expect(F.remaining(fixture.get("/v1/check?policy=small&key=c")) == 1)
+        #expect(HTTPUnitFixture.remaining(fixture.get("/v1/check?policy=small&key=c")) == 1)
     }
 
     @Test func http10WithoutKeepAliveCloses() throws {
-        let fixture = try F()
+        let fixture = try HTTPUnitFixture()
         let channel = try Self.makeChannel(fixture)
         try Self.send(channel, "GET /healthz HTTP/1.0\r\n\r\n")
-        let responses = try W.parse(try Self.writes(channel).joined())
+        let responses = try HTTPUnitWireResponse.parse(try Self.writes(channel).joined())
         #expect(responses.map(\.status) == [200])
         #expect(responses.first?.field("Connection") == "close")
         #expect(!channel.isActive)
     }
 
     @Test func headRequestGetsNoBody() throws {
-        let fixture = try F()
+        let fixture = try HTTPUnitFixture()
         let channel = try Self.makeChannel(fixture)
         try Self.send(channel, "HEAD /healthz HTTP/1.1\r\nHost: sluice\r\n\r\n" + Self.get("/healthz"))
         let text = try Self.writes(channel).joined()
-        let responses = try W.parse(text, headRequests: [0])
+        let responses = try HTTPUnitWireResponse.parse(text, headRequests: [0])
         #expect(responses.map(\.status) == [200, 200], "\(text)")
         #expect(responses.first?.body == "")
         // The length is the one a GET would get.
@@ -177,30 +175,30 @@ struct HTTPServerHandlerTests {
     }
 
     @Test func bodyOverLimitByContentLengthIs413() throws {
-        let fixture = try F(limits: SluiceConfiguration.HTTP(maxBodyBytes: 64))
+        let fixture = try HTTPUnitFixture(limits: SluiceConfiguration.HTTP(maxBodyBytes: 64))
         let channel = try Self.makeChannel(fixture)
         // Only the head arrives: the length alone is enough to refuse.
         try Self.send(channel, "POST /v1/check HTTP/1.1\r\nHost: sluice\r\nContent-Length: 65\r\n\r\n")
-        let responses = try W.parse(try Self.writes(channel).joined())
+        let responses = try HTTPUnitWireResponse.parse(try Self.writes(channel).joined())
         #expect(responses.map(\.status) == [413])
         #expect(responses.first?.field("Connection") == "close")
-        #expect(F.errorCode(HTTPAPIResponse(status: .payloadTooLarge, body: try #require(responses.first?.body))) == "body_too_large")
+        #expect(HTTPUnitFixture.errorCode(HTTPAPIResponse(status: .payloadTooLarge, body: try #require(responses.first?.body))) == "body_too_large")
         #expect(!channel.isActive)
     }
 
     @Test func bodyAtLimitIsAccepted() throws {
-        let fixture = try F(limits: SluiceConfiguration.HTTP(maxBodyBytes: 64))
+        let fixture = try HTTPUnitFixture(limits: SluiceConfiguration.HTTP(maxBodyBytes: 64))
         let channel = try Self.makeChannel(fixture)
         let json = #"{"policy":"api","key":"k"}"#
         let body = json + String(repeating: " ", count: 64 - json.utf8.count)
         try Self.send(channel, Self.post("/v1/check", body))
-        #expect(try W.parse(try Self.writes(channel).joined()).map(\.status) == [200])
+        #expect(try HTTPUnitWireResponse.parse(try Self.writes(channel).joined()).map(\.status) == [200])
         // Chunked, at the limit exactly, in two chunks.
         let half = body.utf8.count / 2
         let chunked = "POST /v1/check HTTP/1.1\r\nHost: sluice\r\nTransfer-Encoding: chunked\r\n\r\n"
             + "\(String(half, radix: 16))\r\n\(body.prefix(half))\r\n\(String(64 - half, radix: 16))\r\n\(body.dropFirst(half))\r\n0\r\n\r\n"
         try Self.send(channel, chunked)
-        let responses = try W.parse(try Self.writes(channel).joined())
+        let responses = try HTTPUnitWireResponse.parse(try Self.writes(channel).joined())
         #expect(responses.map(\.status) == [200])
         #expect(responses.first?.field("X-RateLimit-Remaining") == "98")
         #expect(channel.isActive)
@@ -208,28 +206,28 @@ struct HTTPServerHandlerTests {
     }
 
     @Test func chunkedBodyOverLimitIs413() throws {
-        let fixture = try F(limits: SluiceConfiguration.HTTP(maxBodyBytes: 64))
+        let fixture = try HTTPUnitFixture(limits: SluiceConfiguration.HTTP(maxBodyBytes: 64))
         let channel = try Self.makeChannel(fixture)
         let chunk = String(repeating: "x", count: 40)
         try Self.send(channel, "POST /v1/check HTTP/1.1\r\nHost: sluice\r\nTransfer-Encoding: chunked\r\n\r\n28\r\n\(chunk)\r\n")
         #expect(try Self.writes(channel).isEmpty)
         #expect(channel.isActive)
         try Self.send(channel, "28\r\n\(chunk)\r\n0\r\n\r\n" + Self.get("/v1/check?policy=small&key=after"))
-        let responses = try W.parse(try Self.writes(channel).joined())
+        let responses = try HTTPUnitWireResponse.parse(try Self.writes(channel).joined())
         #expect(responses.map(\.status) == [413])
         #expect(responses.first?.field("Connection") == "close")
         #expect(responses.first?.body.contains("body_too_large") == true)
         #expect(!channel.isActive)
         // The request pipelined behind the refused one was not decided.
-        #expect(F.remaining(fixture.get("/v1/check?policy=small&key=after")) == 2)
+        #expect(HTTPUnitFixture.remaining(fixture.get("/v1/check?policy=small&key=after")) == 2)
     }
 
     @Test(arguments: ["GARBAGE\r\n\r\n", "GET / HTTP/1.1\r\nHost: a\r\nContent-Length: x\r\n\r\n", "GET /\0 HTTP/1.1\r\n\r\n"])
     func malformedRequestIs400AndClose(_ request: String) throws {
-        let fixture = try F()
+        let fixture = try HTTPUnitFixture()
         let channel = try Self.makeChannel(fixture)
         try Self.send(channel, request)
-        let responses = try W.parse(try Self.writes(channel).joined())
+        let responses = try HTTPUnitWireResponse.parse(try Self.writes(channel).joined())
         #expect(responses.map(\.status) == [400])
         #expect(responses.first?.field("Connection") == "close")
         #expect(responses.first?.body.contains("malformed_request") == true)
@@ -237,17 +235,17 @@ struct HTTPServerHandlerTests {
     }
 
     @Test func malformedAfterAGoodRequestKeepsTheGoodAnswer() throws {
-        let fixture = try F()
+        let fixture = try HTTPUnitFixture()
         let channel = try Self.makeChannel(fixture)
         try Self.send(channel, Self.get("/healthz") + "GARBAGE\r\n\r\n")
-        let responses = try W.parse(try Self.writes(channel).joined())
+        let responses = try HTTPUnitWireResponse.parse(try Self.writes(channel).joined())
         #expect(responses.map(\.status) == [200, 400])
         #expect(responses.first?.field("Connection") == nil)
         #expect(!channel.isActive)
     }
 
     @Test func expectContinueGetsInterimResponse() throws {
-        let fixture = try F()
+        let fixture = try HTTPUnitFixture()
         let channel = try Self.makeChannel(fixture)
         let body = #"{"policy":"api","key":"k"}"#
         try Self.send(
@@ -255,7 +253,7 @@ struct HTTPServerHandlerTests {
         )
         #expect(try Self.writes(channel) == ["HTTP/1.1 100 Continue\r\n\r\n"])
         try Self.send(channel, body)
-        let responses = try W.parse(try Self.writes(channel).joined())
+        let responses = try HTTPUnitWireResponse.parse(try Self.writes(channel).joined())
         #expect(responses.map(\.status) == [200])
         #expect(responses.first?.field("X-RateLimit-Remaining") == "99")
         #expect(channel.isActive)
@@ -263,19 +261,19 @@ struct HTTPServerHandlerTests {
     }
 
     @Test func expectContinueWithBodyOverLimitGetsOnly413() throws {
-        let fixture = try F(limits: SluiceConfiguration.HTTP(maxBodyBytes: 16))
+        let fixture = try HTTPUnitFixture(limits: SluiceConfiguration.HTTP(maxBodyBytes: 16))
         let channel = try Self.makeChannel(fixture)
         try Self.send(channel, "POST /v1/check HTTP/1.1\r\nHost: sluice\r\nContent-Length: 17\r\nExpect: 100-continue\r\n\r\n")
-        let responses = try W.parse(try Self.writes(channel).joined())
+        let responses = try HTTPUnitWireResponse.parse(try Self.writes(channel).joined())
         #expect(responses.map(\.status) == [413])
         #expect(!channel.isActive)
     }
 
     @Test func quiesceClosesAnIdleConnection() throws {
-        let fixture = try F()
+        let fixture = try HTTPUnitFixture()
         let channel = try Self.makeChannel(fixture)
         try Self.send(channel, Self.get("/healthz"))
-        #expect(try W.parse(try Self.writes(channel).joined()).map(\.status) == [200])
+        #expect(try HTTPUnitWireResponse.parse(try Self.writes(channel).joined()).map(\.status) == [200])
         #expect(channel.isActive)
         channel.pipeline.fireUserInboundEventTriggered(ChannelShouldQuiesceEvent())
         #expect(!channel.isActive)
@@ -283,14 +281,14 @@ struct HTTPServerHandlerTests {
     }
 
     @Test func quiesceDuringARequestAnswersItThenCloses() throws {
-        let fixture = try F()
+        let fixture = try HTTPUnitFixture()
         let channel = try Self.makeChannel(fixture)
         let body = #"{"policy":"api","key":"k"}"#
         try Self.send(channel, "POST /v1/check HTTP/1.1\r\nHost: sluice\r\nContent-Length: \(body.utf8.count)\r\n\r\n")
         channel.pipeline.fireUserInboundEventTriggered(ChannelShouldQuiesceEvent())
         #expect(channel.isActive)
         try Self.send(channel, body)
-        let responses = try W.parse(try Self.writes(channel).joined())
+        let responses = try HTTPUnitWireResponse.parse(try Self.writes(channel).joined())
         #expect(responses.map(\.status) == [200])
         #expect(responses.first?.field("Connection") == "close")
         #expect(!channel.isActive)
@@ -302,12 +300,51 @@ struct HTTPServerHandlerTests {
         let request = "GET /v1/forward-auth HTTP/1.1\r\nHost: sluice\r\nX-Forwarded-Method: POST\r\nX-Forwarded-Uri: /login\r\n"
             + "X-Forwarded-For: 203.0.113.1\r\n\r\n"
         try Self.send(direct, request + request)
-        let responses = try W.parse(try Self.writes(direct).joined())
+        let responses = try HTTPUnitWireResponse.parse(try Self.writes(direct).joined())
         #expect(responses.map { $0.field("X-RateLimit-Remaining") } == ["2", "1"])
         // Through the loopback proxy, X-Forwarded-For names another client.
         let proxied = try Self.makeChannel(auth.fixture, peer: "127.0.0.1")
         try Self.send(proxied, request)
-        #expect(try W.parse(try Self.writes(proxied).joined()).first?.field("X-RateLimit-Remaining") == "2")
-        #expect(F.remaining(try auth.login(from: "198.51.100.9")) == 0)
+        #expect(try HTTPUnitWireResponse.parse(try Self.writes(proxied).joined()).first?.field("X-RateLimit-Remaining") == "2")
+        #expect(HTTPUnitFixture.remaining(try auth.login(from: "198.51.100.9")) == 0)
+    }
+}
+
+extension HTTPServerHandlerTests {
+    /// NIO's decoder stops parsing after an Upgrade; the connection is answered and closed, not left open.
+    @Test(arguments: ["GET /healthz HTTP/1.1\r\nHost: s\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\n", "CONNECT a:1 HTTP/1.1\r\nHost: a:1\r\n\r\n"])
+    func upgradeAndConnectCloseTheConnection(request: String) throws {
+        let fixture = try HTTPUnitFixture()
+        let channel = try HTTPServerHandlerTests.makeChannel(fixture)
+        try HTTPServerHandlerTests.send(channel, request)
+        let responses = try HTTPUnitWireResponse.parse(HTTPServerHandlerTests.writes(channel).joined())
+        #expect(responses.first?.field("Connection") == "close")
+        #expect(!channel.isActive, "the connection stayed open after an upgrade request")
+    }
+
+    /// A body sent in many small chunks arrives whole (and is appended without copying what came before).
+    @Test func aBodyInManySmallChunksArrivesWhole() throws {
+        let fixture = try HTTPUnitFixture()
+        let channel = try HTTPServerHandlerTests.makeChannel(fixture)
+        let body = #"{"policy":"api","key":"chunked-user","cost":1}"#
+        var request = "POST /v1/check HTTP/1.1\r\nHost: s\r\nTransfer-Encoding: chunked\r\n\r\n"
+        for character in body { request += "1\r\n\(character)\r\n" }
+        request += "0\r\n\r\n"
+        try HTTPServerHandlerTests.send(channel, request)
+        let responses = try HTTPUnitWireResponse.parse(HTTPServerHandlerTests.writes(channel).joined())
+        #expect(responses.first?.status == 200)
+        #expect(responses.first?.body.contains(#""policy":"api""#) == true)
+    }
+
+    /// `100 Continue` follows the responses owed to earlier pipelined requests.
+    @Test func interimResponseKeepsPipelineOrder() throws {
+        let fixture = try HTTPUnitFixture()
+        let channel = try HTTPServerHandlerTests.makeChannel(fixture)
+        let body = #"{"policy":"api","key":"k"}"#
+        try HTTPServerHandlerTests.send(channel, HTTPServerHandlerTests.get("/healthz") + "POST /v1/check HTTP/1.1\r\nHost: s\r\nExpect: 100-continue\r\nContent-Length: \(body.utf8.count)\r\n\r\n" + body)
+        let text = try HTTPServerHandlerTests.writes(channel).joined()
+        let healthz = try #require(text.range(of: "HTTP/1.1 200 OK"))
+        let interim = try #require(text.range(of: "HTTP/1.1 100 Continue"))
+        #expect(healthz.lowerBound < interim.lowerBound, "100 Continue overtook an earlier response:\n\(text)")
     }
 }

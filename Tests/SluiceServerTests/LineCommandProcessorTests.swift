@@ -56,62 +56,61 @@ struct UnitFixture {
 }
 
 struct LineCommandProcessorTests {
-    typealias D = UnitFixture
 
     // MARK: TAKE, PEEK and costs
 
     @Test func takeUntilDeniedThenRefill() throws {
         var fixture = try UnitFixture()
         // 3 per second: one token every 333.33 ms; milliseconds are rounded up.
-        #expect(try fixture.reply("TAKE api user:1\r\n") == D.decision(true, 3, 2, 334, 0))
-        #expect(try fixture.reply("TAKE api user:1\r\n") == D.decision(true, 3, 1, 667, 0))
-        #expect(try fixture.reply("TAKE api user:1\r\n") == D.decision(true, 3, 0, 1000, 0))
-        #expect(try fixture.reply("TAKE api user:1\r\n") == D.decision(false, 3, 0, 1000, 334))
-        #expect(try fixture.reply("TAKE api user:1\r\n") == D.decision(false, 3, 0, 1000, 334))
+        #expect(try fixture.reply("TAKE api user:1\r\n") == UnitFixture.decision(true, 3, 2, 334, 0))
+        #expect(try fixture.reply("TAKE api user:1\r\n") == UnitFixture.decision(true, 3, 1, 667, 0))
+        #expect(try fixture.reply("TAKE api user:1\r\n") == UnitFixture.decision(true, 3, 0, 1000, 0))
+        #expect(try fixture.reply("TAKE api user:1\r\n") == UnitFixture.decision(false, 3, 0, 1000, 334))
+        #expect(try fixture.reply("TAKE api user:1\r\n") == UnitFixture.decision(false, 3, 0, 1000, 334))
         #expect(fixture.processor.batch.allowed == 3)
         #expect(fixture.processor.batch.denied == 2)
         #expect(fixture.processor.batch.commands == 5)
 
         // 333 ms later the next token is still 0.33 ms away.
         fixture.clock.advance(by: .milliseconds(333))
-        #expect(try fixture.reply("TAKE api user:1\r\n") == D.decision(false, 3, 0, 667, 1))
+        #expect(try fixture.reply("TAKE api user:1\r\n") == UnitFixture.decision(false, 3, 0, 667, 1))
         fixture.clock.advance(by: .milliseconds(1))
-        #expect(try fixture.reply("TAKE api user:1\r\n") == D.decision(true, 3, 0, 1000, 0))
+        #expect(try fixture.reply("TAKE api user:1\r\n") == UnitFixture.decision(true, 3, 0, 1000, 0))
         // That token came 0.67 ms early, so the next one is 332.67 ms away.
-        #expect(try fixture.reply("TAKE api user:1\r\n") == D.decision(false, 3, 0, 1000, 333))
+        #expect(try fixture.reply("TAKE api user:1\r\n") == UnitFixture.decision(false, 3, 0, 1000, 333))
 
         // A full period refills the bucket completely.
         fixture.clock.advance(by: .seconds(1))
-        #expect(try fixture.reply("TAKE api user:1\r\n") == D.decision(true, 3, 2, 334, 0))
+        #expect(try fixture.reply("TAKE api user:1\r\n") == UnitFixture.decision(true, 3, 2, 334, 0))
         // Other keys never shared the bucket.
-        #expect(try fixture.reply("TAKE api user:2\r\n") == D.decision(true, 3, 2, 334, 0))
+        #expect(try fixture.reply("TAKE api user:2\r\n") == UnitFixture.decision(true, 3, 2, 334, 0))
     }
 
     @Test func fixedWindowUntilDeniedThenNextWindow() throws {
         var fixture = try UnitFixture()
         // The manual clock starts on a minute boundary.
-        #expect(try fixture.reply("TAKE win k\r\n") == D.decision(true, 2, 1, 60_000, 0))
+        #expect(try fixture.reply("TAKE win k\r\n") == UnitFixture.decision(true, 2, 1, 60_000, 0))
         fixture.clock.advance(by: .milliseconds(59_000))
-        #expect(try fixture.reply("TAKE win k\r\n") == D.decision(true, 2, 0, 1000, 0))
-        #expect(try fixture.reply("TAKE win k\r\n") == D.decision(false, 2, 0, 1000, 1000))
+        #expect(try fixture.reply("TAKE win k\r\n") == UnitFixture.decision(true, 2, 0, 1000, 0))
+        #expect(try fixture.reply("TAKE win k\r\n") == UnitFixture.decision(false, 2, 0, 1000, 1000))
         fixture.clock.advance(by: .milliseconds(999))
-        #expect(try fixture.reply("TAKE win k\r\n") == D.decision(false, 2, 0, 1, 1))
+        #expect(try fixture.reply("TAKE win k\r\n") == UnitFixture.decision(false, 2, 0, 1, 1))
         fixture.clock.advance(by: .milliseconds(1))
-        #expect(try fixture.reply("TAKE win k\r\n") == D.decision(true, 2, 1, 60_000, 0))
+        #expect(try fixture.reply("TAKE win k\r\n") == UnitFixture.decision(true, 2, 1, 60_000, 0))
     }
 
     @Test func peekConsumesNothing() throws {
         var fixture = try UnitFixture()
         for _ in 0..<5 {
-            #expect(try fixture.reply("PEEK api k\r\n") == D.decision(true, 3, 2, 334, 0))
+            #expect(try fixture.reply("PEEK api k\r\n") == UnitFixture.decision(true, 3, 2, 334, 0))
         }
-        #expect(try fixture.reply("PEEK api k 3\r\n") == D.decision(true, 3, 0, 1000, 0))
-        #expect(try fixture.reply("TAKE api k\r\n") == D.decision(true, 3, 2, 334, 0))
-        #expect(try fixture.reply("PEEK api k\r\n") == D.decision(true, 3, 1, 667, 0))
-        #expect(try fixture.reply("PEEK api k 3\r\n") == D.decision(false, 3, 2, 334, 334))
-        #expect(try fixture.reply("TAKE api k 2\r\n") == D.decision(true, 3, 0, 1000, 0))
-        #expect(try fixture.reply("PEEK api k\r\n") == D.decision(false, 3, 0, 1000, 334))
-        #expect(try fixture.reply("PEEK api k\r\n") == D.decision(false, 3, 0, 1000, 334))
+        #expect(try fixture.reply("PEEK api k 3\r\n") == UnitFixture.decision(true, 3, 0, 1000, 0))
+        #expect(try fixture.reply("TAKE api k\r\n") == UnitFixture.decision(true, 3, 2, 334, 0))
+        #expect(try fixture.reply("PEEK api k\r\n") == UnitFixture.decision(true, 3, 1, 667, 0))
+        #expect(try fixture.reply("PEEK api k 3\r\n") == UnitFixture.decision(false, 3, 2, 334, 334))
+        #expect(try fixture.reply("TAKE api k 2\r\n") == UnitFixture.decision(true, 3, 0, 1000, 0))
+        #expect(try fixture.reply("PEEK api k\r\n") == UnitFixture.decision(false, 3, 0, 1000, 334))
+        #expect(try fixture.reply("PEEK api k\r\n") == UnitFixture.decision(false, 3, 0, 1000, 334))
         // Peeks are counted as decisions too.
         #expect(fixture.processor.batch.allowed == 9)
         #expect(fixture.processor.batch.denied == 3)
@@ -119,35 +118,35 @@ struct LineCommandProcessorTests {
 
     @Test func costArgument() throws {
         var fixture = try UnitFixture()
-        #expect(try fixture.reply("TAKE api k 2\r\n") == D.decision(true, 3, 1, 667, 0))
-        #expect(try fixture.reply("TAKE api k 2\r\n") == D.decision(false, 3, 1, 667, 334))
-        #expect(try fixture.reply("TAKE api k 1\r\n") == D.decision(true, 3, 0, 1000, 0))
+        #expect(try fixture.reply("TAKE api k 2\r\n") == UnitFixture.decision(true, 3, 1, 667, 0))
+        #expect(try fixture.reply("TAKE api k 2\r\n") == UnitFixture.decision(false, 3, 1, 667, 334))
+        #expect(try fixture.reply("TAKE api k 1\r\n") == UnitFixture.decision(true, 3, 0, 1000, 0))
         // More than the capacity can never pass: retry -1.
-        #expect(try fixture.reply("TAKE api k 4\r\n") == D.decision(false, 3, 0, 1000, -1))
-        #expect(try fixture.reply("TAKE api fresh 4\r\n") == D.decision(false, 3, 3, 0, -1))
-        #expect(try fixture.reply("PEEK api fresh 4\r\n") == D.decision(false, 3, 3, 0, -1))
-        #expect(try fixture.reply("TAKE win fresh 3\r\n") == D.decision(false, 2, 2, 0, -1))
-        #expect(try fixture.reply("TAKE api fresh 3\r\n") == D.decision(true, 3, 0, 1000, 0))
+        #expect(try fixture.reply("TAKE api k 4\r\n") == UnitFixture.decision(false, 3, 0, 1000, -1))
+        #expect(try fixture.reply("TAKE api fresh 4\r\n") == UnitFixture.decision(false, 3, 3, 0, -1))
+        #expect(try fixture.reply("PEEK api fresh 4\r\n") == UnitFixture.decision(false, 3, 3, 0, -1))
+        #expect(try fixture.reply("TAKE win fresh 3\r\n") == UnitFixture.decision(false, 2, 2, 0, -1))
+        #expect(try fixture.reply("TAKE api fresh 3\r\n") == UnitFixture.decision(true, 3, 0, 1000, 0))
     }
 
     @Test func keysWithSpacesArriveAsRESPArrays() throws {
         var fixture = try UnitFixture()
-        #expect(try fixture.reply(UnitRESP.array(["TAKE", "api", "k k", "2"])) == D.decision(true, 3, 1, 667, 0))
-        #expect(try fixture.reply("TAKE api k\r\n") == D.decision(true, 3, 2, 334, 0))
+        #expect(try fixture.reply(UnitRESP.array(["TAKE", "api", "k k", "2"])) == UnitFixture.decision(true, 3, 1, 667, 0))
+        #expect(try fixture.reply("TAKE api k\r\n") == UnitFixture.decision(true, 3, 2, 334, 0))
     }
 
     @Test func timeAdvancingRefills() throws {
         var fixture = try UnitFixture()
-        #expect(try fixture.reply("TAKE api k 3\r\n") == D.decision(true, 3, 0, 1000, 0))
-        #expect(try fixture.reply("PEEK api k\r\n") == D.decision(false, 3, 0, 1000, 334))
+        #expect(try fixture.reply("TAKE api k 3\r\n") == UnitFixture.decision(true, 3, 0, 1000, 0))
+        #expect(try fixture.reply("PEEK api k\r\n") == UnitFixture.decision(false, 3, 0, 1000, 334))
         fixture.clock.advance(by: .milliseconds(334))
-        #expect(try fixture.reply("PEEK api k\r\n") == D.decision(true, 3, 0, 1000, 0))
+        #expect(try fixture.reply("PEEK api k\r\n") == UnitFixture.decision(true, 3, 0, 1000, 0))
         fixture.clock.advance(by: .milliseconds(333))
-        #expect(try fixture.reply("PEEK api k\r\n") == D.decision(true, 3, 1, 667, 0))
+        #expect(try fixture.reply("PEEK api k\r\n") == UnitFixture.decision(true, 3, 1, 667, 0))
         fixture.clock.advance(by: .milliseconds(333))
-        #expect(try fixture.reply("PEEK api k\r\n") == D.decision(true, 3, 2, 334, 0))
+        #expect(try fixture.reply("PEEK api k\r\n") == UnitFixture.decision(true, 3, 2, 334, 0))
         fixture.clock.advance(by: .seconds(10))
-        #expect(try fixture.reply("TAKE api k 3\r\n") == D.decision(true, 3, 0, 1000, 0))
+        #expect(try fixture.reply("TAKE api k 3\r\n") == UnitFixture.decision(true, 3, 0, 1000, 0))
     }
 
     @Test func commandsOfOneBatchShareOneTime() throws {
@@ -155,8 +154,8 @@ struct LineCommandProcessorTests {
         let (reply, action) = try fixture.run("TAKE api k\r\nTAKE api k\r\nTAKE api k\r\nTAKE api k\r\n")
         #expect(action == .proceed)
         #expect(
-            reply == D.decision(true, 3, 2, 334, 0) + D.decision(true, 3, 1, 667, 0) + D.decision(true, 3, 0, 1000, 0)
-                + D.decision(false, 3, 0, 1000, 334)
+            reply == UnitFixture.decision(true, 3, 2, 334, 0) + UnitFixture.decision(true, 3, 1, 667, 0) + UnitFixture.decision(true, 3, 0, 1000, 0)
+                + UnitFixture.decision(false, 3, 0, 1000, 334)
         )
     }
 
@@ -164,19 +163,19 @@ struct LineCommandProcessorTests {
 
     @Test(
         arguments: [
-            ("THROTTLE k 5 10s\r\n", D.decision(true, 5, 4, 2000, 0)),
-            ("THROTTLE k 5 10000\r\n", D.decision(true, 5, 4, 2000, 0)),
-            ("THROTTLE k 5 10s 3\r\n", D.decision(true, 5, 2, 6000, 0)),
-            ("THROTTLE k 5 10000 3\r\n", D.decision(true, 5, 2, 6000, 0)),
-            ("THROTTLE k 5 10s token_bucket\r\n", D.decision(true, 5, 4, 2000, 0)),
-            ("THROTTLE k 5 10s TOKEN_BUCKET\r\n", D.decision(true, 5, 4, 2000, 0)),
-            ("THROTTLE k 5 10s fixed_window\r\n", D.decision(true, 5, 4, 10_000, 0)),
-            ("THROTTLE k 5 10s 3 fixed_window\r\n", D.decision(true, 5, 2, 10_000, 0)),
-            ("THROTTLE k 5 1m 2 sliding_window\r\n", D.decision(true, 5, 3, 120_000, 0)),
-            ("THROTTLE k 5 250ms\r\n", D.decision(true, 5, 4, 50, 0)),
-            ("THROTTLE k 1 1d\r\n", D.decision(true, 1, 0, 86_400_000, 0)),
-            ("THROTTLE k 5 10s 6\r\n", D.decision(false, 5, 5, 0, -1)),
-            ("throttle k 5 10s 5 Fixed_Window\r\n", D.decision(true, 5, 0, 10_000, 0)),
+            ("THROTTLE k 5 10s\r\n", UnitFixture.decision(true, 5, 4, 2000, 0)),
+            ("THROTTLE k 5 10000\r\n", UnitFixture.decision(true, 5, 4, 2000, 0)),
+            ("THROTTLE k 5 10s 3\r\n", UnitFixture.decision(true, 5, 2, 6000, 0)),
+            ("THROTTLE k 5 10000 3\r\n", UnitFixture.decision(true, 5, 2, 6000, 0)),
+            ("THROTTLE k 5 10s token_bucket\r\n", UnitFixture.decision(true, 5, 4, 2000, 0)),
+            ("THROTTLE k 5 10s TOKEN_BUCKET\r\n", UnitFixture.decision(true, 5, 4, 2000, 0)),
+            ("THROTTLE k 5 10s fixed_window\r\n", UnitFixture.decision(true, 5, 4, 10_000, 0)),
+            ("THROTTLE k 5 10s 3 fixed_window\r\n", UnitFixture.decision(true, 5, 2, 10_000, 0)),
+            ("THROTTLE k 5 1m 2 sliding_window\r\n", UnitFixture.decision(true, 5, 3, 120_000, 0)),
+            ("THROTTLE k 5 250ms\r\n", UnitFixture.decision(true, 5, 4, 50, 0)),
+            ("THROTTLE k 1 1d\r\n", UnitFixture.decision(true, 1, 0, 86_400_000, 0)),
+            ("THROTTLE k 5 10s 6\r\n", UnitFixture.decision(false, 5, 5, 0, -1)),
+            ("throttle k 5 10s 5 Fixed_Window\r\n", UnitFixture.decision(true, 5, 0, 10_000, 0)),
         ]
     )
     func throttle(command: String, expected: String) throws {
@@ -186,14 +185,14 @@ struct LineCommandProcessorTests {
 
     @Test func throttleUntilDenied() throws {
         var fixture = try UnitFixture()
-        #expect(try fixture.reply("THROTTLE k 2 1s\r\n") == D.decision(true, 2, 1, 500, 0))
-        #expect(try fixture.reply("THROTTLE k 2 1000\r\n") == D.decision(true, 2, 0, 1000, 0))
-        #expect(try fixture.reply("THROTTLE k 2 1s\r\n") == D.decision(false, 2, 0, 1000, 500))
+        #expect(try fixture.reply("THROTTLE k 2 1s\r\n") == UnitFixture.decision(true, 2, 1, 500, 0))
+        #expect(try fixture.reply("THROTTLE k 2 1000\r\n") == UnitFixture.decision(true, 2, 0, 1000, 0))
+        #expect(try fixture.reply("THROTTLE k 2 1s\r\n") == UnitFixture.decision(false, 2, 0, 1000, 500))
         fixture.clock.advance(by: .milliseconds(500))
-        #expect(try fixture.reply("THROTTLE k 2 1s\r\n") == D.decision(true, 2, 0, 1000, 0))
+        #expect(try fixture.reply("THROTTLE k 2 1s\r\n") == UnitFixture.decision(true, 2, 0, 1000, 0))
         // A different limit is a different bucket, as is a different key.
-        #expect(try fixture.reply("THROTTLE k 3 1s\r\n") == D.decision(true, 3, 2, 334, 0))
-        #expect(try fixture.reply("THROTTLE other 2 1s\r\n") == D.decision(true, 2, 1, 500, 0))
+        #expect(try fixture.reply("THROTTLE k 3 1s\r\n") == UnitFixture.decision(true, 3, 2, 334, 0))
+        #expect(try fixture.reply("THROTTLE other 2 1s\r\n") == UnitFixture.decision(true, 2, 1, 500, 0))
         #expect(fixture.processor.batch.allowed == 5)
         #expect(fixture.processor.batch.denied == 1)
     }
@@ -201,9 +200,9 @@ struct LineCommandProcessorTests {
     @Test func throttleBucketsAreSeparateFromPolicies() throws {
         var fixture = try UnitFixture()
         // Same numbers as policy `api`, but an inline limit never shares a policy's bucket.
-        #expect(try fixture.reply("THROTTLE k 3 1s 3\r\n") == D.decision(true, 3, 0, 1000, 0))
-        #expect(try fixture.reply("TAKE api k\r\n") == D.decision(true, 3, 2, 334, 0))
-        #expect(try fixture.reply("THROTTLE k 3 1s\r\n") == D.decision(false, 3, 0, 1000, 334))
+        #expect(try fixture.reply("THROTTLE k 3 1s 3\r\n") == UnitFixture.decision(true, 3, 0, 1000, 0))
+        #expect(try fixture.reply("TAKE api k\r\n") == UnitFixture.decision(true, 3, 2, 334, 0))
+        #expect(try fixture.reply("THROTTLE k 3 1s\r\n") == UnitFixture.decision(false, 3, 0, 1000, 334))
     }
 
     @Test(
@@ -245,44 +244,44 @@ struct LineCommandProcessorTests {
         var fixture = try UnitFixture()
         #expect(
             try fixture.reply("MTAKE api u 1 win u 1\r\n")
-                == "*3\r\n:1\r\n" + D.decision(true, 3, 2, 334, 0) + D.decision(true, 2, 1, 60_000, 0)
+                == "*3\r\n:1\r\n" + UnitFixture.decision(true, 3, 2, 334, 0) + UnitFixture.decision(true, 2, 1, 60_000, 0)
         )
-        #expect(try fixture.reply("PEEK api u\r\n") == D.decision(true, 3, 1, 667, 0))
-        #expect(try fixture.reply("PEEK win u\r\n") == D.decision(true, 2, 0, 60_000, 0))
+        #expect(try fixture.reply("PEEK api u\r\n") == UnitFixture.decision(true, 3, 1, 667, 0))
+        #expect(try fixture.reply("PEEK win u\r\n") == UnitFixture.decision(true, 2, 0, 60_000, 0))
         #expect(fixture.processor.batch.allowed == 3)
     }
 
     @Test func mtakeIsAllOrNothing() throws {
         var fixture = try UnitFixture()
-        #expect(try fixture.reply("TAKE win u 2\r\n") == D.decision(true, 2, 0, 60_000, 0))
+        #expect(try fixture.reply("TAKE win u 2\r\n") == UnitFixture.decision(true, 2, 0, 60_000, 0))
         fixture.processor.batch = ServerStatistics.Batch()
         // The second check denies: the first one's charge is given back, and its decision shows what it would answer.
         #expect(
             try fixture.reply("MTAKE api u 1 win u 1\r\n")
-                == "*3\r\n:0\r\n" + D.decision(true, 3, 2, 334, 0) + D.decision(false, 2, 0, 60_000, 60_000)
+                == "*3\r\n:0\r\n" + UnitFixture.decision(true, 3, 2, 334, 0) + UnitFixture.decision(false, 2, 0, 60_000, 60_000)
         )
         #expect(fixture.processor.batch.denied == 1)
         #expect(fixture.processor.batch.allowed == 0)
         // The bucket of `api` is untouched: still full.
-        #expect(try fixture.reply("PEEK api u 3\r\n") == D.decision(true, 3, 0, 1000, 0))
+        #expect(try fixture.reply("PEEK api u 3\r\n") == UnitFixture.decision(true, 3, 0, 1000, 0))
         // Denial by the first check: the second check is reported, and nothing is consumed either.
         #expect(
             try fixture.reply("MTAKE win u 1 api u 1\r\n")
-                == "*3\r\n:0\r\n" + D.decision(false, 2, 0, 60_000, 60_000) + D.decision(true, 3, 2, 334, 0)
+                == "*3\r\n:0\r\n" + UnitFixture.decision(false, 2, 0, 60_000, 60_000) + UnitFixture.decision(true, 3, 2, 334, 0)
         )
-        #expect(try fixture.reply("PEEK api u 3\r\n") == D.decision(true, 3, 0, 1000, 0))
+        #expect(try fixture.reply("PEEK api u 3\r\n") == UnitFixture.decision(true, 3, 0, 1000, 0))
         // Repeating a denied MTAKE never drains the first bucket.
         for _ in 0..<5 { try fixture.run("MTAKE api u 1 win u 1\r\n") }
-        #expect(try fixture.reply("TAKE api u 3\r\n") == D.decision(true, 3, 0, 1000, 0))
+        #expect(try fixture.reply("TAKE api u 3\r\n") == UnitFixture.decision(true, 3, 0, 1000, 0))
     }
 
     @Test func mtakeCostExceedingCapacityDeniesWithoutCharging() throws {
         var fixture = try UnitFixture()
         #expect(
             try fixture.reply("MTAKE api u 2 win u 3\r\n")
-                == "*3\r\n:0\r\n" + D.decision(true, 3, 1, 667, 0) + D.decision(false, 2, 2, 0, -1)
+                == "*3\r\n:0\r\n" + UnitFixture.decision(true, 3, 1, 667, 0) + UnitFixture.decision(false, 2, 2, 0, -1)
         )
-        #expect(try fixture.reply("PEEK api u 3\r\n") == D.decision(true, 3, 0, 1000, 0))
+        #expect(try fixture.reply("PEEK api u 3\r\n") == UnitFixture.decision(true, 3, 0, 1000, 0))
     }
 
     @Test func mtakeArgumentErrorsChargeNothing() throws {
@@ -290,7 +289,7 @@ struct LineCommandProcessorTests {
         #expect(try fixture.reply("MTAKE api u 1 nope u 1\r\n") == "-ERR unknown policy 'nope'\r\n")
         #expect(try fixture.reply("MTAKE api u 1 win u x\r\n") == "-ERR cost must be a positive integer, got 'x'\r\n")
         #expect(try fixture.reply(UnitRESP.array(["MTAKE", "api", "u", "1", "win", "", "1"])) == "-ERR key must not be empty\r\n")
-        #expect(try fixture.reply("PEEK api u 3\r\n") == D.decision(true, 3, 0, 1000, 0))
+        #expect(try fixture.reply("PEEK api u 3\r\n") == UnitFixture.decision(true, 3, 0, 1000, 0))
         #expect(fixture.processor.batch.allowed == 1)
         #expect(fixture.processor.batch.denied == 0)
     }
@@ -301,16 +300,16 @@ struct LineCommandProcessorTests {
         var fixture = try UnitFixture()
         #expect(try fixture.reply("RESET api k\r\n") == ":0\r\n")
         try fixture.run("TAKE api k 3\r\n")
-        #expect(try fixture.reply("TAKE api k\r\n") == D.decision(false, 3, 0, 1000, 334))
+        #expect(try fixture.reply("TAKE api k\r\n") == UnitFixture.decision(false, 3, 0, 1000, 334))
         #expect(try fixture.reply("RESET api k\r\n") == ":1\r\n")
-        #expect(try fixture.reply("PEEK api k 3\r\n") == D.decision(true, 3, 0, 1000, 0))
-        #expect(try fixture.reply("TAKE api k\r\n") == D.decision(true, 3, 2, 334, 0))
+        #expect(try fixture.reply("PEEK api k 3\r\n") == UnitFixture.decision(true, 3, 0, 1000, 0))
+        #expect(try fixture.reply("TAKE api k\r\n") == UnitFixture.decision(true, 3, 2, 334, 0))
         // Only that policy's bucket for that key is reset.
         try fixture.run("TAKE win k 2\r\nTAKE win j 2\r\n")
         #expect(try fixture.reply("reset win k\r\n") == ":1\r\n")
-        #expect(try fixture.reply("PEEK win k\r\n") == D.decision(true, 2, 1, 60_000, 0))
-        #expect(try fixture.reply("PEEK win j\r\n") == D.decision(false, 2, 0, 60_000, 60_000))
-        #expect(try fixture.reply("PEEK api k\r\n") == D.decision(true, 3, 1, 667, 0))
+        #expect(try fixture.reply("PEEK win k\r\n") == UnitFixture.decision(true, 2, 1, 60_000, 0))
+        #expect(try fixture.reply("PEEK win j\r\n") == UnitFixture.decision(false, 2, 0, 60_000, 60_000))
+        #expect(try fixture.reply("PEEK api k\r\n") == UnitFixture.decision(true, 3, 1, 667, 0))
         #expect(try fixture.reply("RESET win never-seen\r\n") == ":0\r\n")
     }
 
@@ -318,10 +317,10 @@ struct LineCommandProcessorTests {
 
     @Test func shadowPolicyAlwaysAllowsButCounts() throws {
         var fixture = try UnitFixture()
-        #expect(try fixture.reply("TAKE shadowed k\r\n") == D.decision(true, 1, 0, 60_000, 0))
-        #expect(try fixture.reply("TAKE shadowed k\r\n") == D.decision(true, 1, 0, 60_000, 0))
-        #expect(try fixture.reply("TAKE shadowed k 5\r\n") == D.decision(true, 1, 0, 60_000, 0))
-        #expect(try fixture.reply("PEEK shadowed k\r\n") == D.decision(true, 1, 0, 60_000, 0))
+        #expect(try fixture.reply("TAKE shadowed k\r\n") == UnitFixture.decision(true, 1, 0, 60_000, 0))
+        #expect(try fixture.reply("TAKE shadowed k\r\n") == UnitFixture.decision(true, 1, 0, 60_000, 0))
+        #expect(try fixture.reply("TAKE shadowed k 5\r\n") == UnitFixture.decision(true, 1, 0, 60_000, 0))
+        #expect(try fixture.reply("PEEK shadowed k\r\n") == UnitFixture.decision(true, 1, 0, 60_000, 0))
         #expect(fixture.processor.batch.allowed == 1)
         #expect(fixture.processor.batch.shadowDenied == 3)
         #expect(fixture.processor.batch.denied == 0)
@@ -333,13 +332,13 @@ struct LineCommandProcessorTests {
         fixture.processor.batch = ServerStatistics.Batch()
         #expect(
             try fixture.reply("MTAKE shadowed k 1 api k 1\r\n")
-                == "*3\r\n:1\r\n" + D.decision(true, 1, 0, 60_000, 0) + D.decision(true, 3, 2, 334, 0)
+                == "*3\r\n:1\r\n" + UnitFixture.decision(true, 1, 0, 60_000, 0) + UnitFixture.decision(true, 3, 2, 334, 0)
         )
         #expect(fixture.processor.batch.allowed == 1)
         #expect(fixture.processor.batch.shadowDenied == 1)
         #expect(fixture.processor.batch.denied == 0)
         // The enforced check was charged.
-        #expect(try fixture.reply("PEEK api k\r\n") == D.decision(true, 3, 1, 667, 0))
+        #expect(try fixture.reply("PEEK api k\r\n") == UnitFixture.decision(true, 3, 1, 667, 0))
     }
 
     // MARK: Connection commands
@@ -423,7 +422,7 @@ struct LineCommandProcessorTests {
         #expect(try fixture.reply("HELLO 2\r\n") == Self.helloReply(proto: 2))
         #expect(try fixture.reply("CLIENT GETNAME\r\n") == "$-1\r\n")
         // Decisions are the same in both protocols.
-        #expect(try fixture.reply("HELLO 3\r\nTAKE api k\r\n") == Self.helloReply(proto: 3) + D.decision(true, 3, 2, 334, 0))
+        #expect(try fixture.reply("HELLO 3\r\nTAKE api k\r\n") == Self.helloReply(proto: 3) + UnitFixture.decision(true, 3, 2, 334, 0))
     }
 
     @Test(arguments: ["HELLO 4\r\n", "HELLO 1\r\n", "HELLO 0\r\n", "HELLO three\r\n", "HELLO 9999999999999999999\r\n"])
@@ -539,9 +538,9 @@ struct LineCommandProcessorTests {
 
     @Test func hugeCostsThatParseCanNeverPass() throws {
         var fixture = try UnitFixture()
-        #expect(try fixture.reply("TAKE api k 9223372036854775807\r\n") == D.decision(false, 3, 3, 0, -1))
-        #expect(try fixture.reply("TAKE win k 9223372036854775807\r\n") == D.decision(false, 2, 2, 0, -1))
-        #expect(try fixture.reply("THROTTLE k 5 1s 9223372036854775807 sliding_window\r\n") == D.decision(false, 5, 5, 0, -1))
+        #expect(try fixture.reply("TAKE api k 9223372036854775807\r\n") == UnitFixture.decision(false, 3, 3, 0, -1))
+        #expect(try fixture.reply("TAKE win k 9223372036854775807\r\n") == UnitFixture.decision(false, 2, 2, 0, -1))
+        #expect(try fixture.reply("THROTTLE k 5 1s 9223372036854775807 sliding_window\r\n") == UnitFixture.decision(false, 5, 5, 0, -1))
     }
 
     @Test(
@@ -565,19 +564,19 @@ struct LineCommandProcessorTests {
         #expect(try fixture.reply("MTAKE api k 1 win 123456789 1\r\n") == error)
         // Bytes, not characters: four two-byte characters plus one byte.
         #expect(try fixture.reply(UnitRESP.array(["TAKE", "api", "\u{E9}\u{E9}\u{E9}\u{E9}x"])) == error)
-        #expect(try fixture.reply("TAKE api 12345678\r\n") == D.decision(true, 3, 2, 334, 0))
+        #expect(try fixture.reply("TAKE api 12345678\r\n") == UnitFixture.decision(true, 3, 2, 334, 0))
         // The MTAKE above charged nothing for its valid first check.
-        #expect(try fixture.reply("PEEK api k 3\r\n") == D.decision(true, 3, 0, 1000, 0))
+        #expect(try fixture.reply("PEEK api k 3\r\n") == UnitFixture.decision(true, 3, 0, 1000, 0))
     }
 
     @Test(arguments: [("TAKE", "PEEK", "MTAKE"), ("take", "peek", "mtake"), ("Take", "Peek", "mTake"), ("tAKE", "pEeK", "MtAkE")])
     func commandNamesIgnoreCase(take: String, peek: String, mtake: String) throws {
         var fixture = try UnitFixture()
-        #expect(try fixture.reply("\(take) api k\r\n") == D.decision(true, 3, 2, 334, 0))
-        #expect(try fixture.reply("\(peek) api k\r\n") == D.decision(true, 3, 1, 667, 0))
-        #expect(try fixture.reply("\(mtake) api k 1\r\n") == "*2\r\n:1\r\n" + D.decision(true, 3, 1, 667, 0))
+        #expect(try fixture.reply("\(take) api k\r\n") == UnitFixture.decision(true, 3, 2, 334, 0))
+        #expect(try fixture.reply("\(peek) api k\r\n") == UnitFixture.decision(true, 3, 1, 667, 0))
+        #expect(try fixture.reply("\(mtake) api k 1\r\n") == "*2\r\n:1\r\n" + UnitFixture.decision(true, 3, 1, 667, 0))
         #expect(try fixture.reply("ReSeT api k\r\n") == ":1\r\n")
-        #expect(try fixture.reply("tHrOtTlE k 1 1s\r\n") == D.decision(true, 1, 0, 1000, 0))
+        #expect(try fixture.reply("tHrOtTlE k 1 1s\r\n") == UnitFixture.decision(true, 1, 0, 1000, 0))
     }
 
     @Test func policyNamesAreCaseSensitive() throws {
@@ -591,7 +590,7 @@ struct LineCommandProcessorTests {
         #expect(action == .proceed)
         #expect(
             reply == "-ERR unknown command 'NOPE', with args beginning with:\r\n-ERR unknown policy 'nope'\r\n"
-                + "-ERR cost must be a positive integer, got '0'\r\n" + D.decision(true, 3, 2, 334, 0)
+                + "-ERR cost must be a positive integer, got '0'\r\n" + UnitFixture.decision(true, 3, 2, 334, 0)
         )
         #expect(fixture.processor.batch.commands == 4)
     }
@@ -609,9 +608,9 @@ struct LineCommandProcessorTests {
         // Until the handler refreshes (once per read), the connection keeps its set.
         #expect(try fixture.reply("TAKE fresh k\r\n") == "-ERR unknown policy 'fresh'\r\n")
         fixture.processor.refreshPolicies()
-        #expect(try fixture.reply("TAKE fresh k\r\n") == D.decision(true, 9, 8, 1000, 0))
+        #expect(try fixture.reply("TAKE fresh k\r\n") == UnitFixture.decision(true, 9, 8, 1000, 0))
         #expect(try fixture.reply("TAKE win k\r\n") == "-ERR unknown policy 'win'\r\n")
         // An unchanged policy keeps its buckets.
-        #expect(try fixture.reply("TAKE api k\r\n") == D.decision(true, 3, 1, 667, 0))
+        #expect(try fixture.reply("TAKE api k\r\n") == UnitFixture.decision(true, 3, 1, 667, 0))
     }
 }

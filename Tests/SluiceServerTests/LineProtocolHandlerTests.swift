@@ -1,4 +1,5 @@
 import SluiceConfig
+import Foundation
 import NIOCore
 import NIOEmbedded
 import SluiceCore
@@ -7,7 +8,6 @@ import Testing
 @testable import SluiceServer
 
 struct LineProtocolHandlerTests {
-    typealias D = UnitFixture
 
     /// An active `EmbeddedChannel` with a ``LineProtocolHandler`` over `fixture`'s context.
     static func makeChannel(_ fixture: UnitFixture, limits: SluiceConfiguration.Limits = SluiceConfiguration.Limits()) throws -> EmbeddedChannel {
@@ -42,7 +42,7 @@ struct LineProtocolHandlerTests {
         // Nothing is written until the read is complete.
         #expect(try Self.writes(channel).isEmpty)
         channel.pipeline.syncOperations.fireChannelReadComplete()
-        #expect(try Self.writes(channel) == [D.decision(true, 3, 2, 334, 0) + "$2\r\nhi\r\n" + D.decision(true, 3, 1, 667, 0)])
+        #expect(try Self.writes(channel) == [UnitFixture.decision(true, 3, 2, 334, 0) + "$2\r\nhi\r\n" + UnitFixture.decision(true, 3, 1, 667, 0)])
         #expect(channel.isActive)
         #expect(try channel.finish().isClean)
     }
@@ -68,8 +68,8 @@ struct LineProtocolHandlerTests {
         channel.pipeline.syncOperations.fireChannelReadComplete()
         #expect(
             try Self.writes(channel) == [
-                D.decision(true, 3, 2, 334, 0) + D.decision(true, 3, 1, 667, 0) + D.decision(true, 3, 0, 1000, 0)
-                    + D.decision(false, 3, 0, 1000, 334)
+                UnitFixture.decision(true, 3, 2, 334, 0) + UnitFixture.decision(true, 3, 1, 667, 0) + UnitFixture.decision(true, 3, 0, 1000, 0)
+                    + UnitFixture.decision(false, 3, 0, 1000, 334)
             ]
         )
         // A read complete with nothing to say writes nothing.
@@ -109,7 +109,7 @@ struct LineProtocolHandlerTests {
             #expect(try Self.writes(channel).isEmpty, "after \(chunk.debugDescription)")
         }
         try channel.writeInbound(ByteBuffer(string: try #require(chunks.last)))
-        #expect(try Self.writes(channel) == [D.decision(true, 3, 2, 334, 0)])
+        #expect(try Self.writes(channel) == [UnitFixture.decision(true, 3, 2, 334, 0)])
         #expect(try channel.finish().isClean)
     }
 
@@ -119,7 +119,7 @@ struct LineProtocolHandlerTests {
         try channel.writeInbound(ByteBuffer(string: "PING\r\nTA"))
         #expect(try Self.writes(channel) == ["+PONG\r\n"])
         try channel.writeInbound(ByteBuffer(string: "KE api k\r\n*2\r\n$4\r\nPEEK\r\n"))
-        #expect(try Self.writes(channel) == [D.decision(true, 3, 2, 334, 0)])
+        #expect(try Self.writes(channel) == [UnitFixture.decision(true, 3, 2, 334, 0)])
         try channel.writeInbound(ByteBuffer(string: "*3\r\n$4\r\nPEEK\r\n$3\r\napi\r\n$1\r\nk\r\n"))
         // The carried `*2 PEEK` header is followed by a `*` where a `$` belongs: broken framing.
         #expect(try Self.writes(channel) == ["-ERR Protocol error: expected '$', got '*'\r\n"])
@@ -131,11 +131,11 @@ struct LineProtocolHandlerTests {
         let fixture = try UnitFixture()
         let channel = try Self.makeChannel(fixture)
         try channel.writeInbound(ByteBuffer(string: "TAKE api k 3\r\nTAKE api k\r\n"))
-        #expect(try Self.writes(channel) == [D.decision(true, 3, 0, 1000, 0) + D.decision(false, 3, 0, 1000, 334)])
+        #expect(try Self.writes(channel) == [UnitFixture.decision(true, 3, 0, 1000, 0) + UnitFixture.decision(false, 3, 0, 1000, 334)])
         fixture.clock.advance(by: .milliseconds(334))
         // One token is back (0.67 ms early); the next one is 332.67 ms away.
         try channel.writeInbound(ByteBuffer(string: "TAKE api k\r\nTAKE api k\r\n"))
-        #expect(try Self.writes(channel) == [D.decision(true, 3, 0, 1000, 0) + D.decision(false, 3, 0, 1000, 333)])
+        #expect(try Self.writes(channel) == [UnitFixture.decision(true, 3, 0, 1000, 0) + UnitFixture.decision(false, 3, 0, 1000, 333)])
         #expect(try channel.finish().isClean)
     }
 
@@ -153,7 +153,7 @@ struct LineProtocolHandlerTests {
         var processor = LineCommandProcessor(context: fixture.context, connectionID: 1)
         var output = ByteBuffer()
         _ = processor.execute(try UnitRESP.command("PEEK api k 3\r\n"), now: fixture.clock.now(), into: &output)
-        #expect(String(buffer: output) == D.decision(true, 3, 0, 1000, 0))
+        #expect(String(buffer: output) == UnitFixture.decision(true, 3, 0, 1000, 0))
     }
 
     @Test func readsAfterQuitInTheSameBatchAreIgnored() throws {
@@ -266,7 +266,7 @@ struct LineProtocolHandlerTests {
         ]
         fixture.context.registry.replace(with: try PolicySet(policies))
         try channel.writeInbound(ByteBuffer(string: "TAKE extra k\r\n"))
-        #expect(try Self.writes(channel) == [D.decision(true, 5, 4, 1000, 0)])
+        #expect(try Self.writes(channel) == [UnitFixture.decision(true, 5, 4, 1000, 0)])
         #expect(try channel.finish().isClean)
     }
 
@@ -276,10 +276,33 @@ struct LineProtocolHandlerTests {
         let second = try Self.makeChannel(fixture)
         try first.writeInbound(ByteBuffer(string: "TAKE win k\r\n"))
         try second.writeInbound(ByteBuffer(string: "TAKE win k\r\nTAKE win k\r\n"))
-        #expect(try Self.writes(first) == [D.decision(true, 2, 1, 60_000, 0)])
-        #expect(try Self.writes(second) == [D.decision(true, 2, 0, 60_000, 0) + D.decision(false, 2, 0, 60_000, 60_000)])
+        #expect(try Self.writes(first) == [UnitFixture.decision(true, 2, 1, 60_000, 0)])
+        #expect(try Self.writes(second) == [UnitFixture.decision(true, 2, 0, 60_000, 0) + UnitFixture.decision(false, 2, 0, 60_000, 60_000)])
         #expect(fixture.context.statistics.snapshot().connectionsOpen == 2)
         #expect(try first.finish().isClean)
         #expect(try second.finish().isClean)
+    }
+}
+
+/// The line protocol bounds the replies one read can queue: small commands with large replies (INFO) pause
+/// parsing at 1 MiB of replies until those are written, then continue; nothing is lost or reordered.
+struct LineReplyCapTests {
+    @Test func largeRepliesArePacedAndAllArrive() throws {
+        let fixture = try UnitFixture()
+        let channel = try LineProtocolHandlerTests.makeChannel(fixture)
+        let count = 10_000
+        var request = ""
+        for _ in 0..<count { request += "INFO\r\n" }
+        request += "PING\r\n"
+        try channel.writeInbound(ByteBuffer(string: request))
+        let writes = try LineProtocolHandlerTests.writes(channel)
+        #expect(writes.count >= 3, "replies were not paced: \(writes.count) writes")
+        for write in writes {
+            #expect(write.utf8.count <= LineProtocolHandler.maximumReplyBytesPerRead + 2048, "one write of \(write.utf8.count) bytes")
+        }
+        let all = writes.joined()
+        #expect(all.components(separatedBy: "# Server\r\n").count - 1 == count)
+        #expect(all.hasSuffix("+PONG\r\n"), "the last command's reply did not come last")
+        #expect(channel.isActive)
     }
 }
