@@ -53,7 +53,7 @@ public struct SluiceConfiguration: Sendable, Equatable {
     ///   - forwardAuth: the forward-auth rules, whose limits must name policies in `policies`; defaults to status
     ///     429, loopback proxies and no rules.
     ///   - redis: where the fleet's Redis is; required when a policy is global.
-    /// - Throws: ``ConfigurationError`` naming the first field out of range (without a line, as there is no file).
+    /// - Throws: ``ConfigurationError`` naming the first problem (without a line, as there is no file).
     public init(
         listen: Listen = Listen(), policies: [Policy], store: Store = Store(), limits: Limits = Limits(),
         http: HTTP = HTTP(), forwardAuth: ForwardAuth = ForwardAuth(), redis: Redis? = nil
@@ -69,52 +69,16 @@ public struct SluiceConfiguration: Sendable, Equatable {
         listen: Listen, policies: [Policy], store: Store, limits: Limits, http: HTTP, forwardAuth: ForwardAuth,
         redis: Redis?, lines: [String: Int]
     ) throws(ConfigurationError) {
-        let sections: [(name: String, problems: [(field: String, message: String)])] = [
-            ("listen", listen.problems()), ("store", store.problems()), ("limits", limits.problems()),
-            ("http", http.problems()), ("redis", redis?.problems() ?? []),
-        ]
-        try Self.throwFirst(of: sections, lines: lines)
-        guard !policies.isEmpty else {
-            throw ConfigurationError(
-                .noPolicies, path: "policies", line: lines["policies"],
-                "at least one policy is required, such as `api: { algorithm: token_bucket, limit: 100, period: 1s }`"
-            )
-        }
-        var seen = Set<String>()
-        for policy in policies where !seen.insert(policy.name).inserted {
-            let path = "policies.\(policy.name)"
-            throw ConfigurationError(
-                .duplicateKey, path: path, line: lines[path], "policy '\(policy.name)' is defined more than once"
-            )
-        }
-        if redis == nil, let global = policies.first(where: { $0.global != nil }) {
-            let path = "policies.\(global.name).scope"
-            throw ConfigurationError(
-                .invalidValue, path: path, line: lines[path] ?? lines["policies.\(global.name)"],
-                "scope: global needs a `redis` section saying where the fleet's Redis is, such as redis: { url: \"redis://127.0.0.1:6379/0\" }"
-            )
-        }
+        let problems = Self.problems(
+            listen: listen, policies: policies, store: store, limits: limits, http: http, forwardAuth: forwardAuth, redis: redis,
+            lines: lines, crossChecks: true
+        )
+        if let first = problems.first { throw first }
         do {
             self.policySet = try PolicySet(policies)
         } catch {
             // Names were checked distinct above, which is all PolicySet validates; kept for a future rule.
             throw ConfigurationError(.invalidValue, path: "policies", line: lines["policies"], error.message)
-        }
-        // Limits name policies, so forward_auth is checked once the policies are known to be sound.
-        try Self.throwFirst(
-            of: [("forward_auth", forwardAuth.problems(policyNames: policies.map(\.name)))], lines: lines
-        )
-        // A request may hold one global check (all or nothing across two Redis keys is not offered).
-        let globalNames = Set(policies.filter { $0.global != nil }.map(\.name))
-        for (index, rule) in forwardAuth.rules.enumerated() {
-            let globals = rule.limits.map(\.policy).filter { globalNames.contains($0) }
-            if globals.count > 1 {
-                let path = "forward_auth.rules[\(index)].limits"
-                throw ConfigurationError(
-                    .invalidValue, path: path, line: lines[path] ?? lines["forward_auth.rules[\(index)]"],
-                    "at most one global policy per rule, got \(globals.joined(separator: " and ")); a request can hold one global check"
-                )
-            }
         }
         self.listen = listen
         self.store = store
@@ -124,16 +88,66 @@ public struct SluiceConfiguration: Sendable, Equatable {
         self.redis = redis
     }
 
-    /// Throws the first problem of the first section that has one, at `section.field` and its line.
-    private static func throwFirst(
-        of sections: [(name: String, problems: [(field: String, message: String)])], lines: [String: Int]
-    ) throws(ConfigurationError) {
-        for section in sections {
-            if let problem = section.problems.first {
-                let path = "\(section.name).\(problem.field)"
-                throw ConfigurationError(.invalidValue, path: path, line: lines[path], problem.message)
+    /// Every problem of these sections, each at `section.field` and its line, in section order.
+    ///
+    /// - Parameter crossChecks: whether to check what spans sections (policies present and distinct, forward-auth
+    ///   limits naming policies, global policies needing Redis). Off when some policy or rule could not even be
+    ///   read, so a mistake is not reported twice over (once where it is, once as a missing policy).
+    static func problems(
+        listen: Listen, policies: [Policy], store: Store, limits: Limits, http: HTTP, forwardAuth: ForwardAuth, redis: Redis?,
+        lines: [String: Int], crossChecks: Bool
+    ) -> [ConfigurationError] {
+        func located(_ section: String, _ problems: [(field: String, message: String)]) -> [ConfigurationError] {
+            problems.map { problem in
+                let path = "\(section).\(problem.field)"
+                return ConfigurationError(.invalidValue, path: path, line: lines[path], problem.message)
             }
         }
+        var errors =
+            located("listen", listen.problems()) + located("store", store.problems()) + located("limits", limits.problems())
+            + located("http", http.problems()) + located("redis", redis?.problems() ?? [])
+        guard crossChecks else { return errors }
+        if policies.isEmpty {
+            errors.append(
+                ConfigurationError(
+                    .noPolicies, path: "policies", line: lines["policies"],
+                    "at least one policy is required, such as `api: { algorithm: token_bucket, limit: 100, period: 1s }`"
+                )
+            )
+        }
+        var seen = Set<String>()
+        for policy in policies where !seen.insert(policy.name).inserted {
+            let path = "policies.\(policy.name)"
+            errors.append(ConfigurationError(.duplicateKey, path: path, line: lines[path], "policy '\(policy.name)' is defined more than once"))
+        }
+        if redis == nil {
+            for global in policies where global.global != nil {
+                let path = "policies.\(global.name).scope"
+                errors.append(
+                    ConfigurationError(
+                        .invalidValue, path: path, line: lines[path] ?? lines["policies.\(global.name)"],
+                        "scope: global needs a `redis` section saying where the fleet's Redis is, such as redis: { url: \"redis://127.0.0.1:6379/0\" }"
+                    )
+                )
+            }
+        }
+        // Limits name policies, so forward_auth is checked against the policies whatever the sections' order.
+        errors += located("forward_auth", forwardAuth.problems(policyNames: policies.map(\.name)))
+        // A request may hold one global check (all or nothing across two Redis keys is not offered).
+        let globalNames = Set(policies.filter { $0.global != nil }.map(\.name))
+        for (index, rule) in forwardAuth.rules.enumerated() {
+            let globals = rule.limits.map(\.policy).filter { globalNames.contains($0) }
+            if globals.count > 1 {
+                let path = "forward_auth.rules[\(index)].limits"
+                errors.append(
+                    ConfigurationError(
+                        .invalidValue, path: path, line: lines[path] ?? lines["forward_auth.rules[\(index)]"],
+                        "at most one global policy per rule, got \(globals.joined(separator: " and ")); a request can hold one global check"
+                    )
+                )
+            }
+        }
+        return errors
     }
 
     /// Whether two configurations have equal settings and equal policies in the same order.

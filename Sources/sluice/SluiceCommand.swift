@@ -132,12 +132,23 @@ struct Serve: AsyncParsableCommand {
 
 /// `sluice validate FILE`.
 struct Validate: ParsableCommand {
-    static let configuration = CommandConfiguration(abstract: "Check a configuration file without serving; exits 1 with precise messages.")
+    static let configuration = CommandConfiguration(
+        abstract: "Check a configuration file without serving; exits 1 listing every mistake found, each with its field and line."
+    )
 
     @Argument(help: "The YAML configuration file to check.")
     var file: String
 
     func run() throws {
+        let problems = SluiceConfiguration.problems(path: file)
+        guard problems.isEmpty else {
+            // In file order; a problem without a line (a whole-file one) first.
+            for problem in problems.enumerated().sorted(by: { ($0.element.line ?? 0, $0.offset) < ($1.element.line ?? 0, $1.offset) }) {
+                printError("\(file): \(problem.element)")
+            }
+            if problems.count > 1 { printError("\(file): \(problems.count) mistakes") }
+            throw ExitCode(1)
+        }
         do {
             let configuration = try SluiceConfiguration.load(path: file)
             print("\(file): ok, \(configuration.policies.count) policies (\(configuration.policies.map(\.name).joined(separator: ", ")))")

@@ -339,3 +339,48 @@ struct ConfigurationErrorTests {
         #expect(ConfigurationError.Code.duplicateKey.description == "duplicateKey")
     }
 }
+
+/// `sluice validate` reports every mistake it can find in one pass, not only the first.
+struct ConfigurationProblemsTests {
+    @Test func everyMistakeIsReportedWithItsLine() {
+        let problems = SluiceConfiguration.problems(
+            yaml: """
+                listen: { line: "127.0.0.1:99999" }
+                policies:
+                  a: { algorithm: token_bucket, limit: -5, period: 1s }
+                  b: { algorithm: leaky, limit: 5, period: 1s }
+                  c: { algorithm: fixed_window, limit: 5, period: 1s }
+                store: { shards: 3 }
+                forward_auth:
+                  rules:
+                    - { path_prefix: /x }
+                    - { path_prefix: /y, limits: [{ policy: c, by: nowhere }] }
+                """
+        )
+        #expect(problems.map(\.path) == ["listen.line", "policies.a.limit", "policies.b.algorithm", "forward_auth.rules[0].limits",
+                                         "forward_auth.rules[1].limits[0].by", "store.shards"])
+        #expect(problems.map(\.line) == [1, 3, 4, 9, 10, 6])
+    }
+
+    @Test func aValidConfigurationHasNoProblems() {
+        #expect(SluiceConfiguration.problems(yaml: SluiceConfiguration.embeddedDefaultYAML).isEmpty)
+    }
+
+    @Test("checks across sections run once every section was read: a missing policy is reported, with the rest")
+    func crossSectionChecks() {
+        let problems = SluiceConfiguration.problems(
+            yaml: """
+                policies:
+                  a: { algorithm: token_bucket, limit: 5, period: 1s, scope: global }
+                store: { max_keys: 0 }
+                forward_auth: { rules: [{ path_prefix: /, limits: [{ policy: nope, by: ip }] }] }
+                """
+        )
+        #expect(problems.map(\.path) == ["store.max_keys", "policies.a.scope", "forward_auth.rules[0].limits[0].policy"])
+    }
+
+    @Test func parseThrowsTheFirstProblem() {
+        let yaml = "policies:\n  a: { algorithm: token_bucket, limit: -5, period: 1s }\n  b: { algorithm: leaky, limit: 5, period: 1s }\n"
+        #expect(throws: SluiceConfiguration.problems(yaml: yaml)[0]) { try SluiceConfiguration.parse(yaml: yaml) }
+    }
+}

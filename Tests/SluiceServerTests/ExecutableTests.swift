@@ -23,10 +23,16 @@ struct ExecutableTests {
         let ok = try await runProgram([Self.binary, "validate", good])
         #expect(ok.status == 0)
         #expect(ok.output.contains("ok, 1 policies (api)"))
-        let bad = try Self.temporaryFile("policies:\n  api: { algorithm: token_bucket, limit: 100, period: 1s }\n  b: { algorithm: fixed_window, limit: -5, period: 1m }\n")
+        let bad = try Self.temporaryFile(
+            "policies:\n  api: { algorithm: token_bucket, limit: 100, period: 1s }\n  b: { algorithm: fixed_window, limit: -5, period: 1m }\n"
+                + "  c: { algorithm: fixed_window, limit: 5, period: 1 }\nstore: { shards: 3 }\n"
+        )
         let failed = try await runProgram([Self.binary, "validate", bad])
         #expect(failed.status == 1)
         #expect(failed.error.contains("policies.b.limit (line 3): must be a positive integer, got -5"), "\(failed.error)")
+        #expect(failed.error.contains("policies.c.period (line 4)"), "every mistake is listed: \(failed.error)")
+        #expect(failed.error.contains("store.shards (line 5)"), "\(failed.error)")
+        #expect(failed.error.contains("3 mistakes"), "\(failed.error)")
         let missing = try await runProgram([Self.binary, "validate", "/nonexistent/sluice.yaml"])
         #expect(missing.status == 1)
         #expect(missing.error.contains("no such file"))

@@ -53,7 +53,8 @@ extension ConfigurationDecoder {
         let expectation = "a list of rules, each a mapping with path_prefix, limits and optionally methods"
         for element in try field.elements(expectation: expectation) {
             lines[element.path] = element.line
-            rules.append(try decodeRule(element, lines: &lines))
+            // Each rule on its own: a mistake in one is recorded, and the next rule is read.
+            if let rule = attempt({ () throws(ConfigurationError) in try decodeRule(element, lines: &lines) }) { rules.append(rule) }
         }
         return rules
     }

@@ -16,26 +16,62 @@ struct ConfigurationDecoder {
         .emptyConfiguration, "the configuration is empty; it needs at least a `policies` section"
     )
 
+    /// Mistakes found so far. Decoding goes on past each one it can (a bad section, a bad policy, a bad rule),
+    /// so `sluice validate` reports them all at once.
+    final class Problems {
+        var errors: [ConfigurationError] = []
+    }
+
+    let problems = Problems()
+
+    /// Runs `body`; a mistake it throws is recorded and nil returned, so decoding goes on.
+    func attempt<Value>(_ body: () throws(ConfigurationError) -> Value) -> Value? {
+        do {
+            return try body()
+        } catch {
+            problems.errors.append(error)
+            return nil
+        }
+    }
+
     /// Decodes `yaml`.
     ///
     /// - Parameter yaml: the whole configuration file.
     /// - Returns: the validated configuration.
     /// - Throws: ``ConfigurationError`` for the first mistake found, with its path and line.
     func decode(yaml: String) throws(ConfigurationError) -> SluiceConfiguration {
+        let configuration = decodeReportingAll(yaml: yaml)
+        if let first = problems.errors.first { throw first }
+        guard let configuration else { throw Self.emptyConfiguration }  // unreachable: no problem means a configuration
+        return configuration
+    }
+
+    /// Decodes `yaml`, recording every mistake it can find in ``problems``; the configuration when there are none.
+    func decodeReportingAll(yaml: String) -> SluiceConfiguration? {
         let composed: Node?
         do {
             composed = try compose(yaml: yaml)
         } catch {
-            throw ConfigurationError.translating(error, yaml: yaml)
+            problems.errors.append(ConfigurationError.translating(error, yaml: yaml))
+            return nil
         }
         // A document of only comments composes to nothing; one holding just `~` to a null.
-        guard let root = composed else { throw Self.emptyConfiguration }
+        guard let root = composed else {
+            problems.errors.append(Self.emptyConfiguration)
+            return nil
+        }
         let document = ConfigurationNode(node: root, path: "", line: root.mark?.line)
-        if document.isNull { throw Self.emptyConfiguration }
-        let sections = try document.entries(
-            allowed: Self.sections, ignored: Self.reservedSections, noun: "section",
-            expectation: "a mapping of sections (\(Self.sections.joined(separator: ", ")))"
-        )
+        if document.isNull {
+            problems.errors.append(Self.emptyConfiguration)
+            return nil
+        }
+        let entries = attempt { () throws(ConfigurationError) in
+            try document.entries(
+                allowed: Self.sections, ignored: Self.reservedSections, noun: "section",
+                expectation: "a mapping of sections (\(Self.sections.joined(separator: ", ")))"
+            )
+        }
+        guard let sections = entries else { return nil }
 
         var lines: [String: Int] = [:]
         var listen = SluiceConfiguration.Listen()
@@ -45,22 +81,35 @@ struct ConfigurationDecoder {
         var http = SluiceConfiguration.HTTP()
         var forwardAuth = SluiceConfiguration.ForwardAuth()
         var redis: SluiceConfiguration.Redis?
+        // Whether every policy and rule was read: the checks across sections need them all.
+        var crossChecks = true
         for (name, section) in sections {
             lines[section.path] = section.line
+            let before = problems.errors.count
+            defer { if name == "policies" || name == "forward_auth", problems.errors.count > before { crossChecks = false } }
             switch name {
-            case "listen": listen = try decodeListen(section, lines: &lines)
-            case "policies": policies = try decodePolicies(section, lines: &lines)
-            case "store": store = try decodeStore(section, lines: &lines)
-            case "limits": limits = try decodeLimits(section, lines: &lines)
-            case "http": http = try decodeHTTP(section, lines: &lines)
-            case "redis": redis = try decodeRedis(section, lines: &lines)
-            default: forwardAuth = try decodeForwardAuth(section, lines: &lines)
+            case "listen": listen = attempt { () throws(ConfigurationError) in try decodeListen(section, lines: &lines) } ?? listen
+            case "policies": policies = decodePolicies(section, lines: &lines)
+            case "store": store = attempt { () throws(ConfigurationError) in try decodeStore(section, lines: &lines) } ?? store
+            case "limits": limits = attempt { () throws(ConfigurationError) in try decodeLimits(section, lines: &lines) } ?? limits
+            case "http": http = attempt { () throws(ConfigurationError) in try decodeHTTP(section, lines: &lines) } ?? http
+            case "redis": redis = attempt { () throws(ConfigurationError) in try decodeRedis(section, lines: &lines) }
+            default: forwardAuth = attempt { () throws(ConfigurationError) in try decodeForwardAuth(section, lines: &lines) } ?? forwardAuth
             }
         }
-        return try SluiceConfiguration(
-            listen: listen, policies: policies, store: store, limits: limits, http: http, forwardAuth: forwardAuth,
-            redis: redis, lines: lines
+        // Checks across sections only when every policy and rule was read: one that could not be read would
+        // otherwise be reported again, as missing.
+        problems.errors += SluiceConfiguration.problems(
+            listen: listen, policies: policies, store: store, limits: limits, http: http, forwardAuth: forwardAuth, redis: redis,
+            lines: lines, crossChecks: crossChecks
         )
+        guard problems.errors.isEmpty else { return nil }
+        return attempt { () throws(ConfigurationError) in
+            try SluiceConfiguration(
+                listen: listen, policies: policies, store: store, limits: limits, http: http, forwardAuth: forwardAuth,
+                redis: redis, lines: lines
+            )
+        }
     }
 
     /// The `listen` section; absent fields keep their defaults.
@@ -183,14 +232,16 @@ struct ConfigurationDecoder {
         return redis
     }
 
-    /// The `policies` section, in file order; an empty one is rejected later, by the configuration's init.
-    func decodePolicies(
-        _ section: ConfigurationNode, lines: inout [String: Int]
-    ) throws(ConfigurationError) -> [Policy] {
+    /// The `policies` section, in file order: every policy that could be read (each mistake is recorded and
+    /// the next policy read); an empty section is rejected later, with the checks across sections.
+    func decodePolicies(_ section: ConfigurationNode, lines: inout [String: Int]) -> [Policy] {
+        let entries = attempt { () throws(ConfigurationError) in
+            try section.entries(allowed: nil, expectation: "a mapping from policy names to policies")
+        }
         var policies: [Policy] = []
-        for (name, entry) in try section.entries(allowed: nil, expectation: "a mapping from policy names to policies") {
+        for (name, entry) in entries ?? [] {
             lines[entry.path] = entry.line
-            policies.append(try decodePolicy(named: name, entry))
+            if let policy = attempt({ () throws(ConfigurationError) in try decodePolicy(named: name, entry) }) { policies.append(policy) }
         }
         return policies
     }
