@@ -8,9 +8,10 @@ let swiftSettings: [SwiftSetting] = [
     .enableUpcomingFeature("InternalImportsByDefault"),
 ]
 
+// Sluice is built and tested on Linux only (Debian 12): it calls Glibc directly (pthreads for the Redis thread,
+// madvise for huge pages, hiredis from Debian's libhiredis-dev). No other platform is declared or claimed.
 let package = Package(
     name: "sluice",
-    platforms: [.macOS(.v15)],
     products: [
         .executable(name: "sluice", targets: ["sluice"]),
         .library(name: "SluiceCore", targets: ["SluiceCore"]),

@@ -14,7 +14,6 @@ let swiftSettings: [SwiftSetting] = [
 
 let package = Package(
     name: "sluice-benchmarks",
-    platforms: [.macOS(.v15)],
     dependencies: [
         .package(path: ".."),
         // The default traits pull in a runtime interposer that is not mirrored here; malloc counting is enough.

@@ -59,8 +59,15 @@ extension SluiceConfiguration {
             - path_prefix: /
               limits: [{ policy: api, by: api_key }]
 
-        # Reserved for features to come, accepted and ignored for now: redis, admin.
-        # Any other top-level key is an error.
+        # Global limits across a fleet of sidecars, through Redis. Policies with `scope: global` need it:
+        #   api: { algorithm: fixed_window, limit: 1000, period: 1m, scope: global, sync: leased, on_store_failure: local }
+        # redis:
+        #   url: "redis://127.0.0.1:6379/0"   # redis://[[user]:password@]host[:port][/db]; or SLUICE_REDIS_PASSWORD
+        #   timeout: 50ms                     # the longest a decision waits for Redis, then on_store_failure decides
+        #   key_prefix: "sluice:"             # prepended to every key Sluice writes
+        #   max_leases: 100000                # buckets holding a lease at once
+
+        # `admin` is reserved for a feature to come: accepted and ignored for now. Any other top-level key is an error.
 
         """
 

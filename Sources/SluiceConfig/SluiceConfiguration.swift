@@ -21,8 +21,8 @@ public import SluiceCore
 /// - `http`: ``HTTP``, caps on what the HTTP API accepts.
 /// - `forward_auth`: ``ForwardAuth``, the rules that turn a gateway's forwarded request into checks.
 /// - `redis`: ``Redis``, where the fleet's Redis is; required by policies with `scope: global`.
-/// - `admin`: reserved for a feature to come. They are accepted and ignored, contents unchecked, so a
-///   file written for a later Sluice still loads; any other top-level key is an error.
+/// - `admin`: reserved for a feature to come. It is accepted and ignored, contents unchecked, so a file written for
+///   a later Sluice still loads; any other top-level key is an error.
 public struct SluiceConfiguration: Sendable, Equatable {
     /// Where the servers listen (`listen`).
     public let listen: Listen

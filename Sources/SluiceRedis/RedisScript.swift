@@ -208,7 +208,9 @@ struct ScriptReply: Sendable, Hashable {
     var window: Int64
     /// Milliseconds the grant may be spent: to its window's end, or the holding's lifetime.
     var validMilliseconds: Int64
+}
 
+extension ScriptReply {
     /// Decodes `{allowed, granted, remaining, reset_ms, retry_ms, window, valid_ms}`; nil for any other shape.
     init?(_ values: [Int64]) {
         guard values.count == 7 else { return nil }
@@ -219,17 +221,6 @@ struct ScriptReply: Sendable, Hashable {
         retryMilliseconds = values[4]
         window = values[5]
         validMilliseconds = values[6]
-    }
-
-    /// A reply, by field (tests).
-    init(allowed: Bool, granted: Int64, remaining: Int64, resetMilliseconds: Int64, retryMilliseconds: Int64, window: Int64, validMilliseconds: Int64) {
-        self.allowed = allowed
-        self.granted = granted
-        self.remaining = remaining
-        self.resetMilliseconds = resetMilliseconds
-        self.retryMilliseconds = retryMilliseconds
-        self.window = window
-        self.validMilliseconds = validMilliseconds
     }
 }
 

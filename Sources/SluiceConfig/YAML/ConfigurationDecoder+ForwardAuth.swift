@@ -66,23 +66,10 @@ extension ConfigurationDecoder {
         let expectation =
             "a mapping with path_prefix, limits and optionally methods, such as"
             + " { path_prefix: /, limits: [{ policy: api, by: api_key }] }"
-        if element.isNull { throw element.error(.invalidValue, "must be \(expectation), got \(element.shown)") }
-        var fields: [String: ConfigurationNode] = [:]
-        for (name, value) in try element.entries(allowed: Self.ruleFields, expectation: expectation) {
-            lines[value.path] = value.line
-            fields[name] = value
-        }
-        func required(_ field: String) throws(ConfigurationError) -> ConfigurationNode {
-            guard let value = fields[field] else {
-                throw ConfigurationError(
-                    .missingField, path: element.childPath(field), line: element.line,
-                    "missing; every rule needs path_prefix and limits"
-                )
-            }
-            return value
-        }
-
-        let prefixNode = try required("path_prefix")
+        let fields = try element.fields(
+            allowed: Self.ruleFields, expectation: expectation, requirement: "every rule needs path_prefix and limits", lines: &lines
+        )
+        let prefixNode = try fields.required("path_prefix")
         guard let pathPrefix = prefixNode.scalarText else {
             throw prefixNode.error(.invalidValue, "must be a path prefix such as /login or /, got \(prefixNode.shown)")
         }
@@ -90,7 +77,7 @@ extension ConfigurationDecoder {
         if let methodsNode = fields["methods"] {
             methods = try decodeMethods(methodsNode, lines: &lines)
         }
-        let limitsNode = try required("limits")
+        let limitsNode = try fields.required("limits")
         var limits: [SluiceConfiguration.ForwardAuth.Limit] = []
         let limitsExpectation = "a list of limits, such as [{ policy: api, by: api_key }]"
         for limitNode in try limitsNode.elements(expectation: limitsExpectation) {
@@ -119,27 +106,15 @@ extension ConfigurationDecoder {
         _ element: ConfigurationNode, lines: inout [String: Int]
     ) throws(ConfigurationError) -> SluiceConfiguration.ForwardAuth.Limit {
         let expectation = "a mapping with policy and by, such as { policy: api, by: api_key }"
-        if element.isNull { throw element.error(.invalidValue, "must be \(expectation), got \(element.shown)") }
-        var fields: [String: ConfigurationNode] = [:]
-        for (name, value) in try element.entries(allowed: Self.limitFields, expectation: expectation) {
-            lines[value.path] = value.line
-            fields[name] = value
-        }
-        func required(_ field: String) throws(ConfigurationError) -> ConfigurationNode {
-            guard let value = fields[field] else {
-                throw ConfigurationError(
-                    .missingField, path: element.childPath(field), line: element.line,
-                    "missing; every limit needs policy and by, as in { policy: api, by: api_key }"
-                )
-            }
-            return value
-        }
-
-        let policyNode = try required("policy")
+        let fields = try element.fields(
+            allowed: Self.limitFields, expectation: expectation,
+            requirement: "every limit needs policy and by, as in { policy: api, by: api_key }", lines: &lines
+        )
+        let policyNode = try fields.required("policy")
         guard let policy = policyNode.scalarText else {
             throw policyNode.error(.invalidValue, "must be the name of a policy, got \(policyNode.shown)")
         }
-        let byNode = try required("by")
+        let byNode = try fields.required("by")
         let keySourceExpectation = SluiceConfiguration.ForwardAuth.KeySource.expectation
         guard let byText = byNode.scalarText else {
             throw byNode.error(.invalidValue, "must be \(keySourceExpectation); got \(byNode.shown)")

@@ -145,219 +145,41 @@ struct ConfigurationDecoder {
     }
 
     /// The `store` section; absent fields keep their defaults.
-    func decodeStore(
-        _ section: ConfigurationNode, lines: inout [String: Int]
-    ) throws(ConfigurationError) -> SluiceConfiguration.Store {
-        var store = SluiceConfiguration.Store()
-        let fields = try section.entries(allowed: ["max_keys", "shards"], expectation: "a mapping with max_keys and shards")
-        for (name, field) in fields {
-            lines[field.path] = field.line
-            let value = try field.positiveInteger()
-            if name == "max_keys" { store.maxKeys = value } else { store.shards = value }
-        }
-        return store
+    func decodeStore(_ section: ConfigurationNode, lines: inout [String: Int]) throws(ConfigurationError) -> SluiceConfiguration.Store {
+        try decodePositiveIntegers(section, into: SluiceConfiguration.Store(), fields: ["max_keys": \.maxKeys, "shards": \.shards], lines: &lines)
     }
 
     /// The `limits` section; absent fields keep their defaults.
-    func decodeLimits(
-        _ section: ConfigurationNode, lines: inout [String: Int]
-    ) throws(ConfigurationError) -> SluiceConfiguration.Limits {
-        var limits = SluiceConfiguration.Limits()
-        let fields = ["max_key_bytes", "max_line_bytes", "max_arguments", "max_frame_bytes"]
-        let expectation = "a mapping with \(fields.joined(separator: ", "))"
-        for (name, field) in try section.entries(allowed: fields, expectation: expectation) {
-            lines[field.path] = field.line
-            let value = try field.positiveInteger()
-            switch name {
-            case "max_key_bytes": limits.maxKeyBytes = value
-            case "max_line_bytes": limits.maxLineBytes = value
-            case "max_arguments": limits.maxArguments = value
-            default: limits.maxFrameBytes = value
-            }
-        }
-        return limits
+    func decodeLimits(_ section: ConfigurationNode, lines: inout [String: Int]) throws(ConfigurationError) -> SluiceConfiguration.Limits {
+        let fields: KeyValuePairs<String, WritableKeyPath<SluiceConfiguration.Limits, Int>> = [
+            "max_key_bytes": \.maxKeyBytes, "max_line_bytes": \.maxLineBytes, "max_arguments": \.maxArguments,
+            "max_frame_bytes": \.maxFrameBytes,
+        ]
+        return try decodePositiveIntegers(section, into: SluiceConfiguration.Limits(), fields: fields, lines: &lines)
     }
 
     /// The `http` section; absent fields keep their defaults.
-    func decodeHTTP(
-        _ section: ConfigurationNode, lines: inout [String: Int]
-    ) throws(ConfigurationError) -> SluiceConfiguration.HTTP {
-        var http = SluiceConfiguration.HTTP()
-        let fields = ["max_body_bytes", "max_checks", "max_batch"]
-        let expectation = "a mapping with \(fields.joined(separator: ", "))"
-        for (name, field) in try section.entries(allowed: fields, expectation: expectation) {
+    func decodeHTTP(_ section: ConfigurationNode, lines: inout [String: Int]) throws(ConfigurationError) -> SluiceConfiguration.HTTP {
+        let fields: KeyValuePairs<String, WritableKeyPath<SluiceConfiguration.HTTP, Int>> = [
+            "max_body_bytes": \.maxBodyBytes, "max_checks": \.maxChecks, "max_batch": \.maxBatch,
+        ]
+        return try decodePositiveIntegers(section, into: SluiceConfiguration.HTTP(), fields: fields, lines: &lines)
+    }
+
+    /// A section whose every field is a positive integer: each one present is set on `defaults`; ranges are
+    /// checked by the section's own `problems()`.
+    func decodePositiveIntegers<Section>(
+        _ section: ConfigurationNode, into defaults: Section, fields: KeyValuePairs<String, WritableKeyPath<Section, Int>>,
+        lines: inout [String: Int]
+    ) throws(ConfigurationError) -> Section {
+        var result = defaults
+        let names = fields.map(\.key)
+        for (name, field) in try section.entries(allowed: names, expectation: "a mapping with \(names.joined(separator: ", "))") {
             lines[field.path] = field.line
-            let value = try field.positiveInteger()
-            switch name {
-            case "max_body_bytes": http.maxBodyBytes = value
-            case "max_checks": http.maxChecks = value
-            default: http.maxBatch = value
-            }
+            guard let keyPath = fields.first(where: { $0.key == name })?.value else { continue }
+            result[keyPath: keyPath] = try field.positiveInteger()
         }
-        return http
+        return result
     }
 
-    /// The `redis` section: `url` is required, the rest have defaults.
-    func decodeRedis(
-        _ section: ConfigurationNode, lines: inout [String: Int]
-    ) throws(ConfigurationError) -> SluiceConfiguration.Redis {
-        let fields = ["url", "timeout", "key_prefix", "max_leases"]
-        let expectation = "a mapping with \(fields.joined(separator: ", ")), such as { url: \"redis://127.0.0.1:6379/0\" }"
-        if section.isNull { throw section.error(.invalidValue, "must be \(expectation), got \(section.shown)") }
-        let entries = try section.entries(allowed: fields, expectation: expectation)
-        guard let urlNode = entries.first(where: { $0.name == "url" })?.value else {
-            throw ConfigurationError(.missingField, path: section.childPath("url"), line: section.line, "missing; the redis section needs a url such as \"redis://127.0.0.1:6379/0\"")
-        }
-        lines[urlNode.path] = urlNode.line
-        var redis: SluiceConfiguration.Redis
-        switch SluiceConfiguration.Redis.parseURL(urlNode.scalarText ?? "") {
-        case .success(let parsed): redis = parsed
-        case .failure(let failure): throw urlNode.error(.invalidValue, "\(failure.reason); got \(urlNode.shown)")
-        }
-        for (name, field) in entries where name != "url" {
-            lines[field.path] = field.line
-            switch name {
-            case "timeout":
-                do {
-                    redis.timeoutNanoseconds = try PolicyDuration.parseNanoseconds(field.scalarText ?? "")
-                } catch {
-                    throw field.error(.invalidValue, "must be a duration from 1ms to 10s, such as 50ms; got \(field.shown)")
-                }
-            case "key_prefix":
-                guard let text = field.scalarText else { throw field.error(.invalidValue, "must be a string, got \(field.shown)") }
-                redis.keyPrefix = text
-            default: redis.maxLeases = try field.positiveInteger()
-            }
-        }
-        return redis
-    }
-
-    /// The `policies` section, in file order: every policy that could be read (each mistake is recorded and
-    /// the next policy read); an empty section is rejected later, with the checks across sections.
-    func decodePolicies(_ section: ConfigurationNode, lines: inout [String: Int]) -> [Policy] {
-        let entries = attempt { () throws(ConfigurationError) in
-            try section.entries(allowed: nil, expectation: "a mapping from policy names to policies")
-        }
-        var policies: [Policy] = []
-        for (name, entry) in entries ?? [] {
-            lines[entry.path] = entry.line
-            if let policy = attempt({ () throws(ConfigurationError) in try decodePolicy(named: name, entry) }) { policies.append(policy) }
-        }
-        return policies
-    }
-
-    /// One policy: its fields typed here, its ranges checked by ``RateLimit``.
-    func decodePolicy(named name: String, _ entry: ConfigurationNode) throws(ConfigurationError) -> Policy {
-        guard Policy.isValidName(name) else {
-            throw entry.error(
-                .invalidValue,
-                "a policy name must be 1 to \(Policy.maximumNameLength) characters from A-Z a-z 0-9 _ . : -"
-            )
-        }
-        let expectation =
-            "a mapping with algorithm, limit and period, such as { algorithm: token_bucket, limit: 100, period: 1s }"
-        if entry.isNull { throw entry.error(.invalidValue, "must be \(expectation), got \(entry.shown)") }
-        var fields: [String: ConfigurationNode] = [:]
-        for (field, value) in try entry.entries(allowed: Self.policyFields, expectation: expectation) {
-            fields[field] = value
-        }
-        func required(_ field: String) throws(ConfigurationError) -> ConfigurationNode {
-            guard let value = fields[field] else {
-                throw ConfigurationError(
-                    .missingField, path: entry.childPath(field), line: entry.line,
-                    "missing; every policy needs algorithm, limit and period"
-                )
-            }
-            return value
-        }
-
-        let algorithmNode = try required("algorithm")
-        let allAlgorithms = Algorithm.allCases.map(\.rawValue).joined(separator: ", ")
-        guard let algorithm = algorithmNode.scalarText.flatMap(Algorithm.init(rawValue:)) else {
-            throw algorithmNode.error(.invalidValue, "must be one of \(allAlgorithms), got \(algorithmNode.shown)")
-        }
-        let limitNode = try required("limit")
-        let limit = try limitNode.positiveInteger()
-        let periodNode = try required("period")
-        let periodNanoseconds: Int64
-        do {
-            periodNanoseconds = try PolicyDuration.parseNanoseconds(periodNode.scalarText ?? "")
-        } catch {
-            throw periodNode.error(
-                .invalidValue,
-                "must be a duration: a positive integer with a unit, as in 250ms, 1s, 1m, 1h or 1d; got \(periodNode.shown)"
-            )
-        }
-        var burst: Int?
-        if let burstNode = fields["burst"] {
-            guard algorithm == .tokenBucket else {
-                throw burstNode.error(
-                    .invalidValue, "burst applies only to token_bucket; remove it from this \(algorithm.rawValue) policy"
-                )
-            }
-            burst = try burstNode.positiveInteger()
-        }
-        var mode = Policy.Mode.enforce
-        if let modeNode = fields["mode"] {
-            guard let parsed = modeNode.scalarText.flatMap(Policy.Mode.init(rawValue:)) else {
-                throw modeNode.error(.invalidValue, "must be enforce or shadow, got \(modeNode.shown)")
-            }
-            mode = parsed
-        }
-        let scope = try decodeScope(fields)
-
-        let rateLimit: RateLimit
-        do {
-            rateLimit = try RateLimit(
-                algorithm: algorithm, limit: Int64(limit), periodNanoseconds: periodNanoseconds, burst: burst.map { Int64($0) }
-            )
-        } catch {
-            // RateLimit owns the ranges; put its message on the field it is about.
-            let culprit: ConfigurationNode =
-                switch error.code {
-                case .invalidLimit: limitNode
-                case .invalidPeriod, .invalidDuration: periodNode
-                case .invalidBurst: fields["burst"] ?? entry
-                default: entry
-                }
-            throw culprit.error(.invalidValue, error.message)
-        }
-        do {
-            return try Policy(name: name, rateLimit: rateLimit, mode: mode, scope: scope)
-        } catch {
-            throw entry.error(.invalidValue, error.message)
-        }
-    }
-
-    /// `scope`, and for a global policy `sync` and `on_store_failure` (refused on a local one, where they would do nothing).
-    func decodeScope(_ fields: [String: ConfigurationNode]) throws(ConfigurationError) -> Policy.Scope {
-        var isGlobal = false
-        if let scopeNode = fields["scope"] {
-            switch scopeNode.scalarText {
-            case "local": isGlobal = false
-            case "global": isGlobal = true
-            default: throw scopeNode.error(.invalidValue, "must be local or global, got \(scopeNode.shown)")
-            }
-        }
-        guard isGlobal else {
-            if let stray = fields["sync"] ?? fields["on_store_failure"] {
-                throw stray.error(.invalidValue, "applies only to a global policy; add scope: global or remove it")
-            }
-            return .local
-        }
-        var global = Policy.Global()
-        if let syncNode = fields["sync"] {
-            guard let sync = syncNode.scalarText.flatMap(Policy.Global.Sync.init(rawValue:)) else {
-                throw syncNode.error(.invalidValue, "must be leased or strict, got \(syncNode.shown)")
-            }
-            global.sync = sync
-        }
-        if let failureNode = fields["on_store_failure"] {
-            guard let failure = failureNode.scalarText.flatMap(Policy.Global.StoreFailure.init(rawValue:)) else {
-                throw failureNode.error(.invalidValue, "must be local, allow or deny, got \(failureNode.shown)")
-            }
-            global.onStoreFailure = failure
-        }
-        return .global(global)
-    }
 }

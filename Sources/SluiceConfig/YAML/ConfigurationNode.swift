@@ -141,3 +141,42 @@ struct ConfigurationNode {
         return value
     }
 }
+
+/// The fields of one mapping by name, for things whose fields depend on one another (a policy, a rule, a limit).
+struct ConfigurationFields {
+    let node: ConfigurationNode
+    let values: [String: ConfigurationNode]
+    /// What every such mapping needs, for the message of a missing field ("every rule needs path_prefix and limits").
+    let requirement: String
+
+    subscript(name: String) -> ConfigurationNode? { values[name] }
+
+    /// Field `name`, or a `missingField` error at the mapping's line.
+    func required(_ name: String) throws(ConfigurationError) -> ConfigurationNode {
+        guard let value = values[name] else {
+            throw ConfigurationError(.missingField, path: node.childPath(name), line: node.line, "missing; \(requirement)")
+        }
+        return value
+    }
+}
+
+extension ConfigurationNode {
+    /// This node's fields by name; a null node (an empty mapping) is an error here, as such a mapping needs fields.
+    ///
+    /// - Parameters:
+    ///   - allowed: the field names, in the order messages list them.
+    ///   - expectation: what this node should be, for the message when it is not.
+    ///   - requirement: what a missing required field's message says.
+    ///   - lines: where each field's line is recorded.
+    func fields(
+        allowed: [String], expectation: String, requirement: String, lines: inout [String: Int]
+    ) throws(ConfigurationError) -> ConfigurationFields {
+        if isNull { throw error(.invalidValue, "must be \(expectation), got \(shown)") }
+        var values: [String: ConfigurationNode] = [:]
+        for (name, value) in try entries(allowed: allowed, expectation: expectation) {
+            lines[value.path] = value.line
+            values[name] = value
+        }
+        return ConfigurationFields(node: self, values: values, requirement: requirement)
+    }
+}
