@@ -39,6 +39,9 @@ public struct ConfigurationError: Error, Hashable, Sendable, CustomStringConvert
     public let path: String
     /// The 1-based line of the offending field in the YAML text, when known.
     public let line: Int?
+    /// The file the mistake is in, when it is not the configuration file itself (an envoyproxy/ratelimit
+    /// file named by `rls.files`).
+    public private(set) var file: String?
     /// A sentence saying what was wrong and what would be right.
     public let message: String
 
@@ -56,9 +59,21 @@ public struct ConfigurationError: Error, Hashable, Sendable, CustomStringConvert
         self.message = message
     }
 
-    /// `path (line N): message`, leaving out whichever of path and line is unknown.
+    /// The same error, located in `file`.
+    public func inFile(_ file: String) -> ConfigurationError {
+        var located = self
+        located.file = file
+        return located
+    }
+
+    /// `path (line N): message`, leaving out whichever of path and line is unknown; prefixed with `file:` (and
+    /// the line, `file:N:`) when the mistake is in another file.
     public var description: String {
-        switch (path.isEmpty, line) {
+        if let file {
+            let place = line.map { "\(file):\($0): " } ?? "\(file): "
+            return place + (path.isEmpty ? message : "\(path): \(message)")
+        }
+        return switch (path.isEmpty, line) {
         case (false, let line?): "\(path) (line \(line)): \(message)"
         case (false, nil): "\(path): \(message)"
         case (true, let line?): "line \(line): \(message)"

@@ -5,6 +5,7 @@ extension SluiceConfiguration {
     /// listen:
     ///   line: "127.0.0.1:7379"   # the Redis-protocol (RESP) server
     ///   http: "127.0.0.1:7380"   # the HTTP API
+    ///   grpc: "127.0.0.1:8081"   # Envoy's rate limit service (gRPC); absent: none
     /// ```
     public struct Listen: Sendable, Hashable {
         /// The line-protocol default: loopback, the port after Redis's 6379 with a 7.
@@ -16,20 +17,24 @@ extension SluiceConfiguration {
         public var line: ListenAddress
         /// The HTTP listener, `listen.http`; default `127.0.0.1:7380`.
         public var http: ListenAddress
+        /// The gRPC listener of Envoy's rate limit service, `listen.grpc`; default none.
+        public var grpc: ListenAddress?
 
         /// Creates the listener settings.
         ///
         /// - Parameters:
         ///   - line: the line-protocol address; default `127.0.0.1:7379`.
         ///   - http: the HTTP address; default `127.0.0.1:7380`.
-        public init(line: ListenAddress = defaultLine, http: ListenAddress = defaultHTTP) {
+        ///   - grpc: the gRPC address; default none.
+        public init(line: ListenAddress = defaultLine, http: ListenAddress = defaultHTTP, grpc: ListenAddress? = nil) {
             self.line = line
             self.http = http
+            self.grpc = grpc
         }
 
         /// Each field out of range, with what is wrong; empty when valid.
         func problems() -> [(field: String, message: String)] {
-            [("line", line), ("http", http)].compactMap { field, address in
+            ([("line", line), ("http", http)] + (grpc.map { [("grpc", $0)] } ?? [])).compactMap { field, address in
                 if address.host.isEmpty { return (field, "the host must not be empty") }
                 if !(0...ListenAddress.maximumPort).contains(address.port) {
                     return (field, "the port must be an integer from 0 to \(ListenAddress.maximumPort), got \(address.port)")

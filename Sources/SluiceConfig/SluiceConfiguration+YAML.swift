@@ -7,14 +7,15 @@ extension SluiceConfiguration {
     /// - Returns: the configuration, with every default filled in.
     /// - Throws: ``ConfigurationError`` for the first mistake, naming its field and line: a YAML syntax error,
     ///   an empty document, an unknown section or field, a missing or ill-typed value, a duplicate name, or no policy.
-    public static func parse(yaml: String) throws(ConfigurationError) -> SluiceConfiguration {
-        try ConfigurationDecoder().decode(yaml: yaml)
+    ///   Files named by `rls.files` are read relative to `baseDirectory` (the working directory when nil).
+    public static func parse(yaml: String, baseDirectory: String? = nil) throws(ConfigurationError) -> SluiceConfiguration {
+        try ConfigurationDecoder(baseDirectory: baseDirectory).decode(yaml: yaml)
     }
 
     /// Every mistake in a YAML configuration that can be found in one pass, in the order found; empty when it is
     /// valid. (``parse(yaml:)`` throws the first of them.)
-    public static func problems(yaml: String) -> [ConfigurationError] {
-        let decoder = ConfigurationDecoder()
+    public static func problems(yaml: String, baseDirectory: String? = nil) -> [ConfigurationError] {
+        let decoder = ConfigurationDecoder(baseDirectory: baseDirectory)
         _ = decoder.decodeReportingAll(yaml: yaml)
         return decoder.problems.errors
     }
@@ -22,7 +23,7 @@ extension SluiceConfiguration {
     /// Every mistake in a configuration file, as ``problems(yaml:)``; an unreadable file is one problem.
     public static func problems(path: String) -> [ConfigurationError] {
         do {
-            return problems(yaml: try readFile(path))
+            return problems(yaml: try readFile(path), baseDirectory: directory(of: path))
         } catch {
             return [error]
         }
@@ -35,7 +36,13 @@ extension SluiceConfiguration {
     /// - Throws: ``ConfigurationError`` with `.unreadableFile` naming `path` when the file is missing, a directory,
     ///   unreadable or not UTF-8; otherwise as ``parse(yaml:)``.
     public static func load(path: String) throws(ConfigurationError) -> SluiceConfiguration {
-        try parse(yaml: readFile(path))
+        try parse(yaml: readFile(path), baseDirectory: directory(of: path))
+    }
+
+    /// The folder of `path` (`.` for a bare file name), where its relative `rls.files` are.
+    static func directory(of path: String) -> String {
+        guard let slash = path.lastIndex(of: "/") else { return "." }
+        return slash == path.startIndex ? "/" : String(path[..<slash])
     }
 
     /// The text of the file at `path`, or why it cannot be read.

@@ -21,6 +21,7 @@ public import SluiceCore
 /// - `http`: ``HTTP``, caps on what the HTTP API accepts.
 /// - `forward_auth`: ``ForwardAuth``, the rules that turn a gateway's forwarded request into checks.
 /// - `redis`: ``Redis``, where the fleet's Redis is; required by policies with `scope: global`.
+/// - `rls`: ``RLS``, Envoy's rate limit service and the envoyproxy/ratelimit files it serves.
 /// - `admin`: reserved for a feature to come. It is accepted and ignored, contents unchecked, so a file written for
 ///   a later Sluice still loads; any other top-level key is an error.
 public struct SluiceConfiguration: Sendable, Equatable {
@@ -38,6 +39,8 @@ public struct SluiceConfiguration: Sendable, Equatable {
     public let forwardAuth: ForwardAuth
     /// The fleet's Redis (`redis`), or nil when every policy is local.
     public let redis: Redis?
+    /// Envoy's rate limit service (`rls`), or nil when there is none.
+    public let rls: RLS?
 
     /// The policies, in the order the file lists them.
     public var policies: [Policy] { policySet.policies }
@@ -53,25 +56,26 @@ public struct SluiceConfiguration: Sendable, Equatable {
     ///   - forwardAuth: the forward-auth rules, whose limits must name policies in `policies`; defaults to status
     ///     429, loopback proxies and no rules.
     ///   - redis: where the fleet's Redis is; required when a policy is global.
+    ///   - rls: Envoy's rate limit service and its domains; with it, `policies` may be empty.
     /// - Throws: ``ConfigurationError`` naming the first problem (without a line, as there is no file).
     public init(
         listen: Listen = Listen(), policies: [Policy], store: Store = Store(), limits: Limits = Limits(),
-        http: HTTP = HTTP(), forwardAuth: ForwardAuth = ForwardAuth(), redis: Redis? = nil
+        http: HTTP = HTTP(), forwardAuth: ForwardAuth = ForwardAuth(), redis: Redis? = nil, rls: RLS? = nil
     ) throws(ConfigurationError) {
         try self.init(
             listen: listen, policies: policies, store: store, limits: limits, http: http, forwardAuth: forwardAuth,
-            redis: redis, lines: [:]
+            redis: redis, rls: rls, lines: [:]
         )
     }
 
     /// Creates a validated configuration, reporting a field's problem at `lines[path]`.
     init(
         listen: Listen, policies: [Policy], store: Store, limits: Limits, http: HTTP, forwardAuth: ForwardAuth,
-        redis: Redis?, lines: [String: Int]
+        redis: Redis?, rls: RLS?, lines: [String: Int]
     ) throws(ConfigurationError) {
         let problems = Self.problems(
             listen: listen, policies: policies, store: store, limits: limits, http: http, forwardAuth: forwardAuth, redis: redis,
-            lines: lines, crossChecks: true
+            rls: rls, lines: lines, crossChecks: true
         )
         if let first = problems.first { throw first }
         do {
@@ -86,6 +90,7 @@ public struct SluiceConfiguration: Sendable, Equatable {
         self.http = http
         self.forwardAuth = forwardAuth
         self.redis = redis
+        self.rls = rls
     }
 
     /// Every problem of these sections, each at `section.field` and its line, in section order.
@@ -95,7 +100,7 @@ public struct SluiceConfiguration: Sendable, Equatable {
     ///   read, so a mistake is not reported twice over (once where it is, once as a missing policy).
     static func problems(
         listen: Listen, policies: [Policy], store: Store, limits: Limits, http: HTTP, forwardAuth: ForwardAuth, redis: Redis?,
-        lines: [String: Int], crossChecks: Bool
+        rls: RLS?, lines: [String: Int], crossChecks: Bool
     ) -> [ConfigurationError] {
         func located(_ section: String, _ problems: [(field: String, message: String)]) -> [ConfigurationError] {
             problems.map { problem in
@@ -105,13 +110,13 @@ public struct SluiceConfiguration: Sendable, Equatable {
         }
         var errors =
             located("listen", listen.problems()) + located("store", store.problems()) + located("limits", limits.problems())
-            + located("http", http.problems()) + located("redis", redis?.problems() ?? [])
+            + located("http", http.problems()) + located("redis", redis?.problems() ?? []) + located("rls", rls?.problems() ?? [])
         guard crossChecks else { return errors }
-        if policies.isEmpty {
+        if policies.isEmpty, rls == nil {
             errors.append(
                 ConfigurationError(
                     .noPolicies, path: "policies", line: lines["policies"],
-                    "at least one policy is required, such as `api: { algorithm: token_bucket, limit: 100, period: 1s }`"
+                    "at least one policy is required (or an `rls` section), such as `api: { algorithm: token_bucket, limit: 100, period: 1s }`"
                 )
             )
         }
@@ -119,6 +124,14 @@ public struct SluiceConfiguration: Sendable, Equatable {
         for policy in policies where !seen.insert(policy.name).inserted {
             let path = "policies.\(policy.name)"
             errors.append(ConfigurationError(.duplicateKey, path: path, line: lines[path], "policy '\(policy.name)' is defined more than once"))
+        }
+        if redis == nil, let rls, rls.hasGlobalLimit {
+            errors.append(
+                ConfigurationError(
+                    .invalidValue, path: "rls.files", line: lines["rls.files"],
+                    "a rate_limit with scope: global needs a `redis` section saying where the fleet's Redis is"
+                )
+            )
         }
         if redis == nil {
             for global in policies where global.global != nil {
@@ -133,26 +146,12 @@ public struct SluiceConfiguration: Sendable, Equatable {
         }
         // Limits name policies, so forward_auth is checked against the policies whatever the sections' order.
         errors += located("forward_auth", forwardAuth.problems(policyNames: policies.map(\.name)))
-        // A request may hold one global check (all or nothing across two Redis keys is not offered).
-        let globalNames = Set(policies.filter { $0.global != nil }.map(\.name))
-        for (index, rule) in forwardAuth.rules.enumerated() {
-            let globals = rule.limits.map(\.policy).filter { globalNames.contains($0) }
-            if globals.count > 1 {
-                let path = "forward_auth.rules[\(index)].limits"
-                errors.append(
-                    ConfigurationError(
-                        .invalidValue, path: path, line: lines[path] ?? lines["forward_auth.rules[\(index)]"],
-                        "at most one global policy per rule, got \(globals.joined(separator: " and ")); a request can hold one global check"
-                    )
-                )
-            }
-        }
         return errors
     }
 
     /// Whether two configurations have equal settings and equal policies in the same order.
     public static func == (lhs: SluiceConfiguration, rhs: SluiceConfiguration) -> Bool {
         lhs.listen == rhs.listen && lhs.policies == rhs.policies && lhs.store == rhs.store && lhs.limits == rhs.limits
-            && lhs.http == rhs.http && lhs.forwardAuth == rhs.forwardAuth && lhs.redis == rhs.redis
+            && lhs.http == rhs.http && lhs.forwardAuth == rhs.forwardAuth && lhs.redis == rhs.redis && lhs.rls == rhs.rls
     }
 }

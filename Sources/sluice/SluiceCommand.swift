@@ -5,6 +5,7 @@ import NIOPosix
 import ServiceLifecycle
 import SluiceConfig
 import SluiceCore
+import SluiceRLS
 import SluiceRedis
 import SluiceServer
 import UnixSignals
@@ -95,18 +96,33 @@ struct Serve: AsyncParsableCommand {
             }
         }
         let limiter = RateLimiter(store: store, global: global)
-        let context = ServerContext(limiter: limiter, registry: registry, clock: clock, limits: configuration.limits, logger: logger)
+        let rlsCounters = OutcomeCounters()
+        let context = ServerContext(
+            limiter: limiter, registry: registry, clock: clock, limits: configuration.limits, logger: logger, rlsDecisions: rlsCounters
+        )
         let line = ListenerService.line(address: configuration.listen.line, context: context, eventLoopGroup: eventLoopGroup)
         let http = ListenerService.http(address: configuration.listen.http, limits: configuration.http, context: context, eventLoopGroup: eventLoopGroup)
+        // Envoy's rate limit service, when listen.grpc is set: the envoyproxy/ratelimit domains, compiled.
+        let rlsRegistry = try RLSRegistry(configuration.rls ?? SluiceConfiguration.RLS())
+        let rls = configuration.listen.grpc.map { address in
+            RLSListenerService(
+                address: address,
+                service: RateLimitService(registry: rlsRegistry, limiter: limiter, clock: clock, counters: rlsCounters, logger: logger),
+                eventLoopGroup: eventLoopGroup, logger: logger
+            )
+        }
         var services: [any Service] = []
         // First in, last out: on shutdown the servers stop deciding before the leases go back to Redis.
         if let global { services.append(ReturnLeasesOnShutdownService(limiter: global)) }
+        services += [line, http]
+        if let rls { services.append(rls) }
         services += [
-            line,
-            http,
             StoreSweeperService(store: store, clock: clock),
             ReloadOnHangupService(
-                reloader: ConfigurationReloader(path: config, registry: registry, logger: logger, redis: configuration.redis)
+                reloader: ConfigurationReloader(
+                    path: config, registry: registry, logger: logger, redis: configuration.redis,
+                    applyFirst: { try rlsRegistry.replace(with: $0.rls ?? SluiceConfiguration.RLS()) }
+                )
             ),
         ]
         var groupConfiguration = ServiceGroupConfiguration(

@@ -159,19 +159,19 @@ struct ConfigurationErrorTests {
             yaml: "store:\n  max_keys: 10\n",
             code: .noPolicies,
             description:
-                "policies: at least one policy is required, such as `api: { algorithm: token_bucket, limit: 100, period: 1s }`"
+                "policies: at least one policy is required (or an `rls` section), such as `api: { algorithm: token_bucket, limit: 100, period: 1s }`"
         ),
         Case(
             yaml: "listen:\n  line: 127.0.0.1:0\npolicies:\n",
             code: .noPolicies,
             description:
-                "policies (line 3): at least one policy is required, such as `api: { algorithm: token_bucket, limit: 100, period: 1s }`"
+                "policies (line 3): at least one policy is required (or an `rls` section), such as `api: { algorithm: token_bucket, limit: 100, period: 1s }`"
         ),
         Case(
             yaml: "policies: {}\n",
             code: .noPolicies,
             description:
-                "policies (line 1): at least one policy is required, such as `api: { algorithm: token_bucket, limit: 100, period: 1s }`"
+                "policies (line 1): at least one policy is required (or an `rls` section), such as `api: { algorithm: token_bucket, limit: 100, period: 1s }`"
         ),
         Case(
             yaml: "policies: [api, login]\n",
@@ -181,17 +181,17 @@ struct ConfigurationErrorTests {
         Case(
             yaml: onePolicy + "\npolices:\n  login: { algorithm: sliding_window, limit: 5, period: 1m }\n",
             code: .unknownField,
-            description: "polices (line 3): unknown section; expected one of listen, policies, store, limits, http, forward_auth, redis"
+            description: "polices (line 3): unknown section; expected one of listen, policies, store, limits, http, forward_auth, redis, rls"
         ),
         Case(
             yaml: "- policies\n- store\n",
             code: .invalidValue,
-            description: "line 1: must be a mapping of sections (listen, policies, store, limits, http, forward_auth, redis), got a list"
+            description: "line 1: must be a mapping of sections (listen, policies, store, limits, http, forward_auth, redis, rls), got a list"
         ),
         Case(
             yaml: "just some text\n",
             code: .invalidValue,
-            description: "line 1: must be a mapping of sections (listen, policies, store, limits, http, forward_auth, redis), got \"just some text\""
+            description: "line 1: must be a mapping of sections (listen, policies, store, limits, http, forward_auth, redis, rls), got \"just some text\""
         ),
         Case(
             yaml: onePolicy + "\nstore:\n  max_keys: 1000\n  shards: 48\n",
@@ -226,8 +226,8 @@ struct ConfigurationErrorTests {
             description: "limits.max_arguments (line 4): must be an integer from 1 to 1048576, got 2000000"
         ),
         Case(
-            yaml: onePolicy + "\nlisten:\n  line: 127.0.0.1:7379\n  grpc: 127.0.0.1:7381\n",
-            code: .unknownField, description: "listen.grpc (line 5): unknown field; expected one of line, http"
+            yaml: onePolicy + "\nlisten:\n  line: 127.0.0.1:7379\n  metrics: 127.0.0.1:7381\n",
+            code: .unknownField, description: "listen.metrics (line 5): unknown field; expected one of line, http, grpc"
         ),
     ]
 

@@ -131,7 +131,7 @@ struct SluiceConfigurationParsingTests {
         let policy = try Policy(name: "api", rateLimit: RateLimit(algorithm: .fixedWindow, limit: 1, periodNanoseconds: 1_000_000_000))
         let configuration = try SluiceConfiguration(policies: [policy])
         #expect(configuration.store.shards == 64)
-        #expect(throws: ConfigurationError(.noPolicies, path: "policies", "at least one policy is required, such as `api: { algorithm: token_bucket, limit: 100, period: 1s }`")) {
+        #expect(throws: ConfigurationError(.noPolicies, path: "policies", "at least one policy is required (or an `rls` section), such as `api: { algorithm: token_bucket, limit: 100, period: 1s }`")) {
             try SluiceConfiguration(policies: [])
         }
         let error = #expect(throws: ConfigurationError.self) {

@@ -50,6 +50,14 @@ final class ScriptedGlobalLimiter: GlobalLimiter {
         )
     }
 
+    /// Answers the oldest waiting decision as denied, taking nothing.
+    func denyOldest() {
+        let pending = waiting.withLock { $0.isEmpty ? nil : $0.removeFirst() }
+        pending?.answer(
+            Decision(outcome: .denied, limit: 5, remaining: 0, resetAfterNanoseconds: 1_000_000_000, retryAfterNanoseconds: 1_000_000_000)
+        )
+    }
+
     var count: Int { waiting.withLock { $0.count } }
 }
 
@@ -170,15 +178,28 @@ struct GlobalWaitTests {
         try channel.writeInbound(ByteBuffer(string: "MTAKE g user 1 api user 3\r\n"))
         global.allowOldest(remaining: 3)
         channel.embeddedEventLoop.run()
-        #expect(try Self.writes(channel) == "*3\r\n:0\r\n" + UnitFixture.decision(true, 5, 4, 60_000, 0) + UnitFixture.decision(false, 3, 2, 60_000, 60_000))
+        #expect(try Self.writes(channel) == "*3\r\n:0\r\n" + UnitFixture.decision(true, 5, 3, 60_000, 0) + UnitFixture.decision(false, 3, 2, 60_000, 60_000))
         #expect(global.refunds.load(ordering: .relaxed) == 1)
         // Nothing local was consumed by the denied request.
         try channel.writeInbound(ByteBuffer(string: "PEEK api user\r\n"))
         #expect(try Self.writes(channel) == UnitFixture.decision(true, 3, 1, 60_000, 0))
 
-        // Two global policies in one request: refused, with the reason.
+        // Two global policies in one request: both are asked at once; one denies, so the other's charge goes back.
         try channel.writeInbound(ByteBuffer(string: "MTAKE g user 1 g2 user 1\r\n"))
-        #expect(try Self.writes(channel) == "-ERR a request may hold one global policy; 'g' is combined with 'g2'\r\n")
+        #expect(global.count == 2)
+        global.allowOldest(remaining: 2)
+        channel.embeddedEventLoop.run()
+        #expect(try Self.writes(channel) == "", "the reply waits for both")
+        global.denyOldest()
+        channel.embeddedEventLoop.run()
+        #expect(try Self.writes(channel) == "*3\r\n:0\r\n" + UnitFixture.decision(true, 5, 2, 60_000, 0) + UnitFixture.decision(false, 5, 0, 1_000, 1_000))
+        #expect(global.refunds.load(ordering: .relaxed) == 2)
+        // Both allowed: the request passes.
+        try channel.writeInbound(ByteBuffer(string: "MTAKE g user 1 g2 user 1\r\n"))
+        global.allowOldest(remaining: 1)
+        global.allowOldest(remaining: 4)
+        channel.embeddedEventLoop.run()
+        #expect(try Self.writes(channel) == "*3\r\n:1\r\n" + UnitFixture.decision(true, 5, 1, 60_000, 0) + UnitFixture.decision(true, 5, 4, 60_000, 0))
         #expect(global.count == 0)
         try channel.writeInbound(ByteBuffer(string: "RESET g user\r\n"))
         #expect(try Self.writes(channel).hasPrefix("-ERR policy 'g' is global"))

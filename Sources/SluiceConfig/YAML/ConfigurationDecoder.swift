@@ -5,7 +5,9 @@ import Yams
 /// line of the node it is about (Codable would lose it).
 struct ConfigurationDecoder {
     /// The sections Sluice reads, in the order messages list them.
-    static let sections = ["listen", "policies", "store", "limits", "http", "forward_auth", "redis"]
+    static let sections = ["listen", "policies", "store", "limits", "http", "forward_auth", "redis", "rls"]
+    /// The folder relative `rls.files` are read from: the configuration file's; nil for the working directory.
+    var baseDirectory: String? = nil
     /// Sections reserved for later features: accepted and ignored, so a newer file still loads.
     static let reservedSections: Set<String> = ["admin"]
     /// A policy's fields, in the order messages list them.
@@ -81,12 +83,13 @@ struct ConfigurationDecoder {
         var http = SluiceConfiguration.HTTP()
         var forwardAuth = SluiceConfiguration.ForwardAuth()
         var redis: SluiceConfiguration.Redis?
+        var rls: SluiceConfiguration.RLS?
         // Whether every policy and rule was read: the checks across sections need them all.
         var crossChecks = true
         for (name, section) in sections {
             lines[section.path] = section.line
             let before = problems.errors.count
-            defer { if name == "policies" || name == "forward_auth", problems.errors.count > before { crossChecks = false } }
+            defer { if ["policies", "forward_auth", "rls"].contains(name), problems.errors.count > before { crossChecks = false } }
             switch name {
             case "listen": listen = attempt { () throws(ConfigurationError) in try decodeListen(section, lines: &lines) } ?? listen
             case "policies": policies = decodePolicies(section, lines: &lines)
@@ -94,6 +97,7 @@ struct ConfigurationDecoder {
             case "limits": limits = attempt { () throws(ConfigurationError) in try decodeLimits(section, lines: &lines) } ?? limits
             case "http": http = attempt { () throws(ConfigurationError) in try decodeHTTP(section, lines: &lines) } ?? http
             case "redis": redis = attempt { () throws(ConfigurationError) in try decodeRedis(section, lines: &lines) }
+            case "rls": rls = attempt { () throws(ConfigurationError) in try decodeRLS(section, lines: &lines) } ?? SluiceConfiguration.RLS()
             default: forwardAuth = attempt { () throws(ConfigurationError) in try decodeForwardAuth(section, lines: &lines) } ?? forwardAuth
             }
         }
@@ -101,13 +105,13 @@ struct ConfigurationDecoder {
         // otherwise be reported again, as missing.
         problems.errors += SluiceConfiguration.problems(
             listen: listen, policies: policies, store: store, limits: limits, http: http, forwardAuth: forwardAuth, redis: redis,
-            lines: lines, crossChecks: crossChecks
+            rls: rls, lines: lines, crossChecks: crossChecks
         )
         guard problems.errors.isEmpty else { return nil }
         return attempt { () throws(ConfigurationError) in
             try SluiceConfiguration(
                 listen: listen, policies: policies, store: store, limits: limits, http: http, forwardAuth: forwardAuth,
-                redis: redis, lines: lines
+                redis: redis, rls: rls, lines: lines
             )
         }
     }
@@ -117,10 +121,14 @@ struct ConfigurationDecoder {
         _ section: ConfigurationNode, lines: inout [String: Int]
     ) throws(ConfigurationError) -> SluiceConfiguration.Listen {
         var listen = SluiceConfiguration.Listen()
-        for (name, field) in try section.entries(allowed: ["line", "http"], expectation: "a mapping with line and http") {
+        for (name, field) in try section.entries(allowed: ["line", "http", "grpc"], expectation: "a mapping with line, http and grpc") {
             lines[field.path] = field.line
             let address = try decodeAddress(field)
-            if name == "line" { listen.line = address } else { listen.http = address }
+            switch name {
+            case "line": listen.line = address
+            case "http": listen.http = address
+            default: listen.grpc = address
+            }
         }
         return listen
     }

@@ -180,3 +180,22 @@ extension ConfigurationNode {
         return ConfigurationFields(node: self, values: values, requirement: requirement)
     }
 }
+
+extension ConfigurationNode {
+    /// The node as a YAML boolean (`true` or `false`).
+    func bool() throws(ConfigurationError) -> Bool {
+        guard case .scalar(let scalar) = node, tagName == .bool, let value = Bool(scalar.string.lowercased()) else {
+            throw error(.invalidValue, "must be true or false, got \(shown)")
+        }
+        return value
+    }
+
+    /// The node as a decimal integer from 0 through `maximum`.
+    func integer(in range: ClosedRange<Int64>) throws(ConfigurationError) -> Int64 {
+        guard case .scalar(let scalar) = node, tagName == .int, let value = Int64(scalar.string.filter { $0 != "_" }), range.contains(value)
+        else {
+            throw error(.invalidValue, "must be an integer from \(range.lowerBound) to \(range.upperBound), got \(shown)")
+        }
+        return value
+    }
+}

@@ -2,11 +2,8 @@
 public struct RequestError: Error, Hashable, Sendable, CustomStringConvertible {
     /// What kind of request was refused.
     public struct Code: Hashable, Sendable {
-        enum Base: Hashable, Sendable { case severalGlobalPolicies, noGlobalLimiter }
+        enum Base: Hashable, Sendable { case noGlobalLimiter }
         let base: Base
-        /// The request holds more than one global policy: all or nothing across two shared budgets would need
-        /// a cross-key transaction, which leases cannot give.
-        public static let severalGlobalPolicies = Code(base: .severalGlobalPolicies)
         /// A global policy was asked of a limiter with no shared store (no Redis configured).
         public static let noGlobalLimiter = Code(base: .noGlobalLimiter)
     }
@@ -24,7 +21,8 @@ extension RateLimiter {
     public enum RequestOutcome: Sendable {
         /// Decided (from this process's state: the store, a lease, a known exhaustion, or the failure policy).
         case decided(MultiDecision)
-        /// The global check waits for the shared store; ``PendingRequest/finish(_:charge:now:)`` completes it.
+        /// Global checks wait for the shared store; once each is answered, ``PendingRequest/finish(now:)``
+        /// completes the request.
         case pending(PendingRequest)
     }
 
@@ -32,8 +30,10 @@ extension RateLimiter {
     /// (line protocol, HTTP, gRPC) follows.
     ///
     /// Without a global check this is ``decide(_:at:consume:)-(some RandomAccessCollection<Check>,_,_)``.
-    /// With one, the global check is decided first (it may wait for the shared store), the local ones after,
-    /// and when a local check denies, what the global one took is given back where it came from.
+    /// With global checks, they are all asked of the shared store at once (each may wait for it); once every
+    /// one is answered, the local checks are decided. If any check denies, what the others took is given back
+    /// where it came from, so a denied request consumes nothing. While a charge is outstanding a concurrent
+    /// request may see less budget than it will end up having: the error is always toward denying.
     ///
     /// - Parameters:
     ///   - checks: the checks, at least one, resolved against `policies`.
@@ -41,32 +41,62 @@ extension RateLimiter {
     ///   - keyBytes: the caller's key of check `i`, asked only for a global check (its shared key is built from it).
     ///   - now: the time.
     ///   - consume: false to decide without consuming.
-    /// - Returns: the decisions, or the pending global check.
-    /// - Throws: ``RequestError`` when the request holds two global policies, or a global one without a
-    ///   ``global`` limiter.
+    /// - Returns: the decisions, or the request waiting for the shared store.
+    /// - Throws: ``RequestError`` when a global policy is asked of a limiter without a ``global`` limiter.
     public func decide(
         request checks: [Check], policies: PolicySet, keyBytes: (Int) -> [UInt8], at now: Timestamp, consume: Bool = true
     ) throws(RequestError) -> RequestOutcome {
-        guard policies.hasGlobal, let first = checks.firstIndex(where: { policies.isGlobal(checks: $0) }) else {
-            return .decided(decide(checks, at: now, consume: consume))
+        guard policies.hasGlobal else { return .decided(decide(checks, at: now, consume: consume)) }
+        let globalIndices = checks.indices.filter { policies.isGlobal(checks: checks[$0]) }
+        guard let first = globalIndices.first else { return .decided(decide(checks, at: now, consume: consume)) }
+        guard let global else {
+            let name = policies.policies[Int(checks[first].policyIndex)].name
+            throw RequestError(code: .noGlobalLimiter, message: "policy '\(name)' is global but this server has no Redis configured")
         }
-        let policy = policies.policies[Int(checks[first].policyIndex)]
-        if let second = checks[(first + 1)...].firstIndex(where: { policies.isGlobal(checks: $0) }) {
-            let other = policies.policies[Int(checks[second].policyIndex)].name
-            throw RequestError(
-                code: .severalGlobalPolicies, message: "a request may hold one global policy; '\(policy.name)' is combined with '\(other)'"
-            )
+        var request = GlobalRequest(checks: checks, limiter: self, global: global, consume: consume)
+        var waits: [PendingDecision] = []
+        for index in globalIndices {
+            let policy = policies.policies[Int(checks[index].policyIndex)]
+            let key = keyBytes(index)
+            switch key.withUnsafeBytes({ global.decide(checks[index], policy: policy, key: $0, now: now, consume: consume) }) {
+            case .decided(let decision, let charge):
+                request.globals.append(GlobalRequest.Global(index: index, policy: policy, key: key, answer: .decided(decision, charge)))
+            case .pending(let pending):
+                request.globals.append(GlobalRequest.Global(index: index, policy: policy, key: key, answer: .pending(pending)))
+                waits.append(pending)
+            }
         }
+        guard waits.isEmpty else { return .pending(PendingRequest(waits: waits, request: request)) }
+        return .decided(request.finish(now: now))
+    }
+}
+
+extension RateLimiter {
+    /// One check's decision, made now or waiting for the shared store.
+    public enum SingleOutcome: Sendable {
+        case decided(Decision)
+        /// The check is global and waits; ``PendingRequest/finish(now:)`` gives its decision as the only one.
+        case pending(PendingRequest)
+    }
+
+    /// Decides one check, local or global: ``decide(request:policies:keyBytes:at:consume:)`` for a request of
+    /// one check, without allocating when it is decided at once (a local check, a lease, a known exhaustion).
+    ///
+    /// - Parameter key: the caller's key bytes (a global check's shared key is built from them).
+    public func decide(
+        _ check: Check, policies: PolicySet, key: UnsafeRawBufferPointer, at now: Timestamp, consume: Bool = true
+    ) throws(RequestError) -> SingleOutcome {
+        guard policies.isGlobal(checks: check) else { return .decided(decide(check, at: now, consume: consume)) }
+        let policy = policies.policies[Int(check.policyIndex)]
         guard let global else {
             throw RequestError(code: .noGlobalLimiter, message: "policy '\(policy.name)' is global but this server has no Redis configured")
         }
-        let request = GlobalRequest(
-            checks: checks, globalIndex: first, policy: policy, key: keyBytes(first), limiter: self, global: global, consume: consume
-        )
-        let outcome = request.key.withUnsafeBytes { global.decide(checks[first], policy: policy, key: $0, now: now, consume: consume) }
-        switch outcome {
-        case .decided(let decision, let charge): return .decided(request.finish(decision, charge: charge, now: now))
-        case .pending(let pending): return .pending(PendingRequest(decision: pending, request: request))
+        switch global.decide(check, policy: policy, key: key, now: now, consume: consume) {
+        case .decided(let decision, _): return .decided(decision)
+        case .pending(let pending):
+            var request = GlobalRequest(checks: [check], limiter: self, global: global, consume: consume)
+            request.globals = [GlobalRequest.Global(index: 0, policy: policy, key: Array(key), answer: .pending(pending))]
+            return .pending(PendingRequest(waits: [pending], request: request))
         }
     }
 }
@@ -77,55 +107,83 @@ extension PolicySet {
     func isGlobal(checks check: Check) -> Bool { check.policyIndex >= 0 && isGlobal[Int(check.policyIndex)] }
 }
 
-/// A request whose global check waits for the shared store: once its ``decision`` is answered (by the store,
-/// or by the failure policy after the timeout), ``finish(_:charge:now:)`` decides the local checks.
+/// A request whose global checks wait for the shared store: once each of ``waits`` is answered (by the
+/// store, or by the failure policy after the timeout), ``finish(now:)`` decides the rest.
 public struct PendingRequest: Sendable {
-    /// The global check's answer, to wait for.
-    public let decision: PendingDecision
+    /// The global checks' answers to wait for, each answered exactly once.
+    public let waits: [PendingDecision]
     let request: GlobalRequest
 
-    /// Completes the request with the global check's `decision` and what it took (`charge`): the local checks
-    /// are decided now, and when one denies, the global charge goes back.
+    /// Completes the request once every one of ``waits`` is answered: the local checks are decided now, and
+    /// if any check denies, every charge goes back.
     ///
     /// - Returns: every check's decision, in request order.
-    public func finish(_ decision: Decision, charge: GlobalCharge?, now: Timestamp) -> RateLimiter.MultiDecision {
-        request.finish(decision, charge: charge, now: now)
-    }
+    public func finish(now: Timestamp) -> RateLimiter.MultiDecision { request.finish(now: now) }
 }
 
-/// The checks of a request holding one global check: the global check decides first, the locals after.
+/// The checks of a request holding global checks: the globals are decided first, the locals after.
 struct GlobalRequest: Sendable {
+    /// One global check and its answer.
+    struct Global: Sendable {
+        enum Answer: Sendable {
+            case decided(Decision, GlobalCharge?)
+            case pending(PendingDecision)
+        }
+
+        let index: Int
+        let policy: Policy
+        /// The caller's key bytes, for the key in the shared store.
+        let key: [UInt8]
+        let answer: Answer
+
+        /// The decision and what it took; a pending one must be answered by now.
+        var decided: (decision: Decision, charge: GlobalCharge?) {
+            switch answer {
+            case .decided(let decision, let charge): return (decision, charge)
+            case .pending(let pending):
+                guard let answered = pending.answer else {
+                    preconditionFailure("a request is finished only once each of its waits is answered")
+                }
+                return answered
+            }
+        }
+    }
+
     let checks: [Check]
-    let globalIndex: Int
-    let policy: Policy
-    /// The global check's key bytes, for its key in the shared store.
-    let key: [UInt8]
     let limiter: RateLimiter
     let global: any GlobalLimiter
     let consume: Bool
+    var globals: [Global] = []
 
-    func finish(_ decision: Decision, charge: GlobalCharge?, now: Timestamp) -> RateLimiter.MultiDecision {
-        guard checks.count > 1 else { return RateLimiter.MultiDecision(isAllowed: decision.isAllowed, decisions: [decision], decidingIndex: 0) }
-        var locals = checks
-        locals.remove(at: globalIndex)
-        guard decision.isAllowed else {
+    func finish(now: Timestamp) -> RateLimiter.MultiDecision {
+        var decisions: [Decision?] = Array(repeating: nil, count: checks.count)
+        var charges: [(global: Global, charge: GlobalCharge)] = []
+        var denied: Int?
+        for entry in globals {
+            let (decision, charge) = entry.decided
+            decisions[entry.index] = decision
+            if decision.isAllowed, let charge { charges.append((entry, charge)) }
+            if !decision.isAllowed, denied == nil { denied = entry.index }
+        }
+        let localIndices = checks.indices.filter { decisions[$0] == nil }
+        if denied == nil, !localIndices.isEmpty {
+            let result = limiter.decide(localIndices.map { checks[$0] }, at: now, consume: consume)
+            for (position, index) in localIndices.enumerated() { decisions[index] = result.decisions[position] }
+            if !result.isAllowed { denied = localIndices[result.decidingIndex] }
+        } else {
             // Nothing local is charged: show what each would answer.
-            var decisions = locals.map { limiter.decide($0, at: now, consume: false) }
-            decisions.insert(decision, at: globalIndex)
-            return RateLimiter.MultiDecision(isAllowed: false, decisions: decisions, decidingIndex: globalIndex)
+            for index in localIndices { decisions[index] = limiter.decide(checks[index], at: now, consume: false) }
         }
-        let result = limiter.decide(locals, at: now, consume: consume)
-        var decisions = result.decisions
-        var shown = decision
-        if !result.isAllowed, consume, let charge {
-            key.withUnsafeBytes { global.refund(checks[globalIndex], policy: policy, key: $0, charge: charge, now: now) }
-            shown.remaining = min(shown.limit, shown.remaining + checks[globalIndex].cost)
+        let shown = decisions.map { $0 ?? Decision(outcome: .denied, limit: 0, remaining: 0, resetAfterNanoseconds: 0, retryAfterNanoseconds: 0) }
+        guard let denied else {
+            return RateLimiter.MultiDecision(isAllowed: true, decisions: shown, decidingIndex: RateLimiter.mostRestrictive(shown, checks: checks))
         }
-        decisions.insert(shown, at: globalIndex)
-        if !result.isAllowed {
-            let deciding = result.decidingIndex >= globalIndex ? result.decidingIndex + 1 : result.decidingIndex
-            return RateLimiter.MultiDecision(isAllowed: false, decisions: decisions, decidingIndex: deciding)
+        // Given back: each then answers what it would answer now, as a denied request's other checks do.
+        if consume {
+            for (entry, charge) in charges {
+                entry.key.withUnsafeBytes { global.refund(checks[entry.index], policy: entry.policy, key: $0, charge: charge, now: now) }
+            }
         }
-        return RateLimiter.MultiDecision(isAllowed: true, decisions: decisions, decidingIndex: RateLimiter.mostRestrictive(decisions, checks: checks))
+        return RateLimiter.MultiDecision(isAllowed: false, decisions: shown, decidingIndex: denied)
     }
 }

@@ -42,10 +42,12 @@ public struct HTTPAPIProcessor: Sendable {
         switch outcome {
         case .response(let response): return response
         case .pending(let answer):
-            let pending = answer.request.decision
-            pending.expire(now: now)
-            guard let (decision, charge) = pending.answer else { return HTTPAPIResponse.error(.serviceUnavailable, code: "no_answer", "the decision did not complete") }
-            let (response, later) = answer.complete(decision, charge: charge, now: now)
+            for pending in answer.request.waits { pending.expire(now: now) }
+            // An answer Redis claimed in the meantime may still be on its way: nothing to finish with yet.
+            guard answer.request.waits.allSatisfy({ $0.answer != nil }) else {
+                return HTTPAPIResponse.error(.serviceUnavailable, code: "no_answer", "the decision did not complete")
+            }
+            let (response, later) = answer.complete(now: now)
             context.statistics.add(later)
             return response
         }
@@ -152,10 +154,23 @@ public struct HTTPAPIProcessor: Sendable {
         var resolved: [ResolvedCheck] = []
         resolved.reserveCapacity(fields.count)
         for field in fields { resolved.append(try field.resolve(policies: policies, maximumKeyBytes: context.maximumKeyBytes)) }
-        if resolved.count == 1, !listed, !policies.hasGlobal {
-            let decision = context.limiter.decide(resolved[0].check, at: now)
-            counts.count(decision)
-            return .response(.decision(decision, resolved[0], now: now))
+        if resolved.count == 1, !listed {
+            // One check: decided without allocating when it needs no wait (local, or from a lease).
+            let single = resolved[0]
+            var key = single.key
+            let outcome = key.withUTF8 { key in
+                Result { () throws(RequestError) in
+                    try context.limiter.decide(single.check, policies: policies, key: UnsafeRawBufferPointer(key), at: now)
+                }
+            }
+            switch outcome {
+            case .failure(let error): throw HTTPAPIError(.unprocessableEntity, code: "unsupported_checks", error.message)
+            case .success(.decided(let decision)):
+                counts.count(decision)
+                return .response(.decision(decision, single, now: now))
+            case .success(.pending(let request)):
+                return .pending(PendingAnswer(request, countsVerdict: false) { result, now in .decision(result.decisions[0], single, now: now) })
+            }
         }
         let checks = resolved
         return try decideAll(resolved, policies: policies, countsVerdict: listed, now: now, counts: &counts) { result, now in

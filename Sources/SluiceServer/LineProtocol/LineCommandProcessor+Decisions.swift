@@ -42,15 +42,26 @@ extension LineCommandProcessor {
             return .proceed
         }
         guard let check = resolveCheck(command, at: 1, costPresent: command.count == 4, into: &output) else { return .proceed }
-        guard policies.isGlobal[Int(check.policyIndex)] else {
-            // The hot path: one local decision, no allocation.
-            let decision = context.limiter.decide(check, at: now, consume: consume)
+        let outcome = command.withArgument(2) { key in
+            Result { () throws(RequestError) in try context.limiter.decide(check, policies: policies, key: key, at: now, consume: consume) }
+        }
+        switch outcome {
+        case .failure(let error):
+            output.writeRESPError("ERR \(error.message)")
+            return .proceed
+        case .success(.decided(let decision)):
+            // The hot path: one decision (local, or from a lease), no allocation.
             batch.count(decision)
             output.writeRESPDecision(decision)
             return .proceed
-        }
-        return decideRequest([check], keyBytes: { _ in command.bytes(2) }, now: now, consume: consume, countsVerdict: false, into: &output) {
-            result, reply in reply.writeRESPDecision(result.decisions[0])
+        case .success(.pending(let request)):
+            return .wait(
+                PendingAnswer(request, countsVerdict: false) { result, _ in
+                    var reply = ByteBuffer()
+                    reply.writeRESPDecision(result.decisions[0])
+                    return reply
+                }
+            )
         }
     }
 

@@ -20,14 +20,21 @@ public struct ConfigurationReloader: Sendable {
     let registry: PolicyRegistry
     let logger: Logger
     let redis: SluiceConfiguration.Redis?
+    /// What else a new configuration is put into (the rate limit service's domains); run before the policies
+    /// are swapped, so one that throws rejects the whole reload and nothing changes.
+    let applyFirst: (@Sendable (SluiceConfiguration) throws -> Void)?
 
     /// Creates a reloader for `path` (nil when running on the embedded default); `redis` is the section the
-    /// process started with.
-    public init(path: String?, registry: PolicyRegistry, logger: Logger, redis: SluiceConfiguration.Redis? = nil) {
+    /// process started with; `applyFirst` puts a valid new configuration into what else depends on it.
+    public init(
+        path: String?, registry: PolicyRegistry, logger: Logger, redis: SluiceConfiguration.Redis? = nil,
+        applyFirst: (@Sendable (SluiceConfiguration) throws -> Void)? = nil
+    ) {
         self.path = path
         self.registry = registry
         self.logger = logger
         self.redis = redis
+        self.applyFirst = applyFirst
     }
 
     /// Rereads the file and applies it if valid; logs what happened.
@@ -46,6 +53,16 @@ public struct ConfigurationReloader: Sendable {
                         ? "this process started without Redis; global policies and a redis section need a restart"
                         : "the redis section changed; connecting elsewhere needs a restart (the section in force stays)"
                 )
+            }
+            do {
+                try applyFirst?(configuration)
+            } catch {
+                throw ConfigurationError(.invalidValue, path: "rls", "\(error)")
+            }
+            do {
+                try applyFirst?(configuration)
+            } catch {
+                throw ConfigurationError(.invalidValue, path: "rls", "\(error)")
             }
             registry.replace(
                 with: configuration.policySet, forwardAuth: ForwardAuthRules(configuration.forwardAuth, policies: configuration.policySet)

@@ -19,18 +19,18 @@ public struct PendingAnswer<Output: Sendable>: Sendable {
         self.render = render
     }
 
-    /// Finishes the request with the global check's answer (`decision`, having taken `charge`) at `now`.
+    /// Finishes the request, once every global check it waits for is answered, at `now`.
     ///
     /// - Returns: the rendered answer and what to count.
-    public func complete(_ decision: Decision, charge: GlobalCharge?, now: Timestamp) -> (Output, ServerStatistics.Batch) {
-        let result = request.finish(decision, charge: charge, now: now)
+    public func complete(now: Timestamp) -> (Output, ServerStatistics.Batch) {
+        let result = request.finish(now: now)
         var counts = ServerStatistics.Batch()
         counts.count(result, byVerdict: countsVerdict)
         return (render(result, now), counts)
     }
 
-    /// Runs `body` on `loop` with the rendered answer: once the store answers, or by the failure policy once
-    /// `timeout` passes.
+    /// Runs `body` on `loop` with the rendered answer, once each global check is answered: by the store, or
+    /// by its failure policy once `timeout` passes.
     ///
     /// Call on `loop`; `body` may touch the caller's loop-bound state. The expiry is not cancelled when the
     /// store answers first: expiring an answered decision does nothing, and removing a task from the timer
@@ -39,12 +39,21 @@ public struct PendingAnswer<Output: Sendable>: Sendable {
         on loop: any EventLoop, timeout: TimeAmount, clock: any SluiceClock, _ body: @escaping (Output, ServerStatistics.Batch) -> Void
     ) {
         let bound = NIOLoopBound(body, eventLoop: loop)
-        let pending = request.decision
-        loop.scheduleTask(in: timeout) { pending.expire(now: clock.now()) }
-        pending.whenAnswered { decision, charge in
-            loop.execute {
-                let (output, counts) = self.complete(decision, charge: charge, now: clock.now())
-                bound.value(output, counts)
+        let waits = request.waits
+        loop.scheduleTask(in: timeout) {
+            let now = clock.now()
+            for pending in waits { pending.expire(now: now) }
+        }
+        // Each wait is answered exactly once; the last answer completes the request, on the loop.
+        let remaining = NIOLoopBoundBox(waits.count, eventLoop: loop)
+        for pending in waits {
+            pending.whenAnswered { _, _ in
+                loop.execute {
+                    remaining.value -= 1
+                    guard remaining.value == 0 else { return }
+                    let (output, counts) = self.complete(now: clock.now())
+                    bound.value(output, counts)
+                }
             }
         }
     }

@@ -16,12 +16,15 @@ public struct ServerContext: Sendable {
     public let limits: SluiceConfiguration.Limits
     /// Where servers log.
     public let logger: Logger
+    /// Envoy rate limit service decisions by domain and outcome, reported by `INFO` and `/metrics`.
+    public let rlsDecisions: OutcomeCounters?
 
     /// Creates a context.
     public init(
         limiter: RateLimiter, registry: PolicyRegistry, clock: any SluiceClock, statistics: ServerStatistics = ServerStatistics(),
-        limits: SluiceConfiguration.Limits = SluiceConfiguration.Limits(), logger: Logger
+        limits: SluiceConfiguration.Limits = SluiceConfiguration.Limits(), logger: Logger, rlsDecisions: OutcomeCounters? = nil
     ) {
+        self.rlsDecisions = rlsDecisions
         self.limiter = limiter
         self.registry = registry
         self.clock = clock
@@ -37,7 +40,7 @@ public struct ServerContext: Sendable {
     func status() -> ServerStatus {
         ServerStatus(
             statistics: statistics.snapshot(), store: ServerStatus.Store(limiter.store), policies: registry.policies.policies.count,
-            global: limiter.global?.status()
+            global: limiter.global?.status(), rls: rlsDecisions?.snapshot() ?? []
         )
     }
 }

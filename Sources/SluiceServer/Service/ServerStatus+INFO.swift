@@ -28,6 +28,10 @@ extension ServerStatus {
             policies:\(policies)\r
 
             """
+        if !rls.isEmpty {
+            text += "\r\n# RLS\r\n"
+            for domain in rls { text += "rls_domain:\(domain.label.replacingNewlines),ok=\(domain.allowed),over_limit=\(domain.denied)\r\n" }
+        }
         guard let global else { return text }
         text += """
             \r
@@ -47,4 +51,9 @@ extension ServerStatus {
             """
         return text
     }
+}
+
+extension String {
+    /// The text with CR and LF as spaces, so a configured name cannot break a line-based reply.
+    var replacingNewlines: String { String(map { $0 == "\r" || $0 == "\n" ? " " : $0 }) }
 }

@@ -33,6 +33,15 @@ extension ServerStatus {
             sluice_uptime_seconds \(statistics.uptimeSeconds)
 
             """
+        if !rls.isEmpty {
+            text += "# HELP sluice_rls_decisions_total Envoy rate limit service requests by domain and overall code.\n"
+            text += "# TYPE sluice_rls_decisions_total counter\n"
+            for domain in rls {
+                let label = Self.labelValue(domain.label)
+                text += "sluice_rls_decisions_total{domain=\"\(label)\",outcome=\"ok\"} \(domain.allowed)\n"
+                text += "sluice_rls_decisions_total{domain=\"\(label)\",outcome=\"over_limit\"} \(domain.denied)\n"
+            }
+        }
         guard let global else { return text }
         text += """
             # HELP sluice_redis_up Whether Redis answers (1) or global policies follow on_store_failure (0).
@@ -59,5 +68,21 @@ extension ServerStatus {
 
             """
         return text
+    }
+}
+
+extension ServerStatus {
+    /// `text` as a Prometheus label value: backslash, double quote and newline escaped.
+    static func labelValue(_ text: String) -> String {
+        var escaped = ""
+        for character in text {
+            switch character {
+            case "\\": escaped += "\\\\"
+            case "\"": escaped += "\\\""
+            case "\n": escaped += "\\n"
+            default: escaped.append(character)
+            }
+        }
+        return escaped
     }
 }

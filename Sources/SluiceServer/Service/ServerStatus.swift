@@ -28,6 +28,8 @@ public struct ServerStatus: Sendable, Hashable {
     public var policies: Int
     /// The shared store's state, when global policies are possible.
     public var global: GlobalLimiterStatus?
+    /// Envoy rate limit service decisions by domain: allowed (OK) and denied (OVER_LIMIT).
+    public var rls: [OutcomeCounters.Counts]
 
     /// The share of global decisions answered without waiting for Redis, as `0.1234`.
     var globalLocalShare: String {

@@ -1,0 +1,265 @@
+public import SluiceConfig
+public import SluiceCore
+
+/// A `ShouldRateLimit` request, free of protobuf: what ``RLSDecider`` decides.
+public struct RLSRequest: Sendable {
+    /// One request descriptor.
+    public struct Descriptor: Sendable {
+        public var entries: [DescriptorEntry]
+        /// Envoy's per-descriptor limit override: used instead of the configured limits.
+        public var override: (requestsPerUnit: UInt32, unit: RLSLimit.Unit?)?
+        /// The descriptor's own hits; nil when unset (then the request's). 0 checks without counting.
+        public var hitsAddend: UInt64?
+
+        public init(entries: [DescriptorEntry], override: (requestsPerUnit: UInt32, unit: RLSLimit.Unit?)? = nil, hitsAddend: UInt64? = nil) {
+            self.entries = entries
+            self.override = override
+            self.hitsAddend = hitsAddend
+        }
+    }
+
+    public var domain: String
+    public var descriptors: [Descriptor]
+    /// Hits for every descriptor without its own; 0 means 1 (Envoy sends 0).
+    public var hitsAddend: UInt32
+
+    public init(domain: String, descriptors: [Descriptor], hitsAddend: UInt32 = 0) {
+        self.domain = domain
+        self.descriptors = descriptors
+        self.hitsAddend = hitsAddend
+    }
+}
+
+/// The answer to an ``RLSRequest``: one status per descriptor, in order.
+public struct RLSAnswer: Sendable, Hashable {
+    /// One descriptor's answer.
+    public struct Status: Sendable, Hashable {
+        /// The limit that applied, as Envoy's `current_limit` states it.
+        public struct CurrentLimit: Sendable, Hashable {
+            public var requestsPerUnit: UInt32
+            public var unit: RLSLimit.Unit
+            public var name: String
+        }
+
+        public var isOverLimit: Bool
+        /// Nil for a descriptor no limit applied to (no match, unknown domain, replaced, unlimited).
+        public var currentLimit: CurrentLimit?
+        /// Requests left in the window; 4294967295 for an unlimited descriptor.
+        public var remaining: UInt32
+        /// Whole seconds until the bucket is full again; nil when no limit applied.
+        public var resetSeconds: Int64?
+
+        /// A descriptor no limit applied to.
+        public static let unlimited = Status(isOverLimit: false, currentLimit: nil, remaining: .max, resetSeconds: nil)
+        /// A descriptor nothing matched.
+        public static let unmatched = Status(isOverLimit: false, currentLimit: nil, remaining: 0, resetSeconds: nil)
+    }
+
+    /// Whether any descriptor is over its limit: Envoy's `overall_code`.
+    public var isOverLimit: Bool
+    public var statuses: [Status]
+
+    /// The status a client should heed: over the limit first, else the fewest remaining among limited ones.
+    public var mostRestrictive: Status? {
+        statuses.filter { $0.currentLimit != nil }.min { left, right in
+            left.isOverLimit != right.isOverLimit ? left.isOverLimit : left.remaining < right.remaining
+        }
+    }
+}
+
+/// Why a request is refused outright.
+public struct RLSRequestError: Error, Hashable, Sendable {
+    public enum Code: Sendable, Hashable {
+        /// Malformed: an empty domain or descriptor list, an override without a unit.
+        case invalidArgument
+        /// Over a cap: too many descriptors or entries.
+        case resourceExhausted
+        /// A global limit with no Redis configured.
+        case unavailable
+    }
+
+    public let code: Code
+    public let message: String
+}
+
+/// Decides Envoy's rate limit requests against the compiled envoyproxy/ratelimit domains, with the same core
+/// as every other interface: the descriptors of a request are decided all or nothing, so a request that is
+/// over any limit consumes nothing (envoyproxy/ratelimit charges every descriptor even when it denies).
+public struct RLSDecider: Sendable {
+    let limiter: RateLimiter
+    let clock: any SluiceClock
+    /// How long a global check waits for Redis before its failure policy answers.
+    let timeout: Duration
+    /// The caps of one request.
+    let maximumDescriptors: Int
+    let maximumEntries: Int
+
+    /// Creates a decider.
+    public init(limiter: RateLimiter, clock: any SluiceClock, settings: SluiceConfiguration.RLS) {
+        self.limiter = limiter
+        self.clock = clock
+        timeout = limiter.global?.timeout ?? .milliseconds(50)
+        maximumDescriptors = settings.maxDescriptors
+        maximumEntries = settings.maxEntries
+    }
+
+    /// What one descriptor resolved to.
+    private enum Resolved {
+        case unmatched
+        case unlimited
+        /// `requests_per_unit: 0`: over the limit without a bucket (OK in shadow mode).
+        case denyAll(RLSAnswer.Status.CurrentLimit, shadow: Bool)
+        case check(Check, RLSAnswer.Status.CurrentLimit, key: [UInt8], consume: Bool)
+    }
+
+    /// Decides `request` against `matcher`.
+    ///
+    /// - Throws: ``RLSRequestError`` for a request that is refused outright.
+    public func decide(_ request: RLSRequest, matcher: DescriptorMatcher) async throws(RLSRequestError) -> RLSAnswer {
+        guard !request.domain.isEmpty else { throw RLSRequestError(code: .invalidArgument, message: "rate limit domain must not be empty") }
+        guard !request.descriptors.isEmpty else {
+            throw RLSRequestError(code: .invalidArgument, message: "rate limit descriptor list must not be empty")
+        }
+        guard request.descriptors.count <= maximumDescriptors else {
+            throw RLSRequestError(
+                code: .resourceExhausted, message: "\(request.descriptors.count) descriptors, at most \(maximumDescriptors) in one request"
+            )
+        }
+        if let long = request.descriptors.first(where: { $0.entries.count > maximumEntries }) {
+            throw RLSRequestError(
+                code: .resourceExhausted, message: "a descriptor of \(long.entries.count) entries, at most \(maximumEntries) in one descriptor"
+            )
+        }
+        let matched = try request.descriptors.map { descriptor throws(RLSRequestError) in
+            try resolve(descriptor, request: request, matcher: matcher)
+        }
+        // `replaces`: a limit named by another matched limit of the same request is dropped (its descriptor is
+        // answered OK without a limit, its bucket untouched), as in envoyproxy/ratelimit.
+        let replaced = Set(matched.flatMap(\.replaces))
+        let resolved = matched.map { !$0.name.isEmpty && replaced.contains($0.name) ? .unmatched : $0.resolved }
+
+        // An enforced `requests_per_unit: 0` denies the request: then nothing is charged anywhere.
+        let deniedOutright = resolved.contains { if case .denyAll(_, shadow: false) = $0 { true } else { false } }
+        var consuming: [(position: Int, check: Check, key: [UInt8])] = []
+        var peeking: [(position: Int, check: Check, key: [UInt8])] = []
+        for (position, item) in resolved.enumerated() {
+            guard case .check(let check, _, let key, let consume) = item else { continue }
+            if consume, !deniedOutright { consuming.append((position, check, key)) } else { peeking.append((position, check, key)) }
+        }
+        // Each decision, and whether it took its hits: one that did not states what is left now, not after a take.
+        var decisions: [Int: (decision: Decision, charged: Bool)] = [:]
+        if !consuming.isEmpty {
+            let result = try await decide(consuming.map(\.check), keys: consuming.map(\.key), policies: matcher.policies, consume: true)
+            for (offset, entry) in consuming.enumerated() { decisions[entry.position] = (result.decisions[offset], result.isAllowed) }
+        }
+        for entry in peeking {
+            let result = try await decide([entry.check], keys: [entry.key], policies: matcher.policies, consume: false)
+            decisions[entry.position] = (result.decisions[0], false)
+        }
+
+        var statuses: [RLSAnswer.Status] = []
+        statuses.reserveCapacity(resolved.count)
+        for (position, item) in resolved.enumerated() {
+            switch item {
+            case .unmatched: statuses.append(.unmatched)
+            case .unlimited: statuses.append(.unlimited)
+            case .denyAll(let limit, let shadow):
+                // Windows are aligned to the epoch: the rest of the current one.
+                let window = limit.unit.seconds
+                let reset = window - (clock.now().nanoseconds / 1_000_000_000) % window
+                statuses.append(RLSAnswer.Status(isOverLimit: !shadow, currentLimit: limit, remaining: 0, resetSeconds: reset))
+            case .check(let check, let limit, _, _):
+                guard let (decision, charged) = decisions[position] else { continue }
+                // An uncharged decision that would pass reports what a take would leave: add the take back.
+                let remaining = decision.isShadowed ? 0 : !charged && decision.outcome == .allowed ? min(decision.limit, decision.remaining + check.cost) : decision.remaining
+                statuses.append(
+                    RLSAnswer.Status(
+                        isOverLimit: !decision.isAllowed, currentLimit: limit, remaining: UInt32(clamping: remaining),
+                        resetSeconds: RoundedUp.seconds(decision.resetAfterNanoseconds)
+                    )
+                )
+            }
+        }
+        return RLSAnswer(isOverLimit: statuses.contains(where: \.isOverLimit), statuses: statuses)
+    }
+
+    /// The limit one descriptor gets (Envoy's override if it sent one, in a configured domain, else the tree's),
+    /// with the limit's name and what it replaces.
+    private func resolve(
+        _ descriptor: RLSRequest.Descriptor, request: RLSRequest, matcher: DescriptorMatcher
+    ) throws(RLSRequestError) -> (resolved: Resolved, name: String, replaces: [String]) {
+        let hits = descriptor.hitsAddend ?? UInt64(max(1, request.hitsAddend))
+        let cost = Int64(clamping: max(1, hits))
+        if let override = descriptor.override, matcher.hasDomain(request.domain) {
+            guard let unit = override.unit else {
+                throw RLSRequestError(code: .invalidArgument, message: "a descriptor's limit override needs a unit from SECOND to WEEK")
+            }
+            let limit = RLSAnswer.Status.CurrentLimit(requestsPerUnit: override.requestsPerUnit, unit: unit, name: "")
+            guard override.requestsPerUnit > 0 else { return (.denyAll(limit, shadow: false), "", []) }
+            do {
+                let rateLimit = try RateLimit(
+                    algorithm: .fixedWindow, limit: Int64(override.requestsPerUnit), periodNanoseconds: unit.seconds * 1_000_000_000
+                )
+                let key = Array((request.domain + "\u{1F}" + descriptor.entries.map { "\($0.key)=\($0.value)" }.joined(separator: "\u{1F}")).utf8)
+                let bucket = key.withUnsafeBytes { BucketKey(seed: Check.inlineSeed(for: rateLimit), bytes: $0) }
+                return (.check(Check(rateLimit: rateLimit, key: bucket, cost: cost), limit, key: key, consume: hits > 0), "", [])
+            } catch {
+                throw RLSRequestError(code: .invalidArgument, message: "limit override: \(error.message)")
+            }
+        }
+        guard let match = matcher.match(domain: request.domain, entries: descriptor.entries) else { return (.unmatched, "", []) }
+        let configuration = match.limit.configuration
+        let named = (name: configuration.name, replaces: configuration.replaces)
+        // An unlimited limit still replaces others, as in envoyproxy/ratelimit.
+        if configuration.unlimited { return (.unlimited, named.name, named.replaces) }
+        guard let unit = configuration.unit else { return (.unmatched, named.name, named.replaces) }
+        let limit = RLSAnswer.Status.CurrentLimit(
+            requestsPerUnit: UInt32(clamping: configuration.requestsPerUnit), unit: unit, name: configuration.name
+        )
+        guard let policyIndex = match.limit.policyIndex else { return (.denyAll(limit, shadow: match.limit.shadowMode), named.name, named.replaces) }
+        let check = match.key.withUnsafeBytes { matcher.policies.check(policy: policyIndex, key: $0, cost: cost) }
+        return (.check(check, limit, key: match.key, consume: hits > 0), named.name, named.replaces)
+    }
+
+    /// Decides checks through the one all-or-nothing rule, waiting (at most the timeout) for Redis.
+    private func decide(_ checks: [Check], keys: [[UInt8]], policies: PolicySet, consume: Bool) async throws(RLSRequestError)
+        -> RateLimiter.MultiDecision
+    {
+        let outcome: RateLimiter.RequestOutcome
+        do {
+            outcome = try limiter.decide(request: checks, policies: policies, keyBytes: { keys[$0] }, at: clock.now(), consume: consume)
+        } catch {
+            throw RLSRequestError(code: .unavailable, message: error.message)
+        }
+        switch outcome {
+        case .decided(let result): return result
+        case .pending(let pending):
+            await pending.waitForAnswers(timeout: timeout, clock: clock)
+            return pending.finish(now: clock.now())
+        }
+    }
+}
+
+extension PendingRequest {
+    /// Returns once every wait is answered: by Redis, or by its failure policy once `timeout` passes.
+    func waitForAnswers(timeout: Duration, clock: any SluiceClock) async {
+        let waits = self.waits
+        await withTaskGroup(of: Void.self) { group in
+            group.addTask {
+                do {
+                    try await Task.sleep(for: timeout)
+                } catch {
+                    return  // every wait was answered first
+                }
+                let now = clock.now()
+                for pending in waits { pending.expire(now: now) }
+            }
+            for pending in waits {
+                await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
+                    pending.whenAnswered { _, _ in continuation.resume() }
+                }
+            }
+            group.cancelAll()
+        }
+    }
+}
