@@ -110,6 +110,7 @@ let package = Package(
             dependencies: [
                 "SluiceRLS", "SluiceCore", "SluiceConfig", "SluiceTestSupport",
                 .product(name: "GRPCCore", package: "grpc-swift-2"),
+                .product(name: "GRPCNIOTransportHTTP2Posix", package: "grpc-swift-nio-transport"),
                 .product(name: "SwiftProtobuf", package: "swift-protobuf"),
             ],
             swiftSettings: swiftSettings

@@ -167,7 +167,11 @@ struct Validate: ParsableCommand {
         }
         do {
             let configuration = try SluiceConfiguration.load(path: file)
-            print("\(file): ok, \(configuration.policies.count) policies (\(configuration.policies.map(\.name).joined(separator: ", ")))")
+            var summary = "\(file): ok, \(configuration.policies.count) policies (\(configuration.policies.map(\.name).joined(separator: ", ")))"
+            if let rls = configuration.rls {
+                summary += ", \(rls.domains.count) rate limit service domains (\(rls.domains.map(\.name).joined(separator: ", ")))"
+            }
+            print(summary)
         } catch {
             printError("\(file): \(error)")
             throw ExitCode(1)

@@ -54,7 +54,7 @@ struct EndToEndTests {
         try await server.stop()
     }
 
-    @Test(.requiresPythonVenv) func pythonRedisClientWithDefaults() async throws {
+    @Test(.requiresPython()) func pythonRedisClientWithDefaults() async throws {
         let server = try await RunningLineServer.start()
         let result = try await runProgram([External.venvPython, packageRoot + "/Tests/e2e/redis_py_client.py", "\(server.port)"])
         #expect(result.status == 0, "redis-py client failed:\n\(result.output)\n\(result.error)")

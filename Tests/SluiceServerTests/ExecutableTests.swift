@@ -9,7 +9,7 @@ import Glibc
 /// The `sluice` executable itself, as an operator runs it: `validate`, and `serve` with SIGHUP and SIGTERM.
 @Suite(.serialized)
 struct ExecutableTests {
-    static let binary = packageRoot + "/.build/debug/sluice"
+    static let binary = External.sluiceBinary
 
     static func temporaryFile(_ text: String) throws -> String {
         let path = FileManager.default.temporaryDirectory.appendingPathComponent("sluice-exe-\(UUID().uuidString).yaml").path

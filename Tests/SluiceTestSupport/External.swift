@@ -16,8 +16,20 @@ public enum External {
         return path.split(separator: ":").contains { FileManager.default.isExecutableFile(atPath: "\($0)/\(program)") }
     }
 
-    /// The Python of the venv `scripts/test` makes, with the stock `redis` client from PyPI.
+    /// The Python of the venv `scripts/test` makes, with the stock `redis` client, `grpcio` and Envoy from PyPI.
     public static let venvPython = packageRoot + "/.venv-e2e/bin/python"
+
+    /// Whether the venv has each of `modules` (a package folder in its site-packages).
+    public static func venvHas(_ modules: [String]) -> Bool {
+        let lib = packageRoot + "/.venv-e2e/lib"
+        guard let versions = try? FileManager.default.contentsOfDirectory(atPath: lib) else { return false }
+        return modules.allSatisfy { module in
+            versions.contains { FileManager.default.fileExists(atPath: "\(lib)/\($0)/site-packages/\(module)") }
+        }
+    }
+
+    /// The `sluice` executable of this build (`swift build` makes it; `swift test` builds it first).
+    public static let sluiceBinary = packageRoot + "/.build/debug/sluice"
 }
 
 extension Trait where Self == ConditionTrait {
@@ -28,11 +40,13 @@ extension Trait where Self == ConditionTrait {
         return .enabled(if: External.isRequired || missing.isEmpty, Comment(rawValue: reason))
     }
 
-    /// Runs the test only when the Python venv of `scripts/test` exists, or when ``External/isRequired``.
-    public static var requiresPythonVenv: Self {
-        .enabled(
-            if: External.isRequired || FileManager.default.isExecutableFile(atPath: External.venvPython),
-            "needs the Python venv with the stock redis client at .venv-e2e (scripts/test makes it)"
+    /// Runs the test only when the Python venv of `scripts/test` exists with `modules` (default: the stock `redis`
+    /// client), or when ``External/isRequired``.
+    public static func requiresPython(_ modules: String...) -> Self {
+        let needed = modules.isEmpty ? ["redis"] : modules
+        return .enabled(
+            if: External.isRequired || (FileManager.default.isExecutableFile(atPath: External.venvPython) && External.venvHas(needed)),
+            Comment(rawValue: "needs the Python venv at .venv-e2e with \(needed.joined(separator: ", ")) (scripts/test makes it)")
         )
     }
 }

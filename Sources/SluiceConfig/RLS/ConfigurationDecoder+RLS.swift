@@ -53,7 +53,7 @@ extension ConfigurationDecoder {
             var ignoredLines: [String: Int] = [:]
             let fields = try element.fields(
                 allowed: Self.rlsDescriptorFields, expectation: "a descriptor: a mapping with key and optionally value, rate_limit, descriptors",
-                requirement: "descriptor has empty key", lines: &ignoredLines
+                requirement: "every descriptor needs a key", lines: &ignoredLines
             )
             let keyNode = try fields.required("key")
             guard let key = keyNode.scalarText, !key.isEmpty else { throw keyNode.error(.invalidValue, "descriptor has empty key") }
