@@ -10,11 +10,18 @@ public struct RLSRequest: Sendable {
         public var override: (requestsPerUnit: UInt32, unit: RLSLimit.Unit?)?
         /// The descriptor's own hits; nil when unset (then the request's). 0 checks without counting.
         public var hitsAddend: UInt64?
+        /// Envoy's `is_negative_hits`: the hits are a refund. Sluice does not refund on a client's word: such a
+        /// descriptor is only looked at, and answered OK.
+        public var isNegative: Bool
 
-        public init(entries: [DescriptorEntry], override: (requestsPerUnit: UInt32, unit: RLSLimit.Unit?)? = nil, hitsAddend: UInt64? = nil) {
+        public init(
+            entries: [DescriptorEntry], override: (requestsPerUnit: UInt32, unit: RLSLimit.Unit?)? = nil, hitsAddend: UInt64? = nil,
+            isNegative: Bool = false
+        ) {
             self.entries = entries
             self.override = override
             self.hitsAddend = hitsAddend
+            self.isNegative = isNegative
         }
     }
 
@@ -59,11 +66,11 @@ public struct RLSAnswer: Sendable, Hashable {
     public var isOverLimit: Bool
     public var statuses: [Status]
 
-    /// The status a client should heed: over the limit first, else the fewest remaining among limited ones.
+    /// The status a client should heed, as envoyproxy/ratelimit picks it for its headers: among those with a
+    /// limit, the first with the fewest remaining; the last one over the limit, if any, overrides it.
     public var mostRestrictive: Status? {
-        statuses.filter { $0.currentLimit != nil }.min { left, right in
-            left.isOverLimit != right.isOverLimit ? left.isOverLimit : left.remaining < right.remaining
-        }
+        let limited = statuses.filter { $0.currentLimit != nil }
+        return limited.last(where: \.isOverLimit) ?? limited.enumerated().min { ($0.element.remaining, $0.offset) < ($1.element.remaining, $1.offset) }?.element
     }
 }
 
@@ -107,8 +114,9 @@ public struct RLSDecider: Sendable {
     private enum Resolved {
         case unmatched
         case unlimited
-        /// `requests_per_unit: 0`: over the limit without a bucket (OK in shadow mode).
-        case denyAll(RLSAnswer.Status.CurrentLimit, shadow: Bool)
+        /// `requests_per_unit: 0`: over the limit without a bucket (OK in shadow mode, or when it takes no hits).
+        case denyAll(RLSAnswer.Status.CurrentLimit, overLimit: Bool)
+        /// A bucket's check; `consume` false for a descriptor of 0 hits (or a negative one): looked at only.
         case check(Check, RLSAnswer.Status.CurrentLimit, key: [UInt8], consume: Bool)
     }
 
@@ -139,43 +147,49 @@ public struct RLSDecider: Sendable {
         let resolved = matched.map { !$0.name.isEmpty && replaced.contains($0.name) ? .unmatched : $0.resolved }
 
         // An enforced `requests_per_unit: 0` denies the request: then nothing is charged anywhere.
-        let deniedOutright = resolved.contains { if case .denyAll(_, shadow: false) = $0 { true } else { false } }
-        var consuming: [(position: Int, check: Check, key: [UInt8])] = []
-        var peeking: [(position: Int, check: Check, key: [UInt8])] = []
+        let deniedOutright = resolved.contains { if case .denyAll(_, overLimit: true) = $0 { true } else { false } }
+        var charging: [(position: Int, check: Check, key: [UInt8])] = []
+        var looking: [(position: Int, check: Check, key: [UInt8])] = []
         for (position, item) in resolved.enumerated() {
             guard case .check(let check, _, let key, let consume) = item else { continue }
-            if consume, !deniedOutright { consuming.append((position, check, key)) } else { peeking.append((position, check, key)) }
+            if consume, !deniedOutright { charging.append((position, check, key)) } else { looking.append((position, check, key)) }
         }
-        // Each decision, and whether it took its hits: one that did not states what is left now, not after a take.
-        var decisions: [Int: (decision: Decision, charged: Bool)] = [:]
-        if !consuming.isEmpty {
-            let result = try await decide(consuming.map(\.check), keys: consuming.map(\.key), policies: matcher.policies, consume: true)
-            for (offset, entry) in consuming.enumerated() { decisions[entry.position] = (result.decisions[offset], result.isAllowed) }
+        // Each decision, whether it took its hits, and whether it may say over the limit. A descriptor of 0 hits
+        // never is: nothing is added, and Sluice's count never passes the limit (envoyproxy/ratelimit compares
+        // `count + hits > limit`). Those are looked at, with the rest when the request is denied outright, only
+        // after the charging ones: they cannot change the verdict.
+        var decisions = [(decision: Decision, charged: Bool)?](repeating: nil, count: resolved.count)
+        if !charging.isEmpty {
+            let result = try await decide(charging.map(\.check), keys: charging.map(\.key), policies: matcher.policies, consume: true)
+            for (offset, entry) in charging.enumerated() { decisions[entry.position] = (result.decisions[offset], result.isAllowed) }
         }
-        for entry in peeking {
+        for entry in looking {
             let result = try await decide([entry.check], keys: [entry.key], policies: matcher.policies, consume: false)
             decisions[entry.position] = (result.decisions[0], false)
         }
 
+        let nowSeconds = clock.now().nanoseconds / 1_000_000_000
         var statuses: [RLSAnswer.Status] = []
         statuses.reserveCapacity(resolved.count)
         for (position, item) in resolved.enumerated() {
             switch item {
             case .unmatched: statuses.append(.unmatched)
             case .unlimited: statuses.append(.unlimited)
-            case .denyAll(let limit, let shadow):
-                // Windows are aligned to the epoch: the rest of the current one.
-                let window = limit.unit.seconds
-                let reset = window - (clock.now().nanoseconds / 1_000_000_000) % window
-                statuses.append(RLSAnswer.Status(isOverLimit: !shadow, currentLimit: limit, remaining: 0, resetSeconds: reset))
-            case .check(let check, let limit, _, _):
+            case .denyAll(let limit, let overLimit):
+                statuses.append(RLSAnswer.Status(isOverLimit: overLimit, currentLimit: limit, remaining: 0, resetSeconds: limit.unit.untilWindowEnds(at: nowSeconds)))
+            case .check(let check, let limit, _, let countsHits):
                 guard let (decision, charged) = decisions[position] else { continue }
-                // An uncharged decision that would pass reports what a take would leave: add the take back.
-                let remaining = decision.isShadowed ? 0 : !charged && decision.outcome == .allowed ? min(decision.limit, decision.remaining + check.cost) : decision.remaining
+                let isOverLimit = countsHits && !decision.isAllowed
+                // Over the limit: nothing remains. Not charged (looked at, or a denied request's other descriptors):
+                // what remains now, not after a take.
+                let remaining =
+                    isOverLimit || decision.isShadowed || decision.outcome != .allowed ? 0
+                    : charged ? decision.remaining : min(decision.limit, decision.remaining + check.cost)
+                let reset = RoundedUp.seconds(decision.resetAfterNanoseconds)
                 statuses.append(
                     RLSAnswer.Status(
-                        isOverLimit: !decision.isAllowed, currentLimit: limit, remaining: UInt32(clamping: remaining),
-                        resetSeconds: RoundedUp.seconds(decision.resetAfterNanoseconds)
+                        isOverLimit: isOverLimit, currentLimit: limit, remaining: UInt32(clamping: remaining),
+                        resetSeconds: reset > 0 ? reset : limit.unit.untilWindowEnds(at: nowSeconds)
                     )
                 )
             }
@@ -188,14 +202,15 @@ public struct RLSDecider: Sendable {
     private func resolve(
         _ descriptor: RLSRequest.Descriptor, request: RLSRequest, matcher: DescriptorMatcher
     ) throws(RLSRequestError) -> (resolved: Resolved, name: String, replaces: [String]) {
-        let hits = descriptor.hitsAddend ?? UInt64(max(1, request.hitsAddend))
+        // A negative (refunding) descriptor is only looked at: Sluice's buckets take no refunds from a client.
+        let hits = descriptor.isNegative ? 0 : descriptor.hitsAddend ?? UInt64(max(1, request.hitsAddend))
         let cost = Int64(clamping: max(1, hits))
         if let override = descriptor.override, matcher.hasDomain(request.domain) {
             guard let unit = override.unit else {
                 throw RLSRequestError(code: .invalidArgument, message: "a descriptor's limit override needs a unit from SECOND to WEEK")
             }
             let limit = RLSAnswer.Status.CurrentLimit(requestsPerUnit: override.requestsPerUnit, unit: unit, name: "")
-            guard override.requestsPerUnit > 0 else { return (.denyAll(limit, shadow: false), "", []) }
+            guard override.requestsPerUnit > 0 else { return (.denyAll(limit, overLimit: hits > 0), "", []) }
             do {
                 let rateLimit = try RateLimit(
                     algorithm: .fixedWindow, limit: Int64(override.requestsPerUnit), periodNanoseconds: unit.seconds * 1_000_000_000
@@ -216,7 +231,9 @@ public struct RLSDecider: Sendable {
         let limit = RLSAnswer.Status.CurrentLimit(
             requestsPerUnit: UInt32(clamping: configuration.requestsPerUnit), unit: unit, name: configuration.name
         )
-        guard let policyIndex = match.limit.policyIndex else { return (.denyAll(limit, shadow: match.limit.shadowMode), named.name, named.replaces) }
+        guard let policyIndex = match.limit.policyIndex else {
+            return (.denyAll(limit, overLimit: hits > 0 && !match.limit.shadowMode), named.name, named.replaces)
+        }
         let check = match.key.withUnsafeBytes { matcher.policies.check(policy: policyIndex, key: $0, cost: cost) }
         return (.check(check, limit, key: match.key, consume: hits > 0), named.name, named.replaces)
     }
@@ -246,11 +263,9 @@ extension PendingRequest {
         let waits = self.waits
         await withTaskGroup(of: Void.self) { group in
             group.addTask {
-                do {
-                    try await Task.sleep(for: timeout)
-                } catch {
-                    return  // every wait was answered first
-                }
+                // Cancelled (every wait answered, or the call cancelled): expiring what is answered does nothing,
+                // and a cancelled call must not wait for Redis any longer.
+                try? await Task.sleep(for: timeout)
                 let now = clock.now()
                 for pending in waits { pending.expire(now: now) }
             }
@@ -262,4 +277,10 @@ extension PendingRequest {
             group.cancelAll()
         }
     }
+}
+
+extension RLSLimit.Unit {
+    /// Seconds until the window of this unit that holds `now` (seconds since the epoch) ends: windows are aligned
+    /// to the epoch, as in envoyproxy/ratelimit.
+    func untilWindowEnds(at now: Int64) -> Int64 { seconds - now % seconds }
 }

@@ -52,7 +52,7 @@ public struct RateLimitService: Envoy_Service_Ratelimit_V3_RateLimitService.Simp
                 RLSRequest.Descriptor(
                     entries: descriptor.entries.map { DescriptorEntry(key: $0.key, value: $0.value) },
                     override: descriptor.hasLimit ? (descriptor.limit.requestsPerUnit, RLSLimit.Unit(protoValue: descriptor.limit.unit.rawValue)) : nil,
-                    hitsAddend: descriptor.hasHitsAddend ? descriptor.hitsAddend.value : nil
+                    hitsAddend: descriptor.hasHitsAddend ? descriptor.hitsAddend.value : nil, isNegative: descriptor.isNegativeHits
                 )
             },
             hitsAddend: message.hitsAddend

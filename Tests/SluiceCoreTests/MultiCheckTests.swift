@@ -61,6 +61,18 @@ struct MultiCheckTests {
         for check in checks { #expect(!isFull(limiter, check)) }
     }
 
+    @Test("costs whose sum overflows on one bucket are refused, not a crash")
+    func overflowingCostsOnOneBucket() throws {
+        let limiter = RateLimiter(store: BucketStore(maximumKeys: 100, shardCount: 1))
+        let limit = try rateLimit(.fixedWindow, limit: 10)
+        let key = BucketKey(seed: 1, key: "k")
+        let checks = [6, 6, Int64.max].map { Check(rateLimit: limit, policyIndex: 0, key: key, cost: $0) }
+        let multi = limiter.decide(checks, at: now)
+        #expect(!multi.isAllowed)
+        #expect(multi.decisions[multi.decidingIndex].outcome == .exceedsCapacity)
+        #expect(limiter.decide(Check(rateLimit: limit, key: key, cost: 10), at: now, consume: false).outcome == .allowed, "nothing was taken")
+    }
+
     @Test func denialByFirstCheckStillAnswersForEveryCheck() throws {
         let limiter = RateLimiter(store: BucketStore(maximumKeys: 100, shardCount: 1))
         let checks = [

@@ -153,3 +153,51 @@ struct RLSDeciderTests {
         }
     }
 }
+
+extension RLSDeciderTests {
+    @Test("a descriptor of 0 hits is never over the limit and cannot make a request charge others for nothing")
+    func checkOnlyNeverDenies() async throws {
+        for _ in 0..<2 { _ = try await decide(Self.descriptor(("path", "/checkout"))) }  // full: 2 of 2
+        for _ in 0..<3 {
+            let answer = try await decide(Self.descriptor(("user", "hank")), Self.descriptor(("path", "/checkout"), hits: 0))
+            #expect(!answer.isOverLimit)
+            #expect(answer.statuses[1] == RLSAnswer.Status(
+                isOverLimit: false, currentLimit: .init(requestsPerUnit: 2, unit: .minute, name: ""), remaining: 0,
+                resetSeconds: answer.statuses[1].resetSeconds
+            ))
+        }
+        // hank's three requests passed although /checkout was full: a fourth is over his limit of 3.
+        #expect(try await decide(Self.descriptor(("user", "hank"))).isOverLimit)
+        // requests_per_unit 0 with 0 hits: OK, nothing remains.
+        let blocked = try await decide(Self.descriptor(("blocked", "x"), hits: 0))
+        #expect(!blocked.isOverLimit && blocked.statuses[0].remaining == 0)
+    }
+
+    @Test("over the limit, a status says 0 remaining and when the window resets, whatever the hits")
+    func overLimitStatus() async throws {
+        let answer = try await decide(Self.descriptor(("user", "ivy")), hits: 4)
+        #expect(answer.isOverLimit)
+        #expect(answer.statuses[0].remaining == 0)
+        #expect((answer.statuses[0].resetSeconds ?? 0) > 0)
+    }
+
+    @Test("a refund (is_negative_hits) is answered OK and charges nothing")
+    func negativeHits() async throws {
+        var refund = Self.descriptor(("user", "jo"), hits: 2)
+        refund.isNegative = true
+        let answer = try await decide(refund)
+        #expect(!answer.isOverLimit && answer.statuses[0].remaining == 3)
+        #expect(try await decide(Self.descriptor(("user", "jo"))).statuses[0].remaining == 2)
+    }
+
+    @Test("the headers' status: the first with the fewest remaining, unless one is over the limit (the last of those)")
+    func mostRestrictive() {
+        let limit = RLSAnswer.Status.CurrentLimit(requestsPerUnit: 5, unit: .minute, name: "")
+        func status(_ remaining: UInt32, over: Bool = false, _ name: String) -> RLSAnswer.Status {
+            RLSAnswer.Status(isOverLimit: over, currentLimit: .init(requestsPerUnit: limit.requestsPerUnit, unit: .minute, name: name), remaining: remaining, resetSeconds: 1)
+        }
+        #expect(RLSAnswer(isOverLimit: false, statuses: [status(3, "a"), .unmatched, status(1, "b"), status(1, "c")]).mostRestrictive?.currentLimit?.name == "b")
+        #expect(RLSAnswer(isOverLimit: true, statuses: [status(0, over: true, "a"), status(0, "b"), status(0, over: true, "c")]).mostRestrictive?.currentLimit?.name == "c")
+        #expect(RLSAnswer(isOverLimit: false, statuses: [.unmatched, .unlimited]).mostRestrictive == nil)
+    }
+}

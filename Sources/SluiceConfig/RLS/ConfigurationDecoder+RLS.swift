@@ -57,6 +57,9 @@ extension ConfigurationDecoder {
             )
             let keyNode = try fields.required("key")
             guard let key = keyNode.scalarText, !key.isEmpty else { throw keyNode.error(.invalidValue, "descriptor has empty key") }
+            if let valueNode = fields["value"], !valueNode.isNull, valueNode.scalarText == nil {
+                throw valueNode.error(.invalidValue, "must be a value to match, such as premium or \"/api/*\", got \(valueNode.shown)")
+            }
             var value = fields["value"].flatMap(\.scalarText)
             if value?.isEmpty == true { value = nil }
             let compositeKey = value.map { "\(key)_\($0)" } ?? key

@@ -55,11 +55,14 @@ extension RateLimiter {
         }
         var request = GlobalRequest(checks: checks, limiter: self, global: global, consume: consume)
         var waits: [PendingDecision] = []
+        // Once one is denied at once, the rest are only looked at: charging them would be given back anyway.
+        var denied = false
         for index in globalIndices {
             let policy = policies.policies[Int(checks[index].policyIndex)]
             let key = keyBytes(index)
-            switch key.withUnsafeBytes({ global.decide(checks[index], policy: policy, key: $0, now: now, consume: consume) }) {
+            switch key.withUnsafeBytes({ global.decide(checks[index], policy: policy, key: $0, now: now, consume: consume && !denied) }) {
             case .decided(let decision, let charge):
+                denied = denied || !decision.isAllowed
                 request.globals.append(GlobalRequest.Global(index: index, policy: policy, key: key, answer: .decided(decision, charge)))
             case .pending(let pending):
                 request.globals.append(GlobalRequest.Global(index: index, policy: policy, key: key, answer: .pending(pending)))

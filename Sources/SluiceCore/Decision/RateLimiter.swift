@@ -88,7 +88,12 @@ public final class RateLimiter: Sendable {
         for check in checks {
             var peeked = decideReserving(check, at: now, consume: false).0
             if index == denied, peeked.outcome == .allowed {
-                let total = checks.reduce(Int64(0)) { $1.key == check.key && $1.rateLimit == check.rateLimit ? $0 + $1.cost : $0 }
+                // Saturating: a client may send costs whose sum overflows.
+                let total = checks.reduce(Int64(0)) { sum, other in
+                    guard other.key == check.key, other.rateLimit == check.rateLimit else { return sum }
+                    let (added, overflow) = sum.addingReportingOverflow(other.cost)
+                    return overflow ? .max : added
+                }
                 if total > check.rateLimit.capacity {
                     peeked.outcome = .exceedsCapacity
                     peeked.retryAfterNanoseconds = -1
@@ -106,11 +111,11 @@ public final class RateLimiter: Sendable {
     /// policy always wins over a shadow one, whose numbers must not make clients back off.
     public static func mostRestrictive(_ decisions: [Decision], checks: some RandomAccessCollection<Check>) -> Int {
         var best = 0
-        let modes = checks.map(\.mode)
+        func isShadow(_ index: Int) -> Bool { checks[checks.index(checks.startIndex, offsetBy: index)].mode == .shadow }
         for (index, decision) in decisions.enumerated().dropFirst() {
             let current = decisions[best]
-            let currentShadow = modes[best] == .shadow
-            let candidateShadow = modes[index] == .shadow
+            let currentShadow = isShadow(best)
+            let candidateShadow = isShadow(index)
             if currentShadow != candidateShadow {
                 if currentShadow { best = index }
                 continue

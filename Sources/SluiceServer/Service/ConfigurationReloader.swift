@@ -59,11 +59,6 @@ public struct ConfigurationReloader: Sendable {
             } catch {
                 throw ConfigurationError(.invalidValue, path: "rls", "\(error)")
             }
-            do {
-                try applyFirst?(configuration)
-            } catch {
-                throw ConfigurationError(.invalidValue, path: "rls", "\(error)")
-            }
             registry.replace(
                 with: configuration.policySet, forwardAuth: ForwardAuthRules(configuration.forwardAuth, policies: configuration.policySet)
             )
