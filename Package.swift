@@ -95,7 +95,7 @@ let package = Package(
         // and the traits that skip tests whose outside programs are missing.
         .target(
             name: "SluiceTestSupport",
-            dependencies: ["SluiceWorkload"],
+            dependencies: ["SluiceWorkload", .product(name: "Logging", package: "swift-log")],
             path: "Tests/SluiceTestSupport",
             swiftSettings: swiftSettings
         ),

@@ -29,6 +29,13 @@ struct ScriptError: Error {
 /// Why talking to Redis failed; the connection is unusable afterwards.
 struct RedisConnectionError: Error, CustomStringConvertible {
     let description: String
+    /// Whether the node refused the credentials.
+    var isAuthentication = false
+
+    init(description: String, isAuthentication: Bool = false) {
+        self.description = description
+        self.isAuthentication = isAuthentication
+    }
 }
 
 /// A blocking hiredis connection, used by one thread at a time (the ``RedisWorker``'s).
@@ -38,11 +45,14 @@ struct RedisConnectionError: Error, CustomStringConvertible {
 final class HiredisConnection {
     private let context: UnsafeMutablePointer<redisContext>
 
-    /// Connects to `host:port`, waiting at most `timeout` for the connection and then for each read or write.
-    init(host: String, port: Int, timeout: Duration) throws(RedisConnectionError) {
-        let microseconds = timeout.nanoseconds / 1_000
-        let interval = timeval(tv_sec: Int(microseconds / 1_000_000), tv_usec: Int(microseconds % 1_000_000))
-        guard let context = redisConnectWithTimeout(host, Int32(port), interval) else {
+    /// Connects to `host:port`, waiting at most `timeout` for the connection and then for each read or write
+    /// (`readTimeout` for those, when given: a subscriber waits long).
+    init(host: String, port: Int, timeout: Duration, readTimeout: Duration? = nil) throws(RedisConnectionError) {
+        func interval(_ duration: Duration) -> timeval {
+            let microseconds = duration.nanoseconds / 1_000
+            return timeval(tv_sec: Int(microseconds / 1_000_000), tv_usec: Int(microseconds % 1_000_000))
+        }
+        guard let context = redisConnectWithTimeout(host, Int32(port), interval(timeout)) else {
             throw RedisConnectionError(description: "cannot allocate a hiredis context")
         }
         if context.pointee.err != 0 {
@@ -51,7 +61,7 @@ final class HiredisConnection {
             throw RedisConnectionError(description: "connect to \(host):\(port): \(message)")
         }
         self.context = context
-        if redisSetTimeout(context, interval) != REDIS_OK {
+        if redisSetTimeout(context, interval(readTimeout ?? timeout)) != REDIS_OK {
             throw RedisConnectionError(description: "cannot set the socket timeout: \(Self.errorText(context))")
         }
         _ = redisEnableKeepAlive(context)
@@ -74,7 +84,30 @@ final class HiredisConnection {
             throw RedisConnectionError(description: Self.errorText(context))
         }
         defer { freeReplyObject(raw) }
+        return Self.integers(raw.assumingMemoryBound(to: redisReply.self).pointee)
+    }
+
+    /// Reads the reply of a batch script call of `count` decisions: one result each, or the error that refused
+    /// the whole call.
+    func batchReply(count: Int) throws(RedisConnectionError) -> Result<[Result<[Int64], ScriptError>], ScriptError> {
+        var raw: UnsafeMutableRawPointer?
+        guard redisGetReply(context, &raw) == REDIS_OK, let raw else {
+            throw RedisConnectionError(description: Self.errorText(context))
+        }
+        defer { freeReplyObject(raw) }
         let reply = raw.assumingMemoryBound(to: redisReply.self).pointee
+        guard reply.type == REDIS_REPLY_ARRAY, let elements = reply.element, reply.elements == count else {
+            if case .failure(let error) = Self.integers(reply) { return .failure(error) }
+            return .failure(ScriptError(message: "a batch reply of \(reply.elements) elements for \(count) decisions"))
+        }
+        return .success((0..<count).map { index in
+            guard let element = elements[index] else { return .failure(ScriptError(message: "a missing element")) }
+            return Self.integers(element.pointee)
+        })
+    }
+
+    /// A reply of integers, or its error text.
+    private static func integers(_ reply: redisReply) -> Result<[Int64], ScriptError> {
         if reply.type == REDIS_REPLY_ARRAY, let elements = reply.element {
             var values: [Int64] = []
             values.reserveCapacity(reply.elements)
@@ -88,6 +121,19 @@ final class HiredisConnection {
             return .failure(ScriptError(message: String(decoding: UnsafeRawBufferPointer(start: str, count: reply.len), as: UTF8.self)))
         }
         return .failure(ScriptError(message: "unexpected reply of type \(reply.type)"))
+    }
+
+    /// `AUTH [username] password`, when a password is set. Its failure says authentication failed, never the
+    /// password.
+    func authenticate(username: String?, password: String?) throws(RedisConnectionError) {
+        guard let password else { return }
+        var auth = [Array("AUTH".utf8)]
+        if let username { auth.append(Array(username.utf8)) }
+        auth.append(Array(password.utf8))
+        if case .error(let message) = try command(auth) {
+            // Redis's own text (WRONGPASS ..., ERR invalid password) names no secret, only what went wrong.
+            throw RedisConnectionError(description: "authentication failed (\(message.prefix(80)))", isAuthentication: true)
+        }
     }
 
     /// Sends what is queued (on the first call) and reads the next reply, waiting at most the timeout.

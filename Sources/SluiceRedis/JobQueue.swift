@@ -9,6 +9,8 @@ final class JobQueue: @unchecked Sendable {
     private let mutex: UnsafeMutablePointer<pthread_mutex_t>
     private let condition: UnsafeMutablePointer<pthread_cond_t>
     private var jobs: [RedisJob] = []
+    /// Jobs to hand out no earlier than their time (a cluster answering TRYAGAIN).
+    private var delayed: [(due: ContinuousClock.Instant, job: RedisJob)] = []
     /// Called once every job queued before them has been handed out (see ``pushBarrier(_:)``).
     private var barriers: [@Sendable () -> Void] = []
 
@@ -36,6 +38,14 @@ final class JobQueue: @unchecked Sendable {
         return true
     }
 
+    /// Queues `job` to be handed out once `due` has passed.
+    func pushDelayed(_ job: RedisJob, until due: ContinuousClock.Instant) {
+        pthread_mutex_lock(mutex)
+        delayed.append((due, job))
+        pthread_mutex_unlock(mutex)
+        pthread_cond_signal(condition)
+    }
+
     /// Queues `barrier`, handed out with the drain that takes the last job queued before it.
     func pushBarrier(_ barrier: @escaping @Sendable () -> Void) {
         pthread_mutex_lock(mutex)
@@ -49,7 +59,7 @@ final class JobQueue: @unchecked Sendable {
     var isEmpty: Bool {
         pthread_mutex_lock(mutex)
         defer { pthread_mutex_unlock(mutex) }
-        return jobs.isEmpty && barriers.isEmpty
+        return jobs.isEmpty && barriers.isEmpty && delayed.isEmpty
     }
 
     /// Up to `maximum` jobs, waiting at most `waiting` for the first; and, when they empty the queue, the
@@ -57,24 +67,38 @@ final class JobQueue: @unchecked Sendable {
     func drain(maximum: Int, waiting: Duration) -> (jobs: [RedisJob], barriers: [@Sendable () -> Void]) {
         pthread_mutex_lock(mutex)
         defer { pthread_mutex_unlock(mutex) }
+        takeDueDelayed()
         if jobs.isEmpty, barriers.isEmpty, waiting > .zero {
+            // Wake for the first delayed job, if it is due before the wait ends.
+            let untilDelayed = delayed.map { $0.due - .now }.min() ?? waiting
             var deadline = timespec()
             clock_gettime(CLOCK_MONOTONIC, &deadline)
-            let nanoseconds = Int(waiting.nanoseconds)
+            let nanoseconds = Int(max(.zero, min(waiting, untilDelayed)).nanoseconds)
             deadline.tv_nsec += nanoseconds
             deadline.tv_sec += deadline.tv_nsec / 1_000_000_000
             deadline.tv_nsec %= 1_000_000_000
             _ = pthread_cond_timedwait(condition, mutex, &deadline)
+            takeDueDelayed()
         }
         guard jobs.count > maximum else {
+            // Barriers wait for delayed jobs too: they were submitted before them.
+            let released = delayed.isEmpty ? barriers : []
             defer {
                 jobs = []
-                barriers = []
+                if delayed.isEmpty { barriers = [] }
             }
-            return (jobs, barriers)  // the common case: take the whole queue, no copying under the lock
+            return (jobs, released)  // the common case: take the whole queue, no copying under the lock
         }
         let taken = Array(jobs.prefix(maximum))
         jobs.removeFirst(maximum)
         return (taken, [])
+    }
+
+    /// Moves the delayed jobs that are due into the queue; call with the mutex held.
+    private func takeDueDelayed() {
+        guard !delayed.isEmpty else { return }
+        let now = ContinuousClock.now
+        jobs += delayed.filter { $0.due <= now }.map(\.job)
+        delayed.removeAll { $0.due <= now }
     }
 }

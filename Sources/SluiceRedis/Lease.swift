@@ -1,4 +1,5 @@
 import SluiceCore
+import Synchronization
 
 /// One bucket's slice of a global budget, held by this process: the bookkeeping of leasing, as a value
 /// type whose every method takes the time (nanoseconds, the decision clock) as an argument, so it is tested
@@ -9,6 +10,9 @@ import SluiceCore
 /// answers the decisions that waited for it (``wait(_:now:)``); ``refund(_:charge:now:)`` gives back what a
 /// request denied by a later check took; ``returnable(now:)`` is what goes back to Redis on shutdown.
 struct Lease: Sendable {
+    /// This lease among all leases of the process: a charge names it, so a refund never reaches a later lease
+    /// of the same bucket (one made after this one was swept).
+    let identity: UInt64
     let key: BucketKey
     /// The bucket's key in Redis.
     let redisKey: [UInt8]
@@ -40,7 +44,11 @@ struct Lease: Sendable {
     /// Decisions waiting for the renewal in flight, in arrival order.
     var waiters: [Waiter] = []
 
-    init(key: BucketKey, redisKey: [UInt8], rateLimit: RateLimit) {
+    /// Numbers the leases of the process.
+    private static let identities = Atomic<UInt64>(0)
+
+    init(key: BucketKey, redisKey: [UInt8], rateLimit: RateLimit, identity: UInt64? = nil) {
+        self.identity = identity ?? Self.identities.add(1, ordering: .relaxed).newValue
         self.key = key
         self.redisKey = redisKey
         self.rateLimit = rateLimit
@@ -71,7 +79,7 @@ struct Lease: Sendable {
             remaining -= check.cost
             lastUsed = now
             // The charge names the lease as it was before any renewal this decision starts.
-            let charge = GlobalCharge(fromLease: true, window: window, renewals: renewals)
+            let charge = GlobalCharge(fromLease: true, window: window, renewals: renewals, lease: identity)
             let renewal = remaining * 2 <= lastGrant && !renewing && connected ? startRenewal(need: 1, now: now) : nil
             return .allowed(decision(for: check, now: now, allowed: true), charge, renewal: renewal)
         }
@@ -153,7 +161,7 @@ struct Lease: Sendable {
                 guard waiter.pending.claim() else { continue }
                 remaining -= waiter.check.cost
                 lastUsed = now
-                let charge = GlobalCharge(fromLease: true, window: window, renewals: renewals)
+                let charge = GlobalCharge(fromLease: true, window: window, renewals: renewals, lease: identity)
                 settled.answers.append((waiter.pending, decision(for: waiter.check, now: now, allowed: true), charge))
             } else if exhaustedUntil > now, waiter.check.cost >= exhaustedNeed {
                 guard waiter.pending.claim() else { continue }
@@ -182,7 +190,7 @@ struct Lease: Sendable {
     ///
     /// - Returns: whether the slice took it back.
     mutating func refund(_ cost: Int64, charge: GlobalCharge, now: Int64) -> Bool {
-        guard charge.fromLease, validUntil > now else { return false }
+        guard charge.fromLease, charge.lease == identity, validUntil > now else { return false }
         guard rateLimit.algorithm == .tokenBucket ? renewals == charge.renewals : window == charge.window else { return false }
         remaining += cost
         return true

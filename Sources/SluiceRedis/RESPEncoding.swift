@@ -29,4 +29,17 @@ enum RESPEncoding {
         digits.reverse()
         return digits
     }
+
+    /// A whole command of plain words: `*n` then each as a bulk string.
+    static func appendCommand(_ words: [String], to buffer: inout [UInt8]) {
+        appendArrayHeader(words.count, to: &buffer)
+        for word in words { appendBulk(word.utf8, to: &buffer) }
+    }
+
+    /// A whole command of plain words, encoded.
+    static func command(_ words: [String]) -> [UInt8] {
+        var encoded: [UInt8] = []
+        appendCommand(words, to: &encoded)
+        return encoded
+    }
 }

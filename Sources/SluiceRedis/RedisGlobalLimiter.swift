@@ -33,7 +33,8 @@ public final class RedisGlobalLimiter: GlobalLimiter {
     static let maximumWaitersPerLease = 4096
 
     private let settings: SluiceConfiguration.Redis
-    private let worker: RedisWorker
+    /// Sends each script call to the node of its key.
+    private let router: any RedisRouter
     /// Decides for policies whose `on_store_failure` is `local`, in the process's own store.
     private let local: RateLimiter
     private let clock: any SluiceClock
@@ -63,27 +64,31 @@ public final class RedisGlobalLimiter: GlobalLimiter {
         var generator = SystemRandomNumberGenerator()
         holder = String(generator.next(), radix: 16)
         let table = leases
-        worker = RedisWorker(settings: settings, logger: logger) { [clock] in table.sweep(now: clock.now().nanoseconds) }
+        let sweep: @Sendable () -> Void = { [clock] in table.sweep(now: clock.now().nanoseconds) }
+        switch settings.deployment {
+        case .cluster(let seeds): router = ClusterRouter(seeds: seeds, settings: settings, logger: logger, tick: sweep)
+        case .single, .sentinel: router = SingleNodeRouter(settings: settings, logger: logger, tick: sweep)
+        }
         staleRenewal = 2 * settings.timeoutNanoseconds
     }
 
     /// Starts the Redis thread; it connects at once and keeps reconnecting with backoff.
     public func start() {
-        if !worker.start() { logger.error("no thread for Redis: global policies follow on_store_failure") }
+        if !router.start() { logger.error("no thread for Redis: global policies follow on_store_failure") }
     }
 
     /// Waits up to `limit` for the first connection; returns whether Redis answers.
     public func waitUntilConnected(limit: Duration) async -> Bool {
         let deadline = ContinuousClock.now + limit
-        while !worker.isConnected, ContinuousClock.now < deadline { try? await Task.sleep(for: .milliseconds(5)) }
-        return worker.isConnected
+        while !router.isConnected, ContinuousClock.now < deadline { try? await Task.sleep(for: .milliseconds(5)) }
+        return router.isConnected
     }
 
     /// Returns once every call to Redis queued before it (refunds, returns, renewals) has been answered or
     /// has failed: what a caller waits on to see the effect of a background call.
     public func settle() async {
         await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
-            worker.afterQueuedJobs { continuation.resume() }
+            router.afterQueuedJobs { continuation.resume() }
         }
     }
 
@@ -93,16 +98,17 @@ public final class RedisGlobalLimiter: GlobalLimiter {
         let returns = leases.drainForReturn(now: now).map { lease in
             job(lease.redisKey, lease.rateLimit, ScriptCall(mode: .returnUnused, keep: lease.returnable(now: now), window: lease.window))
         }
-        await worker.stop(final: returns)
+        await router.stop(final: returns)
     }
 
     public func status() -> GlobalLimiterStatus {
-        GlobalLimiterStatus(
-            isConnected: worker.isConnected, endpoint: settings.endpoint,
+        let routing = router.status
+        return GlobalLimiterStatus(
+            isConnected: routing.isConnected, endpoint: settings.endpoint,
             localDecisions: counters.local.load(ordering: .relaxed), redisDecisions: counters.redis.load(ordering: .relaxed),
             fallbackDecisions: counters.fallback.load(ordering: .relaxed), leaseRequests: counters.leaseRequests.load(ordering: .relaxed),
-            strictCalls: counters.strict.load(ordering: .relaxed), errors: worker.errors.load(ordering: .relaxed),
-            reconnections: worker.reconnections.load(ordering: .relaxed), leases: leases.count
+            strictCalls: counters.strict.load(ordering: .relaxed), errors: routing.errors, reconnections: routing.reconnections,
+            leases: leases.count, authenticationFailed: routing.authenticationFailed
         )
     }
 
@@ -158,7 +164,7 @@ public final class RedisGlobalLimiter: GlobalLimiter {
 
     private func leased(_ check: Check, policy: Policy, key: UnsafeRawBufferPointer, now: Timestamp) -> GlobalDecision {
         let time = now.nanoseconds
-        let connected = worker.isConnected
+        let connected = router.isConnected
         var waiting: PendingDecision?
         let create = { Lease(key: check.key, redisKey: self.redisKey(policy, key), rateLimit: check.rateLimit) }
         let outcome: LeaseTable.Outcome = leases.withLease(check.key, create: create) { lease in
@@ -203,7 +209,7 @@ public final class RedisGlobalLimiter: GlobalLimiter {
     /// Sends `renewal`; its reply is applied on the Redis thread.
     private func send(_ renewal: Renewal) {
         counters.leaseRequests.add(1, ordering: .relaxed)
-        worker.submit(
+        router.submit(
             job(renewal.redisKey, renewal.rateLimit, renewal.call, deadline: deadline()) { [self] result in renewed(renewal, result: result) }
         )
     }
@@ -229,7 +235,7 @@ public final class RedisGlobalLimiter: GlobalLimiter {
 
     private func direct(_ check: Check, policy: Policy, redisKey: [UInt8], mode: ScriptCall.Mode, now: Timestamp) -> GlobalDecision {
         let consume = mode != .peek
-        guard worker.isConnected else {
+        guard router.isConnected else {
             let (decision, charge) = fallback(check, policy: policy, now: now, consume: consume)
             return .decided(decision, charge)
         }
@@ -238,7 +244,7 @@ public final class RedisGlobalLimiter: GlobalLimiter {
         let pending = PendingDecision { [self] now in fallback(check, policy: policy, now: now, consume: consume) }
         let capacity = check.rateLimit.capacity
         let call = ScriptCall(mode: mode, want: check.cost, need: check.cost)
-        worker.submit(
+        router.submit(
             job(redisKey, check.rateLimit, call, deadline: deadline()) { [self] result in
                 guard case .success(let reply) = result else { return pending.expire(now: clock.now()) }
                 let outcome: Decision.Outcome = reply.allowed ? .allowed : reply.retryMilliseconds < 0 ? .exceedsCapacity : .denied
@@ -259,8 +265,8 @@ public final class RedisGlobalLimiter: GlobalLimiter {
 
     /// Gives `check`'s cost back to Redis: to `window` (windows) or to the bucket.
     private func refundToRedis(_ check: Check, redisKey: [UInt8], window: Int64) {
-        guard worker.isConnected else { return }
-        worker.submit(job(redisKey, check.rateLimit, ScriptCall(mode: .refund, keep: check.cost, window: window)))
+        guard router.isConnected else { return }
+        router.submit(job(redisKey, check.rateLimit, ScriptCall(mode: .refund, keep: check.cost, window: window)))
     }
 
     // MARK: Failure

@@ -27,17 +27,29 @@ struct ScriptCall: Sendable, Hashable {
     var window: Int64 = -1
 }
 
-/// One script call waiting to be sent: the worker pipelines whatever is queued into one batch.
+/// One script call waiting to be sent: a worker pipelines whatever is queued into one batch.
 struct RedisJob: Sendable {
     /// The script to run (its SHA is filled in by the worker).
     let script: RedisScript
-    /// `KEYS[1]` and the `ARGV`, already as RESP bulk strings, and how many they are.
-    let encoded: [UInt8]
-    let count: Int
+    /// `KEYS[1]` as a RESP bulk string.
+    let encodedKey: [UInt8]
+    /// The ten arguments as RESP bulk strings.
+    let encodedArguments: [UInt8]
+    /// The key's Cluster slot.
+    let slot: Int
+    /// A strict decision (or peek): one that can share a batch script call with others waiting at the same moment.
+    let isDecision: Bool
+    /// Send `ASKING` first: the slot is being imported by the node this job is queued on (a Cluster `ASK`).
+    var asking = false
+    /// Redirections followed so far (Cluster `MOVED`/`ASK`, `TRYAGAIN`); bounded.
+    var redirects = 0
     /// Past this, the job is failed unsent: whoever waited has been answered by the failure policy.
     let deadline: ContinuousClock.Instant
-    /// Called once, on the worker thread, with the script's reply or the failure.
+    /// Called once, on a worker thread, with the script's reply or the failure.
     let completion: @Sendable (Result<ScriptReply, RedisConnectionError>) -> Void
+
+    /// The most redirections one job follows before it fails.
+    static let maximumRedirects = 5
 
     /// A call of `rateLimit`'s script on `key`, as `holder`, whose token-bucket holdings live `leaseLifetime` ms.
     ///
@@ -49,9 +61,13 @@ struct RedisJob: Sendable {
         script = RedisScript(rateLimit.algorithm)
         self.deadline = deadline
         self.completion = completion
+        slot = ClusterSlot.of(key)
+        isDecision = call.mode == .strict || call.mode == .peek
+        var encodedKey: [UInt8] = []
+        RESPEncoding.appendBulk(key, to: &encodedKey)
+        self.encodedKey = encodedKey
         var encoded: [UInt8] = []
-        encoded.reserveCapacity(key.count + holder.utf8.count + 160)
-        RESPEncoding.appendBulk(key, to: &encoded)
+        encoded.reserveCapacity(holder.utf8.count + 140)
         let periodMilliseconds = max(1, rateLimit.periodNanoseconds / 1_000_000)
         for value in [rateLimit.limit, periodMilliseconds, rateLimit.capacity, call.want, call.need] {
             RESPEncoding.appendBulk(RESPEncoding.decimal(value), to: &encoded)
@@ -61,7 +77,19 @@ struct RedisJob: Sendable {
         for value in [call.keep, leaseLifetime, call.window] {
             RESPEncoding.appendBulk(RESPEncoding.decimal(value), to: &encoded)
         }
-        self.encoded = encoded
-        count = 11
+        encodedArguments = encoded
+    }
+
+    /// The algorithm code of ``RedisScript/batch`` as a RESP bulk string.
+    var encodedBatchCode: [UInt8] {
+        var encoded: [UInt8] = []
+        let code: String =
+            switch script {
+            case .fixedWindow: "fw"
+            case .slidingWindow: "sw"
+            case .tokenBucket, .batch: "tb"
+            }
+        RESPEncoding.appendBulk(code.utf8, to: &encoded)
+        return encoded
     }
 }

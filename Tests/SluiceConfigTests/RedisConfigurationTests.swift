@@ -1,5 +1,7 @@
+import Foundation
 import SluiceConfig
 import SluiceCore
+import SluiceTestSupport
 import Testing
 
 struct RedisConfigurationTests {
@@ -37,14 +39,44 @@ struct RedisConfigurationTests {
     ] as [(String, String, Int, Int, String?, String?)])
     func urls(url: String, host: String, port: Int, database: Int, username: String?, password: String?) throws {
         let parsed = try SluiceConfiguration.Redis.parseURL(url).get()
-        #expect(parsed.host == host)
-        #expect(parsed.port == port)
-        #expect(parsed.database == database)
+        #expect(parsed.deployment == .single(SluiceConfiguration.Redis.Node(host: host, port: port), database: database))
         #expect(parsed.username == username)
         #expect(parsed.password == password)
     }
 
     static let errors: [(yaml: String, description: String)] = [
+        (
+            "redis:\n  url: \"redis://h\"\n  cluster: [\"10.0.0.1:6379\"]\npolicies:\n  api: { algorithm: fixed_window, limit: 10, period: 1m }\n",
+            "redis.cluster (line 3): use exactly one of url, cluster and sentinel; got url and cluster"
+        ),
+        (
+            "redis:\n  cluster: [\"10.0.0.1:6379\", \"10.0.0.2\"]\npolicies:\n  api: { algorithm: fixed_window, limit: 10, period: 1m }\n",
+            "redis.cluster[1] (line 2): must be host:port, such as 10.0.0.1:6379; got \"10.0.0.2\""
+        ),
+        (
+            "redis:\n  cluster: []\npolicies:\n  api: { algorithm: fixed_window, limit: 10, period: 1m }\n",
+            "redis.cluster (line 2): must list at least one node, as in [\"10.0.0.1:6379\", \"10.0.0.2:6379\"]"
+        ),
+        (
+            "redis:\n  sentinel: { nodes: [\"10.0.0.9:26379\"] }\npolicies:\n  api: { algorithm: fixed_window, limit: 10, period: 1m }\n",
+            "redis.sentinel.master (line 2): missing; sentinel needs master and nodes, such as { master: mymaster, nodes: [\"10.0.0.9:26379\"] }"
+        ),
+        (
+            "redis:\n  sentinel: { master: m, nodes: [\"10.0.0.9:port\"] }\npolicies:\n  api: { algorithm: fixed_window, limit: 10, period: 1m }\n",
+            "redis.sentinel.nodes[0] (line 2): the port must be a number from 1 to 65535, got 'port'; got \"10.0.0.9:port\""
+        ),
+        (
+            "redis:\n  url: \"redis://h\"\n  password: a\n  password_file: /x\npolicies:\n  api: { algorithm: fixed_window, limit: 10, period: 1m }\n",
+            "redis.password (line 3): give password or password_file, not both"
+        ),
+        (
+            "redis:\n  url: \"redis://:inurl@h\"\n  password: a\npolicies:\n  api: { algorithm: fixed_window, limit: 10, period: 1m }\n",
+            "redis.password (line 3): the url already holds a password; give it in one place"
+        ),
+        (
+            "redis:\n  url: \"redis://h\"\n  password_file: /nonexistent/secret\npolicies:\n  api: { algorithm: fixed_window, limit: 10, period: 1m }\n",
+            "redis.password_file (line 3): cannot read the password file '/nonexistent/secret'"
+        ),
         (
             "policies:\n  api: { algorithm: fixed_window, limit: 10, period: 1m, scope: global }\n",
             "policies.api.scope (line 2): scope: global needs a `redis` section saying where the fleet's Redis is, such as redis: { url: \"redis://127.0.0.1:6379/0\" }"
@@ -67,7 +99,7 @@ struct RedisConfigurationTests {
         ),
         (
             "redis: { timeout: 50ms }\npolicies:\n  api: { algorithm: fixed_window, limit: 10, period: 1m }\n",
-            "redis.url (line 1): missing; the redis section needs a url such as \"redis://127.0.0.1:6379/0\""
+            "redis.url (line 1): missing; the redis section needs one of url, cluster or sentinel, such as url: \"redis://127.0.0.1:6379/0\""
         ),
         (
             "redis: { url: \"http://127.0.0.1:6379\" }\npolicies:\n  api: { algorithm: fixed_window, limit: 10, period: 1m }\n",
@@ -99,7 +131,7 @@ struct RedisConfigurationTests {
         ),
         (
             "redis: { url: \"redis://h\", pool: 4 }\npolicies:\n  api: { algorithm: fixed_window, limit: 10, period: 1m }\n",
-            "redis.pool (line 1): unknown field; expected one of url, timeout, key_prefix, max_leases"
+            "redis.pool (line 1): unknown field; expected one of url, cluster, sentinel, username, password, password_file, timeout, key_prefix, max_leases"
         ),
     ]
 
@@ -114,6 +146,38 @@ struct RedisConfigurationTests {
                 - { path_prefix: /, limits: [{ policy: a, by: ip }, { policy: b, by: api_key }] }
             """
         #expect(parseError(yaml) == nil)
+    }
+
+    @Test("cluster and sentinel sections; username and password for the data nodes; a password from a file")
+    func deployments() throws {
+        let directory = try temporaryDirectory("redis-secret")
+        try "s3cret\n".write(to: directory.appendingPathComponent("redis.pass"), atomically: true, encoding: .utf8)
+        try """
+            redis:
+              cluster: ["10.0.0.1:6379", "[::1]:7000"]
+              username: sluice
+              password_file: redis.pass
+            policies:
+              api: { algorithm: fixed_window, limit: 10, period: 1m, scope: global }
+            """.write(to: directory.appendingPathComponent("sluice.yaml"), atomically: true, encoding: .utf8)
+        let cluster = try #require(try SluiceConfiguration.load(path: directory.appendingPathComponent("sluice.yaml").path).redis)
+        typealias Node = SluiceConfiguration.Redis.Node
+        #expect(cluster.deployment == .cluster(seeds: [Node(host: "10.0.0.1", port: 6379), Node(host: "::1", port: 7000)]))
+        #expect(cluster.username == "sluice" && cluster.password == "s3cret")
+        #expect(cluster.endpoint == "cluster 10.0.0.1:6379,[::1]:7000")
+        #expect(!"\(cluster)".contains("s3cret"), "a redis section never shows its password: \(cluster)")
+        let sentinel = try #require(
+            try SluiceConfiguration.parse(
+                yaml: """
+                    redis: { sentinel: { master: mymaster, nodes: ["10.0.0.9:26379"], sentinel_password: sp }, password: dp }
+                    policies:
+                      api: { algorithm: fixed_window, limit: 10, period: 1m, scope: global }
+                    """
+            ).redis
+        )
+        #expect(sentinel.deployment == .sentinel(master: "mymaster", sentinels: [Node(host: "10.0.0.9", port: 26379)], password: "sp"))
+        #expect(sentinel.password == "dp")
+        #expect(sentinel.endpoint == "sentinel mymaster@10.0.0.9:26379")
     }
 
     @Test(arguments: errors)

@@ -47,10 +47,10 @@ struct GlobalLimitTests {
         return seen
     }
 
-    @Test("three sidecars on a 1000-per-hour fixed window admit 950 to 1000 in total, each from leases")
-    func leasedFixedWindowAcrossThreeSidecars() async throws {
+    @Test("three sidecars on a 1000-per-hour fixed window admit 950 to 1000 in total, each from leases", arguments: RedisFlavor.available)
+    func leasedFixedWindowAcrossThreeSidecars(flavor: RedisFlavor) async throws {
         try await Self.awayFromHourBoundary()
-        let redis = try RedisServerProcess()
+        let redis = try RedisServerProcess(executable: flavor.executable)
         let policies = [policy("api", .fixedWindow, limit: 1000, period: .seconds(3600))]
         let sidecars = try await Sidecar.fleet(of: 3, redisPort: redis.port, policies: policies)
         let seen = await Self.hammer(sidecars, policy: "api", key: "tenant:1", attempts: 1500, stopAfterDenials: 10)
@@ -67,10 +67,10 @@ struct GlobalLimitTests {
         for sidecar in sidecars { await sidecar.shutdown() }
     }
 
-    @Test("three sidecars on a strict 300 admit exactly 300")
-    func strictAcrossThreeSidecars() async throws {
+    @Test("three sidecars on a strict 300 admit exactly 300", arguments: RedisFlavor.available)
+    func strictAcrossThreeSidecars(flavor: RedisFlavor) async throws {
         try await Self.awayFromHourBoundary()
-        let redis = try RedisServerProcess()
+        let redis = try RedisServerProcess(executable: flavor.executable)
         let policies = [policy("login", .slidingWindow, limit: 300, period: .seconds(3600), sync: .strict)]
         let sidecars = try await Sidecar.fleet(of: 3, redisPort: redis.port, policies: policies)
         let seen = await Self.hammer(sidecars, policy: "login", key: "user:7", attempts: 150)
@@ -80,10 +80,10 @@ struct GlobalLimitTests {
         for sidecar in sidecars { await sidecar.shutdown() }
     }
 
-    @Test("a key exhausted through one sidecar is denied on the others", arguments: [Policy.Global.Sync.leased, .strict])
-    func exhaustionIsGlobal(sync: Policy.Global.Sync) async throws {
+    @Test("a key exhausted through one sidecar is denied on the others", arguments: RedisFlavor.available, [Policy.Global.Sync.leased, .strict])
+    func exhaustionIsGlobal(flavor: RedisFlavor, sync: Policy.Global.Sync) async throws {
         try await Self.awayFromHourBoundary()
-        let redis = try RedisServerProcess()
+        let redis = try RedisServerProcess(executable: flavor.executable)
         let policies = [
             policy("fw", .fixedWindow, limit: 10, period: .seconds(3600), sync: sync),
             policy("sw", .slidingWindow, limit: 10, period: .seconds(3600), sync: sync),
@@ -106,10 +106,10 @@ struct GlobalLimitTests {
         for other in others { await other.shutdown() }
     }
 
-    @Test("PEEK on a leased policy takes nothing; with a lease it asks Redis nothing")
-    func peek() async throws {
+    @Test("PEEK on a leased policy takes nothing; with a lease it asks Redis nothing", arguments: RedisFlavor.available)
+    func peek(flavor: RedisFlavor) async throws {
         try await Self.awayFromHourBoundary()
-        let redis = try RedisServerProcess()
+        let redis = try RedisServerProcess(executable: flavor.executable)
         let sidecar = try await Sidecar(redisPort: redis.port, policies: [policy("fw", .fixedWindow, limit: 100, period: .seconds(3600))])
         let first = await sidecar.decide("fw", "k", consume: false)  // no lease yet: Redis peeks
         #expect(first.isAllowed)
@@ -124,9 +124,9 @@ struct GlobalLimitTests {
         await sidecar.shutdown()
     }
 
-    @Test("a cost above the capacity is refused without asking Redis")
-    func exceedsCapacity() async throws {
-        let redis = try RedisServerProcess()
+    @Test("a cost above the capacity is refused without asking Redis", arguments: RedisFlavor.available)
+    func exceedsCapacity(flavor: RedisFlavor) async throws {
+        let redis = try RedisServerProcess(executable: flavor.executable)
         let sidecar = try await Sidecar(redisPort: redis.port, policies: [policy("fw", .fixedWindow, limit: 5, period: .seconds(60))])
         let decision = await sidecar.decide("fw", "k", cost: 6)
         #expect(decision.outcome == .exceedsCapacity)
@@ -135,9 +135,9 @@ struct GlobalLimitTests {
         await sidecar.shutdown()
     }
 
-    @Test("token-bucket leases: the fleet never admits more than one bucket would")
-    func tokenBucketModel() async throws {
-        let redis = try RedisServerProcess()
+    @Test("token-bucket leases: the fleet never admits more than one bucket would", arguments: RedisFlavor.available)
+    func tokenBucketModel(flavor: RedisFlavor) async throws {
+        let redis = try RedisServerProcess(executable: flavor.executable)
         // 40 per second, burst 40.
         let policies = [policy("tb", .tokenBucket, limit: 40, period: .seconds(1))]
         let sidecars = try await Sidecar.fleet(of: 3, redisPort: redis.port, policies: policies)
@@ -155,9 +155,9 @@ struct GlobalLimitTests {
         for sidecar in sidecars { await sidecar.shutdown() }
     }
 
-    @Test("token-bucket leases: tokens a sidecar holds are not refilled under it")
-    func heldTokensAreNotRefilled() async throws {
-        let redis = try RedisServerProcess()
+    @Test("token-bucket leases: tokens a sidecar holds are not refilled under it", arguments: RedisFlavor.available)
+    func heldTokensAreNotRefilled(flavor: RedisFlavor) async throws {
+        let redis = try RedisServerProcess(executable: flavor.executable)
         // 200 per second, burst 1600: leases up to 100 tokens.
         let policies = [policy("tb", .tokenBucket, limit: 200, period: .seconds(1), burst: 1600)]
         let holder = try await Sidecar(redisPort: redis.port, policies: policies)
@@ -175,9 +175,9 @@ struct GlobalLimitTests {
         await other.shutdown()
     }
 
-    @Test("sliding-window leases: the weighted count never exceeds the limit at any admission")
-    func slidingWindowModel() async throws {
-        let redis = try RedisServerProcess()
+    @Test("sliding-window leases: the weighted count never exceeds the limit at any admission", arguments: RedisFlavor.available)
+    func slidingWindowModel(flavor: RedisFlavor) async throws {
+        let redis = try RedisServerProcess(executable: flavor.executable)
         let period: Int64 = 1_000_000_000
         let limit = 40
         let policies = [policy("sw", .slidingWindow, limit: Int64(limit), period: .seconds(1))]
@@ -205,10 +205,10 @@ struct GlobalLimitTests {
         for sidecar in sidecars { await sidecar.shutdown() }
     }
 
-    @Test("Redis killed under load: every decision within 500 ms by on_store_failure; restarted, global limits hold within 5 s")
-    func killAndRestart() async throws {
+    @Test("Redis killed under load: every decision within 500 ms by on_store_failure; restarted, global limits hold within 5 s", arguments: RedisFlavor.available)
+    func killAndRestart(flavor: RedisFlavor) async throws {
         try await Self.awayFromHourBoundary()
-        let redis = try RedisServerProcess()
+        let redis = try RedisServerProcess(executable: flavor.executable)
         let policies = [
             policy("local", .fixedWindow, limit: 5, period: .seconds(3600), onFailure: .local),
             policy("allow", .fixedWindow, limit: 5, period: .seconds(3600), onFailure: .allow),
@@ -257,9 +257,9 @@ struct GlobalLimitTests {
         for sidecar in sidecars { await sidecar.shutdown() }
     }
 
-    @Test("a stuck Redis (SIGSTOP) costs at most one timeout per decision, then none")
-    func stuckRedis() async throws {
-        let redis = try RedisServerProcess()
+    @Test("a stuck Redis (SIGSTOP) costs at most one timeout per decision, then none", arguments: RedisFlavor.available)
+    func stuckRedis(flavor: RedisFlavor) async throws {
+        let redis = try RedisServerProcess(executable: flavor.executable)
         let policies = [policy("api", .fixedWindow, limit: 100, period: .seconds(60), onFailure: .deny)]
         let sidecar = try await Sidecar(redisPort: redis.port, policies: policies, timeout: .milliseconds(50))
         #expect(await sidecar.decide("api", "warm").isAllowed)
@@ -279,9 +279,9 @@ struct GlobalLimitTests {
         await sidecar.shutdown()
     }
 
-    @Test("scripts are reloaded after SCRIPT FLUSH (NOSCRIPT), with no decision lost")
-    func noscript() async throws {
-        let redis = try RedisServerProcess()
+    @Test("scripts are reloaded after SCRIPT FLUSH (NOSCRIPT), with no decision lost", arguments: RedisFlavor.available)
+    func noscript(flavor: RedisFlavor) async throws {
+        let redis = try RedisServerProcess(executable: flavor.executable)
         let sidecar = try await Sidecar(redisPort: redis.port, policies: [policy("s", .tokenBucket, limit: 10, period: .seconds(60), sync: .strict)])
         #expect(await sidecar.decide("s", "k").remaining == 9)
         #expect(try redis.cli("SCRIPT", "FLUSH") == "OK")
@@ -290,10 +290,10 @@ struct GlobalLimitTests {
         await sidecar.shutdown()
     }
 
-    @Test("a refund goes back where the cost came from, and only there", arguments: [Policy.Global.Sync.leased, .strict])
-    func refunds(sync: Policy.Global.Sync) async throws {
+    @Test("a refund goes back where the cost came from, and only there", arguments: RedisFlavor.available, [Policy.Global.Sync.leased, .strict])
+    func refunds(flavor: RedisFlavor, sync: Policy.Global.Sync) async throws {
         try await Self.awayFromHourBoundary()
-        let redis = try RedisServerProcess()
+        let redis = try RedisServerProcess(executable: flavor.executable)
         let policies = [
             policy("fw", .fixedWindow, limit: 3, period: .seconds(3600), sync: sync),
             policy("tb", .tokenBucket, limit: 3, period: .seconds(3600), sync: sync),
@@ -327,9 +327,9 @@ struct GlobalLimitTests {
         await other.shutdown()
     }
 
-    @Test("on_store_failure takes nothing global; `local` takes from this store, and a refund goes back there")
-    func fallbackCharges() async throws {
-        let redis = try RedisServerProcess()
+    @Test("on_store_failure takes nothing global; `local` takes from this store, and a refund goes back there", arguments: RedisFlavor.available)
+    func fallbackCharges(flavor: RedisFlavor) async throws {
+        let redis = try RedisServerProcess(executable: flavor.executable)
         let sidecar = try await Sidecar(
             redisPort: redis.port,
             policies: [
@@ -352,10 +352,10 @@ struct GlobalLimitTests {
         await sidecar.shutdown()
     }
 
-    @Test("keys carry one hash tag per bucket; unused leases go back on shutdown")
-    func keysAndReturns() async throws {
+    @Test("keys carry one hash tag per bucket; unused leases go back on shutdown", arguments: RedisFlavor.available)
+    func keysAndReturns(flavor: RedisFlavor) async throws {
         try await Self.awayFromHourBoundary()
-        let redis = try RedisServerProcess()
+        let redis = try RedisServerProcess(executable: flavor.executable)
         let sidecar = try await Sidecar(redisPort: redis.port, policies: [policy("api", .fixedWindow, limit: 1000, period: .seconds(3600))])
         #expect(await sidecar.decide("api", "user:42").isAllowed)
         #expect(try redis.cli("KEYS", "*") == "test:{api|user:42}:fw")

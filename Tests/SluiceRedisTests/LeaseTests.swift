@@ -23,7 +23,7 @@ struct LeaseTests {
 
     static func lease(_ algorithm: Algorithm = .fixedWindow, limit: Int64 = 1000) -> Lease {
         let rateLimit = rateLimit(algorithm, limit: limit)
-        return Lease(key: BucketKey(seed: 1, key: "k"), redisKey: Array("test:{p|k}:fw".utf8), rateLimit: rateLimit)
+        return Lease(key: BucketKey(seed: 1, key: "k"), redisKey: Array("test:{p|k}:fw".utf8), rateLimit: rateLimit, identity: 7)
     }
 
     static func check(_ lease: Lease, cost: Int64 = 1) -> Check {
@@ -78,7 +78,7 @@ struct LeaseTests {
         #expect(second == nil)
         let settled = lease.apply(Self.grant(10), of: renewal, now: now)
         #expect(settled.answers.map(\.decision.outcome) == [.allowed, .allowed])
-        #expect(settled.answers.allSatisfy { $0.charge == GlobalCharge(fromLease: true, window: 7, renewals: 1) })
+        #expect(settled.answers.allSatisfy { $0.charge == GlobalCharge(fromLease: true, window: 7, renewals: 1, lease: 7) })
         #expect(lease.remaining == 10 - 3 - 1)
         #expect(waiter.pending.isAnswered)
         #expect(!lease.renewing)
@@ -171,8 +171,11 @@ struct LeaseTests {
         // Taken from Redis directly (strict, or a full lease table): not the slice's to take back.
         let result7 = lease.refund(1, charge: GlobalCharge(fromLease: false, window: 7), now: now)
         #expect(!result7)
+        // Taken from an earlier lease of this bucket (one swept since).
+        let earlier = lease.refund(1, charge: GlobalCharge(fromLease: true, window: 7, renewals: 1, lease: 6), now: now)
+        #expect(!earlier)
         // Counted in another window.
-        let result8 = lease.refund(1, charge: GlobalCharge(fromLease: true, window: 6, renewals: 1), now: now)
+        let result8 = lease.refund(1, charge: GlobalCharge(fromLease: true, window: 6, renewals: 1, lease: 7), now: now)
         #expect(!result8)
         // A renewal in the same window does not change where a window's refund goes.
         let renewal = lease.startRenewal(need: 1, now: now)

@@ -15,14 +15,21 @@ final class Sidecar: Sendable {
     let clock = MonotonicClock(epochNanoseconds: Int64(Date().timeIntervalSince1970 * 1e9))
     let policies: PolicySet
 
-    init(redisPort: Int, policies: [Policy], timeout: Duration = .milliseconds(50), maximumLeases: Int = 10_000) async throws {
-        self.policies = try PolicySet(policies)
-        limiter = RedisGlobalLimiter(
+    convenience init(redisPort: Int, policies: [Policy], timeout: Duration = .milliseconds(50), maximumLeases: Int = 10_000) async throws {
+        try await self.init(
             settings: SluiceConfiguration.Redis(port: redisPort, timeoutNanoseconds: timeout.nanoseconds, keyPrefix: "test:", maxLeases: maximumLeases),
-            store: BucketStore(maximumKeys: 10_000), clock: clock, logger: Logger(label: "sluice.test.redis")
+            policies: policies
         )
+    }
+
+    /// A sidecar on any deployment; `logger` sees what it logs; `connect: false` does not wait for Redis.
+    init(
+        settings: SluiceConfiguration.Redis, policies: [Policy], logger: Logger = Logger(label: "sluice.test.redis"), connect: Bool = true
+    ) async throws {
+        self.policies = try PolicySet(policies)
+        limiter = RedisGlobalLimiter(settings: settings, store: BucketStore(maximumKeys: 10_000), clock: clock, logger: logger)
         limiter.start()
-        guard await limiter.waitUntilConnected(limit: .seconds(5)) else { throw TestFailure("the sidecar did not connect to Redis") }
+        if connect, !(await limiter.waitUntilConnected(limit: .seconds(10))) { throw TestFailure("the sidecar did not connect to Redis") }
     }
 
     /// Decides `cost` of policy `name` for `key` as a server would: a pending decision is expired after the
@@ -74,6 +81,13 @@ final class Sidecar: Sendable {
     static func fleet(of count: Int, redisPort: Int, policies: [Policy]) async throws -> [Sidecar] {
         var sidecars: [Sidecar] = []
         for _ in 0..<count { sidecars.append(try await Sidecar(redisPort: redisPort, policies: policies)) }
+        return sidecars
+    }
+
+    /// `count` sidecars on one deployment.
+    static func fleet(of count: Int, settings: SluiceConfiguration.Redis, policies: [Policy]) async throws -> [Sidecar] {
+        var sidecars: [Sidecar] = []
+        for _ in 0..<count { sidecars.append(try await Sidecar(settings: settings, policies: policies)) }
         return sidecars
     }
 }

@@ -5,31 +5,10 @@ import NIOHTTP1
 import SluiceConfig
 import SluiceCore
 import Synchronization
+import SluiceTestSupport
 import Testing
 
 @testable import SluiceServer
-
-/// Keeps every log record a logger emits, rendered as text with its metadata, for checking what reaches logs.
-struct HTTPUnitLogRecorder: LogHandler {
-    final class Records: Sendable {
-        let lines = Mutex<[String]>([])
-        var all: [String] { lines.withLock { $0 } }
-    }
-
-    let records: Records
-    var metadata: Logger.Metadata = [:]
-    var logLevel: Logger.Level = .trace
-
-    subscript(metadataKey key: String) -> Logger.Metadata.Value? {
-        get { metadata[key] }
-        set { metadata[key] = newValue }
-    }
-
-    func log(event: LogEvent) {
-        let fields = (event.metadata ?? [:]).sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }.joined(separator: " ")
-        records.lines.withLock { $0.append("\(event.level) \(event.message) \(fields)") }
-    }
-}
 
 /// A processor with forward-auth rules over ``HTTPUnitFixture``'s policies.
 ///
@@ -40,7 +19,7 @@ struct HTTPUnitForwardAuth {
     typealias KeySource = SluiceConfiguration.ForwardAuth.KeySource
 
     let fixture: HTTPUnitFixture
-    let logs = HTTPUnitLogRecorder.Records()
+    let logs = LogRecords()
 
     static let loopback = "127.0.0.1"
 
@@ -69,7 +48,7 @@ struct HTTPUnitForwardAuth {
         // The rules are valid as a configuration file would have them.
         _ = try SluiceConfiguration(policies: HTTPUnitFixture.policies().policies, forwardAuth: configuration)
         let records = logs
-        let logger = Logger(label: "sluice.tests.forward-auth") { _ in HTTPUnitLogRecorder(records: records) }
+        let logger = records.logger(label: "sluice.tests.forward-auth")
         fixture = try HTTPUnitFixture(forwardAuth: configuration, logger: logger)
     }
 

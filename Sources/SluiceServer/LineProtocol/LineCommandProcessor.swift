@@ -23,7 +23,7 @@ public struct LineCommandProcessor: Sendable {
         public static func == (lhs: Action, rhs: Action) -> Bool {
             switch (lhs, rhs) {
             case (.proceed, .proceed), (.close, .close): true
-            case (.wait(let left), .wait(let right)): left.request.waits.elementsEqual(right.request.waits, by: ===)
+            case (.wait(let left), .wait(let right)): left.waits.elementsEqual(right.waits, by: ===)
             default: false
             }
         }

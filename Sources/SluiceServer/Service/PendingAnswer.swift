@@ -4,30 +4,34 @@ public import SluiceCore
 /// A request that waits for the shared store, and how its server answers it once decided: the one
 /// completion every interface uses (the line protocol renders RESP bytes, HTTP a response).
 public struct PendingAnswer<Output: Sendable>: Sendable {
-    /// The request, whose global check waits.
-    public let request: PendingRequest
-    /// Count a multi-check request once, by its verdict; else count each decision.
-    let countsVerdict: Bool
-    let render: @Sendable (RateLimiter.MultiDecision, Timestamp) -> Output
+    /// The global checks to wait for, each answered exactly once.
+    public let waits: [PendingDecision]
+    /// Renders the answer once every wait is answered, with what to count.
+    let finish: @Sendable (Timestamp) -> (Output, ServerStatistics.Batch)
 
-    /// Creates the answer of `request`, rendered by `render`.
+    /// An answer that waits for `waits`, then is rendered by `finish`.
+    public init(waits: [PendingDecision], finish: @escaping @Sendable (Timestamp) -> (Output, ServerStatistics.Batch)) {
+        self.waits = waits
+        self.finish = finish
+    }
+
+    /// The answer of `request` (its checks all or nothing), rendered by `render`: counted once by its verdict
+    /// (`countsVerdict`, for a request that states several checks), or each decision on its own.
     public init(
         _ request: PendingRequest, countsVerdict: Bool, render: @escaping @Sendable (RateLimiter.MultiDecision, Timestamp) -> Output
     ) {
-        self.request = request
-        self.countsVerdict = countsVerdict
-        self.render = render
+        self.init(waits: request.waits) { now in
+            let result = request.finish(now: now)
+            var counts = ServerStatistics.Batch()
+            counts.count(result, byVerdict: countsVerdict)
+            return (render(result, now), counts)
+        }
     }
 
     /// Finishes the request, once every global check it waits for is answered, at `now`.
     ///
     /// - Returns: the rendered answer and what to count.
-    public func complete(now: Timestamp) -> (Output, ServerStatistics.Batch) {
-        let result = request.finish(now: now)
-        var counts = ServerStatistics.Batch()
-        counts.count(result, byVerdict: countsVerdict)
-        return (render(result, now), counts)
-    }
+    public func complete(now: Timestamp) -> (Output, ServerStatistics.Batch) { finish(now) }
 
     /// Runs `body` on `loop` with the rendered answer, once each global check is answered: by the store, or
     /// by its failure policy once `timeout` passes.
@@ -39,7 +43,7 @@ public struct PendingAnswer<Output: Sendable>: Sendable {
         on loop: any EventLoop, timeout: TimeAmount, clock: any SluiceClock, _ body: @escaping (Output, ServerStatistics.Batch) -> Void
     ) {
         let bound = NIOLoopBound(body, eventLoop: loop)
-        let waits = request.waits
+        let waits = self.waits
         loop.scheduleTask(in: timeout) {
             let now = clock.now()
             for pending in waits { pending.expire(now: now) }

@@ -37,6 +37,7 @@ extension ServerStatus {
             \r
             # Redis\r
             redis_state:\(global.isConnected ? "up" : "down")\r
+            redis_authentication:\(global.authenticationFailed ? "failed" : "ok")\r
             redis_endpoint:\(global.endpoint)\r
             global_local_decisions:\(global.localDecisions)\r
             global_redis_decisions:\(global.redisDecisions)\r

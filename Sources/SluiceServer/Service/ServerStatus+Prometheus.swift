@@ -47,6 +47,9 @@ extension ServerStatus {
             # HELP sluice_redis_up Whether Redis answers (1) or global policies follow on_store_failure (0).
             # TYPE sluice_redis_up gauge
             sluice_redis_up \(global.isConnected ? 1 : 0)
+            # HELP sluice_redis_authentication_failed Whether Redis refused the configured credentials at the last attempt.
+            # TYPE sluice_redis_authentication_failed gauge
+            sluice_redis_authentication_failed \(global.authenticationFailed ? 1 : 0)
             # HELP sluice_global_decisions_total Global decisions by how they were made: from a lease or known exhaustion (local), after waiting for Redis (redis), by on_store_failure (fallback).
             # TYPE sluice_global_decisions_total counter
             sluice_global_decisions_total{path="local"} \(global.localDecisions)
