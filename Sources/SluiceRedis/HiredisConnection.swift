@@ -77,50 +77,32 @@ final class HiredisConnection {
         guard status == REDIS_OK else { throw RedisConnectionError(description: Self.errorText(context)) }
     }
 
-    /// Reads the next reply of a script that answers with integers: the integers, or Redis's error text.
-    func scriptReply() throws(RedisConnectionError) -> Result<[Int64], ScriptError> {
-        var raw: UnsafeMutableRawPointer?
-        guard redisGetReply(context, &raw) == REDIS_OK, let raw else {
-            throw RedisConnectionError(description: Self.errorText(context))
-        }
-        defer { freeReplyObject(raw) }
-        return Self.integers(raw.assumingMemoryBound(to: redisReply.self).pointee)
-    }
-
-    /// Reads the reply of a batch script call of `count` decisions: one result each, or the error that refused
-    /// the whole call.
-    func batchReply(count: Int) throws(RedisConnectionError) -> Result<[Result<[Int64], ScriptError>], ScriptError> {
+    /// Reads the reply of a script call that answers `count` decisions, seven integers each, in one flat list
+    /// (an algorithm's script answers one): the decoded replies, or the error that refused the whole call.
+    func scriptReplies(count: Int) throws(RedisConnectionError) -> Result<[ScriptReply], ScriptError> {
         var raw: UnsafeMutableRawPointer?
         guard redisGetReply(context, &raw) == REDIS_OK, let raw else {
             throw RedisConnectionError(description: Self.errorText(context))
         }
         defer { freeReplyObject(raw) }
         let reply = raw.assumingMemoryBound(to: redisReply.self).pointee
-        guard reply.type == REDIS_REPLY_ARRAY, let elements = reply.element, reply.elements == count else {
-            if case .failure(let error) = Self.integers(reply) { return .failure(error) }
-            return .failure(ScriptError(message: "a batch reply of \(reply.elements) elements for \(count) decisions"))
-        }
-        return .success((0..<count).map { index in
-            guard let element = elements[index] else { return .failure(ScriptError(message: "a missing element")) }
-            return Self.integers(element.pointee)
-        })
-    }
-
-    /// A reply of integers, or its error text.
-    private static func integers(_ reply: redisReply) -> Result<[Int64], ScriptError> {
-        if reply.type == REDIS_REPLY_ARRAY, let elements = reply.element {
-            var values: [Int64] = []
-            values.reserveCapacity(reply.elements)
-            for index in 0..<reply.elements {
-                guard let element = elements[index], element.pointee.type == REDIS_REPLY_INTEGER else { break }
-                values.append(element.pointee.integer)
-            }
-            if values.count == reply.elements { return .success(values) }
-        }
         if reply.type == REDIS_REPLY_ERROR, let str = reply.str {
             return .failure(ScriptError(message: String(decoding: UnsafeRawBufferPointer(start: str, count: reply.len), as: UTF8.self)))
         }
-        return .failure(ScriptError(message: "unexpected reply of type \(reply.type)"))
+        guard reply.type == REDIS_REPLY_ARRAY, let elements = reply.element, reply.elements == count * ScriptReply.fields else {
+            return .failure(ScriptError(message: "unexpected reply (type \(reply.type), \(reply.elements) elements) for \(count) decisions"))
+        }
+        var replies: [ScriptReply] = []
+        replies.reserveCapacity(count)
+        for decision in 0..<count {
+            let decoded = ScriptReply { field in
+                guard let element = elements[decision * ScriptReply.fields + field], element.pointee.type == REDIS_REPLY_INTEGER else { return nil }
+                return element.pointee.integer
+            }
+            guard let decoded else { return .failure(ScriptError(message: "a reply that is not seven integers")) }
+            replies.append(decoded)
+        }
+        return .success(replies)
     }
 
     /// `AUTH [username] password`, when a password is set. Its failure says authentication failed, never the

@@ -29,16 +29,15 @@ struct ScriptCall: Sendable, Hashable {
 
 /// One script call waiting to be sent: a worker pipelines whatever is queued into one batch.
 struct RedisJob: Sendable {
-    /// The script to run (its SHA is filled in by the worker).
+    /// The script to run (its SHA is filled in by the worker): the algorithm's, or ``RedisScript/decisions``.
     let script: RedisScript
     /// `KEYS[1]` as a RESP bulk string.
     let encodedKey: [UInt8]
-    /// The ten arguments as RESP bulk strings.
+    /// The arguments as RESP bulk strings: the ten of an algorithm's script, or a decision's six of
+    /// ``RedisScript/decisions``.
     let encodedArguments: [UInt8]
     /// The key's Cluster slot.
     let slot: Int
-    /// A strict decision (or peek): one that can share a batch script call with others waiting at the same moment.
-    let isDecision: Bool
     /// Send `ASKING` first: the slot is being imported by the node this job is queued on (a Cluster `ASK`).
     var asking = false
     /// Redirections followed so far (Cluster `MOVED`/`ASK`, `TRYAGAIN`); bounded.
@@ -51,45 +50,51 @@ struct RedisJob: Sendable {
     /// The most redirections one job follows before it fails.
     static let maximumRedirects = 5
 
-    /// A call of `rateLimit`'s script on `key`, as `holder`, whose token-bucket holdings live `leaseLifetime` ms.
-    ///
-    /// The script's arguments are `limit, period_ms, capacity, want, need, mode, holder, keep, lease_ms, window`.
+    /// A strict decision (or peek): it shares a ``RedisScript/decisions`` call with the others waiting at the
+    /// same moment.
+    var isDecision: Bool { script == .decisions }
+
+    /// A call of `rateLimit`'s script on `key`, as `holder`, whose token-bucket holdings live `leaseLifetime` ms;
+    /// strict decisions and peeks become one decision of ``RedisScript/decisions``.
     init(
         key: [UInt8], rateLimit: RateLimit, call: ScriptCall, holder: String, leaseLifetime: Int64, deadline: ContinuousClock.Instant,
         completion: @escaping @Sendable (Result<ScriptReply, RedisConnectionError>) -> Void
     ) {
-        script = RedisScript(rateLimit.algorithm)
         self.deadline = deadline
         self.completion = completion
         slot = ClusterSlot.of(key)
-        isDecision = call.mode == .strict || call.mode == .peek
         var encodedKey: [UInt8] = []
+        encodedKey.reserveCapacity(key.count + 8)
         RESPEncoding.appendBulk(key, to: &encodedKey)
         self.encodedKey = encodedKey
-        var encoded: [UInt8] = []
-        encoded.reserveCapacity(holder.utf8.count + 140)
         let periodMilliseconds = max(1, rateLimit.periodNanoseconds / 1_000_000)
-        for value in [rateLimit.limit, periodMilliseconds, rateLimit.capacity, call.want, call.need] {
-            RESPEncoding.appendBulk(RESPEncoding.decimal(value), to: &encoded)
-        }
-        RESPEncoding.appendBulk(call.mode.rawValue.utf8, to: &encoded)
-        RESPEncoding.appendBulk(holder.utf8, to: &encoded)
-        for value in [call.keep, leaseLifetime, call.window] {
-            RESPEncoding.appendBulk(RESPEncoding.decimal(value), to: &encoded)
+        var encoded: [UInt8] = []
+        if call.mode == .strict || call.mode == .peek {
+            script = .decisions
+            encoded.reserveCapacity(80)
+            RESPEncoding.appendBulk(RedisScript.code(rateLimit.algorithm).utf8, to: &encoded)
+            RESPEncoding.appendBulk(decimal: rateLimit.limit, to: &encoded)
+            RESPEncoding.appendBulk(decimal: periodMilliseconds, to: &encoded)
+            RESPEncoding.appendBulk(decimal: rateLimit.capacity, to: &encoded)
+            RESPEncoding.appendBulk(decimal: call.need, to: &encoded)
+            RESPEncoding.appendBulk(call.mode.rawValue.utf8, to: &encoded)
+        } else {
+            script = RedisScript(rateLimit.algorithm)
+            encoded.reserveCapacity(holder.utf8.count + 140)
+            RESPEncoding.appendBulk(decimal: rateLimit.limit, to: &encoded)
+            RESPEncoding.appendBulk(decimal: periodMilliseconds, to: &encoded)
+            RESPEncoding.appendBulk(decimal: rateLimit.capacity, to: &encoded)
+            RESPEncoding.appendBulk(decimal: call.want, to: &encoded)
+            RESPEncoding.appendBulk(decimal: call.need, to: &encoded)
+            RESPEncoding.appendBulk(call.mode.rawValue.utf8, to: &encoded)
+            RESPEncoding.appendBulk(holder.utf8, to: &encoded)
+            RESPEncoding.appendBulk(decimal: call.keep, to: &encoded)
+            RESPEncoding.appendBulk(decimal: leaseLifetime, to: &encoded)
+            RESPEncoding.appendBulk(decimal: call.window, to: &encoded)
         }
         encodedArguments = encoded
     }
 
-    /// The algorithm code of ``RedisScript/batch`` as a RESP bulk string.
-    var encodedBatchCode: [UInt8] {
-        var encoded: [UInt8] = []
-        let code: String =
-            switch script {
-            case .fixedWindow: "fw"
-            case .slidingWindow: "sw"
-            case .tokenBucket, .batch: "tb"
-            }
-        RESPEncoding.appendBulk(code.utf8, to: &encoded)
-        return encoded
-    }
+    /// How many arguments ``encodedArguments`` holds.
+    var argumentCount: Int { isDecision ? 6 : 10 }
 }

@@ -249,21 +249,22 @@ final class RedisWorker: Sendable {
         return headers
     }
 
-    /// One script call of a pipelined batch: one job, or the decisions of one batch call.
+    /// One script call of a pipelined batch: one job, or the decisions of one ``RedisScript/decisions`` call.
     private struct Call {
         var jobs: [RedisJob]
-        var isBatch: Bool
         var asking: Bool { jobs.first?.asking ?? false }
+        var script: RedisScript { jobs.first?.script ?? .decisions }
     }
 
     /// The calls that send `jobs`: each job alone, except strict decisions (and peeks) not redirected by `ASK`,
-    /// which share batch script calls: all together on one node, or by slot in a Cluster.
+    /// which share ``RedisScript/decisions`` calls of up to ``maximumDecisionsPerCall``: all together on one
+    /// node, or by slot in a Cluster (a script's keys must share a slot there).
     private func calls(for jobs: [RedisJob]) -> [Call] {
         var calls: [Call] = []
-        var groups: [Int: Int] = [:]  // slot (or 0) -> index in calls of the open batch
+        var groups: [Int: Int] = [:]  // slot (or 0) -> index in calls of the open decisions call
         for job in jobs {
             guard job.isDecision, !job.asking else {
-                calls.append(Call(jobs: [job], isBatch: false))
+                calls.append(Call(jobs: [job]))
                 continue
             }
             let group = clusterMode ? job.slot : 0
@@ -271,11 +272,9 @@ final class RedisWorker: Sendable {
                 calls[index].jobs.append(job)
             } else {
                 groups[group] = calls.count
-                calls.append(Call(jobs: [job], isBatch: true))
+                calls.append(Call(jobs: [job]))
             }
         }
-        // A batch of one is an ordinary call.
-        for index in calls.indices where calls[index].isBatch && calls[index].jobs.count == 1 { calls[index].isBatch = false }
         return calls
     }
 
@@ -287,51 +286,39 @@ final class RedisWorker: Sendable {
             let calls = calls(for: jobs)
             // The whole batch in the wire format, handed to hiredis in one piece.
             var batch: [UInt8] = []
-            batch.reserveCapacity(jobs.reduce(0) { $0 + $1.encodedKey.count + $1.encodedArguments.count + 90 })
+            batch.reserveCapacity(jobs.reduce(0) { $0 + $1.encodedKey.count + $1.encodedArguments.count } + calls.count * 80)
             for call in calls {
                 if call.asking { RESPEncoding.appendCommand(["ASKING"], to: &batch) }
-                if call.isBatch {
-                    RESPEncoding.appendArrayHeader(3 + call.jobs.count * 12, to: &batch)
-                    batch.append(contentsOf: scripts[RedisScript.batch.rawValue])
-                    RESPEncoding.appendBulk(RESPEncoding.decimal(Int64(call.jobs.count)), to: &batch)
-                    for job in call.jobs { batch.append(contentsOf: job.encodedKey) }
-                    for job in call.jobs {
-                        batch.append(contentsOf: job.encodedBatchCode)
-                        batch.append(contentsOf: job.encodedArguments)
-                    }
-                } else if let job = call.jobs.first {
-                    RESPEncoding.appendArrayHeader(14, to: &batch)
-                    batch.append(contentsOf: scripts[job.script.rawValue])
-                    RESPEncoding.appendBulk("1".utf8, to: &batch)
-                    batch.append(contentsOf: job.encodedKey)
-                    batch.append(contentsOf: job.encodedArguments)
-                }
+                let arguments = call.jobs.first?.argumentCount ?? 0
+                RESPEncoding.appendArrayHeader(3 + call.jobs.count * (1 + arguments), to: &batch)
+                batch.append(contentsOf: scripts[call.script.rawValue])
+                RESPEncoding.appendBulk(decimal: Int64(call.jobs.count), to: &batch)
+                for job in call.jobs { batch.append(contentsOf: job.encodedKey) }
+                for job in call.jobs { batch.append(contentsOf: job.encodedArguments) }
             }
             try connection.appendFormatted(batch)
             var retry: [RedisJob] = []
             for (index, call) in calls.enumerated() {
-                let reply: Result<[Result<[Int64], ScriptError>], ScriptError>
+                let reply: Result<[ScriptReply], ScriptError>
                 do {
                     if call.asking { _ = try connection.reply() }  // +OK; an error here shows again on the call itself
-                    reply = call.isBatch ? try connection.batchReply(count: call.jobs.count) : try connection.scriptReply().map { [.success($0)] }
+                    reply = try connection.scriptReplies(count: call.jobs.count)
                 } catch {
                     jobs = retry + calls[index...].flatMap(\.jobs)  // every job not yet completed fails with the connection
                     throw error
                 }
-                for (position, job) in call.jobs.enumerated() {
-                    let result: Result<[Int64], ScriptError>
-                    switch reply {
-                    case .success(let results): result = position < results.count ? results[position] : .failure(ScriptError(message: "no reply"))
-                    case .failure(let error): result = .failure(error)  // the whole call was refused
-                    }
-                    do {
-                        switch result {
-                        case .success(let values): complete(job, values)
-                        case .failure(let error): try handle(error, of: job, retry: &retry, attempt: attempt)
+                switch reply {
+                case .success(let replies):
+                    for (job, decoded) in zip(call.jobs, replies) { job.completion(.success(decoded)) }
+                case .failure(let error):
+                    // The whole call was refused: each of its jobs (one slot, one node) takes the same way.
+                    for (position, job) in call.jobs.enumerated() {
+                        do {
+                            try handle(error, of: job, retry: &retry, attempt: attempt)
+                        } catch {
+                            jobs = retry + call.jobs[position...] + calls[(index + 1)...].flatMap(\.jobs)
+                            throw error
                         }
-                    } catch {
-                        jobs = retry + call.jobs[position...] + calls[(index + 1)...].flatMap(\.jobs)
-                        throw error
                     }
                 }
             }
@@ -340,15 +327,6 @@ final class RedisWorker: Sendable {
                 scripts = try loadScripts(on: connection)
                 attempt += 1
             }
-        }
-    }
-
-    private func complete(_ job: RedisJob, _ values: [Int64]) {
-        if let decoded = ScriptReply(values) {
-            job.completion(.success(decoded))
-        } else {
-            errors.add(1, ordering: .relaxed)
-            job.completion(.failure(RedisConnectionError(description: "unexpected reply \(values)")))
         }
     }
 

@@ -372,4 +372,34 @@ struct GlobalLimitTests {
         await sidecar.shutdown()
         #expect(try redis.cli("HGET", "test:{api|user:42}:fw", "c") == "1")
     }
+
+    @Test("every bucket key expires: a window's a second after it (sliding: after the next), a token bucket's once it would be full", arguments: RedisFlavor.available)
+    func keysExpire(flavor: RedisFlavor) async throws {
+        let redis = try RedisServerProcess(executable: flavor.executable)
+        let policies = [
+            policy("fw", .fixedWindow, limit: 100, period: .seconds(60), sync: .strict),
+            policy("sw", .slidingWindow, limit: 100, period: .seconds(60), sync: .strict),
+            policy("tb", .tokenBucket, limit: 100, period: .seconds(10), sync: .strict),
+        ]
+        let sidecar = try await Sidecar(redisPort: redis.port, policies: policies)
+        func ttl(_ key: String) throws -> Int { Int(try redis.cli("PTTL", key)) ?? -3 }
+        for name in ["fw", "sw", "tb"] {
+            for _ in 0..<5 { #expect(await sidecar.decide(name, "k").isAllowed) }
+        }
+        // Fixed window: until a second after the minute's window ends; sliding: a window more.
+        let fixed = try ttl("test:{fw|k}:fw"), sliding = try ttl("test:{sw|k}:sw")
+        #expect((1...61_000).contains(fixed), "fw \(fixed)")
+        #expect((60_001...121_000).contains(sliding), "sw \(sliding)")
+        // Token bucket, 10 per second with 5 taken: full again in 500 ms; the key outlives that by a second,
+        // and is given a period (10 s) more when extended, so it is not touched at every call.
+        let bucket = try ttl("test:{tb|k}:tb")
+        #expect((1_500...11_600).contains(bucket), "tb \(bucket)")
+        let recorded = Int64(try redis.cli("HGET", "test:{tb|k}:tb", "x")) ?? 0
+        #expect(recorded > 0, "the expiry given is recorded")
+        // Emptied (10 s to refill), the key still outlives the refill.
+        #expect(await sidecar.decide("tb", "k", cost: 95).isAllowed)
+        let emptied = try ttl("test:{tb|k}:tb")
+        #expect(emptied > 10_000, "outlives the refill: \(emptied)")
+        await sidecar.shutdown()
+    }
 }

@@ -93,4 +93,69 @@ struct ExecutableRedisTests {
         #expect(try redis.cli("HGET", "sluice:{api|after}:fw", "c") == "1")
         redis.stop()
     }
+
+    @Test("AUTH from password_file and from the URL: the right password serves; a wrong one is down, says authentication failed, and no output shows a password")
+    func authenticationNeverShowsThePassword() async throws {
+        let password = "s3cret-\(UUID().uuidString.prefix(8))"
+        let redis = try RedisServerProcess(arguments: ["--requirepass", password], password: password)
+        defer { redis.stop() }
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("sluice-auth-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: directory) }
+        try "\(password)\n".write(to: directory.appendingPathComponent("redis.pass"), atomically: true, encoding: .utf8)
+
+        func serve(_ redisSection: String) async throws -> (ChildProcess, line: Int, http: Int) {
+            let linePort = try freeLoopbackPort()
+            let httpPort = try freeLoopbackPort()
+            let path = directory.appendingPathComponent("sluice-\(linePort).yaml")
+            try """
+                listen: { line: "127.0.0.1:\(linePort)", http: "127.0.0.1:\(httpPort)" }
+                redis: \(redisSection)
+                policies:
+                  api: { algorithm: fixed_window, limit: 1000, period: 1h, scope: global, on_store_failure: deny }
+
+                """.write(to: path, atomically: true, encoding: .utf8)
+            let server = try ChildProcess(executable: ExecutableTests.binary, arguments: ["serve", "--config", path.path], directory: directory)
+            try await server.waitUntilListening(port: linePort)
+            try await server.waitUntilListening(port: httpPort)
+            return (server, linePort, httpPort)
+        }
+        func outputs(line: Int, http: Int) throws -> String {
+            let info = try Self.command(line, "INFO")
+            let readiness = try Self.command(http, "GET /readyz HTTP/1.1\r\nHost: s\r\nConnection: close\r\n")
+            let metrics = try Self.command(http, "GET /metrics HTTP/1.1\r\nHost: s\r\nConnection: close\r\n")
+            return info + readiness + metrics
+        }
+
+        // The right password, from a file: global decisions through Redis.
+        let (good, goodLine, goodHTTP) = try await serve(#"{ url: "redis://127.0.0.1:\#(redis.port)/0", password_file: redis.pass, timeout: 100ms }"#)
+        defer { good.stop() }
+        #expect(try Self.command(goodLine, "TAKE api user").hasPrefix("*5\r\n:1\r\n:1000\r\n:999\r\n"))
+        #expect((Int(try redis.cli("HGET", "sluice:{api|user}:fw", "c")) ?? 0) >= 1, "the decision went through Redis")
+        let healthy = try outputs(line: goodLine, http: goodHTTP)
+        #expect(healthy.contains("redis_state:up") && healthy.contains("redis_authentication:ok"))
+
+        // A wrong password in the URL: Redis is down, decisions follow on_store_failure (deny), and it is said.
+        let (bad, badLine, badHTTP) = try await serve(#"{ url: "redis://:wrong-\#(password)@127.0.0.1:\#(redis.port)/0", timeout: 100ms }"#)
+        defer { bad.stop() }
+        let deadline = ContinuousClock.now + .seconds(5)
+        while !(try Self.command(badLine, "INFO").contains("redis_authentication:failed")), ContinuousClock.now < deadline {
+            try await Task.sleep(for: .milliseconds(50))
+        }
+        #expect(try Self.command(badLine, "TAKE api user").hasPrefix("*5\r\n:0\r\n"), "denied by on_store_failure")
+        let failing = try outputs(line: badLine, http: badHTTP)
+        #expect(failing.contains("redis_state:down") && failing.contains("redis_authentication:failed"), "\(failing)")
+        #expect(failing.contains(#""redis":"down","redis_error":"authentication failed""#), "\(failing)")
+        #expect(failing.contains("sluice_redis_up 0\n") && failing.contains("sluice_redis_authentication_failed 1\n"))
+        #expect(bad.output.contains("Redis authentication failed"), "the log says so: \(bad.output)")
+
+        // No output of either server shows a password: not INFO, /readyz, /metrics, nor the logs.
+        kill(good.processIdentifier, SIGTERM)
+        kill(bad.processIdentifier, SIGTERM)
+        _ = try await good.waitForExit()
+        _ = try await bad.waitForExit()
+        for text in [healthy, failing, good.output, bad.output] {
+            #expect(!text.contains(password), "a password shows: \(text)")
+        }
+    }
 }

@@ -29,6 +29,8 @@ final class HTTPServerHandler: ChannelInboundHandler, RemovableChannelHandler {
     static let lingerTimeout = TimeAmount.seconds(2)
     static let quiesceTimeout = TimeAmount.seconds(5)
     private let timeout: TimeAmount
+    /// When this connection's waits expire: made at the first wait.
+    private var deadlines: WaitDeadlines?
 
     init(processor: HTTPAPIProcessor, context: ServerContext) {
         self.processor = processor
@@ -88,7 +90,9 @@ final class HTTPServerHandler: ChannelInboundHandler, RemovableChannelHandler {
     private func wait(for answer: PendingAnswer<HTTPAPIResponse>, head: HTTPRequestHead, context: ChannelHandlerContext) {
         state.startAwaiting()
         _ = try? context.channel.syncOptions?.setOption(ChannelOptions.autoRead, value: false)
-        answer.whenAnswered(on: context.eventLoop, timeout: timeout, clock: clock) { response, counts in
+        let deadlines = self.deadlines ?? WaitDeadlines(loop: context.eventLoop, timeout: timeout, clock: clock)
+        self.deadlines = deadlines
+        answer.whenAnswered(on: context.eventLoop, deadlines: deadlines, clock: clock) { response, counts in
             self.answered(response, counts: counts, head: head, context: context)
         }
     }

@@ -56,6 +56,8 @@ final class LineProtocolHandler: ChannelInboundHandler, RemovableChannelHandler 
 
     /// How long a decision waits for Redis before its failure policy answers.
     private let timeout: TimeAmount
+    /// When this connection's waits expire: made at the first wait.
+    private var deadlines: WaitDeadlines?
 
     init(context: ServerContext, connectionID: Int) {
         self.context = context
@@ -156,7 +158,9 @@ final class LineProtocolHandler: ChannelInboundHandler, RemovableChannelHandler 
         nextWait &+= 1
         waiting += 1
         slots.append(.waiting(slot))
-        answer.whenAnswered(on: context.eventLoop, timeout: timeout, clock: self.context.clock) { reply, counts in
+        let deadlines = self.deadlines ?? WaitDeadlines(loop: context.eventLoop, timeout: timeout, clock: self.context.clock)
+        self.deadlines = deadlines
+        answer.whenAnswered(on: context.eventLoop, deadlines: deadlines, clock: self.context.clock) { reply, counts in
             self.answered(slot, reply: reply, counts: counts, context: context)
         }
     }

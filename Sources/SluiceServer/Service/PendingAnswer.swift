@@ -1,4 +1,4 @@
-public import NIOCore
+import NIOCore
 public import SluiceCore
 
 /// A request that waits for the shared store, and how its server answers it once decided: the one
@@ -34,20 +34,15 @@ public struct PendingAnswer<Output: Sendable>: Sendable {
     public func complete(now: Timestamp) -> (Output, ServerStatistics.Batch) { finish(now) }
 
     /// Runs `body` on `loop` with the rendered answer, once each global check is answered: by the store, or
-    /// by its failure policy once `timeout` passes.
+    /// by its failure policy once the timeout of `deadlines` passes.
     ///
-    /// Call on `loop`; `body` may touch the caller's loop-bound state. The expiry is not cancelled when the
-    /// store answers first: expiring an answered decision does nothing, and removing a task from the timer
-    /// queue costs more than letting it fire.
-    public func whenAnswered(
-        on loop: any EventLoop, timeout: TimeAmount, clock: any SluiceClock, _ body: @escaping (Output, ServerStatistics.Batch) -> Void
+    /// Call on `loop`; `body` may touch the caller's loop-bound state.
+    func whenAnswered(
+        on loop: any EventLoop, deadlines: WaitDeadlines, clock: any SluiceClock, _ body: @escaping (Output, ServerStatistics.Batch) -> Void
     ) {
         let bound = NIOLoopBound(body, eventLoop: loop)
         let waits = self.waits
-        loop.scheduleTask(in: timeout) {
-            let now = clock.now()
-            for pending in waits { pending.expire(now: now) }
-        }
+        deadlines.add(waits)
         // Each wait is answered exactly once; the last answer completes the request, on the loop.
         let remaining = NIOLoopBoundBox(waits.count, eventLoop: loop)
         for pending in waits {
