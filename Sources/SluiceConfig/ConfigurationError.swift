@@ -81,3 +81,17 @@ public struct ConfigurationError: Error, Hashable, Sendable, CustomStringConvert
         }
     }
 }
+
+/// Several mistakes found at once (a configuration or a policies document checked as a whole), in the order
+/// found.
+public struct ConfigurationErrors: Error, Sendable, CustomStringConvertible {
+    /// The mistakes; never empty.
+    public let errors: [ConfigurationError]
+
+    /// Creates the list.
+    public init(errors: [ConfigurationError]) {
+        self.errors = errors
+    }
+
+    public var description: String { errors.map(\.description).joined(separator: "; ") }
+}

@@ -8,7 +8,8 @@ extension SluiceConfiguration {
         # Where the servers listen, as "host:port" or "[ipv6]:port". Port 0 picks any free port.
         listen:
           line: "127.0.0.1:7379"    # the Redis-protocol server: TAKE, PEEK, THROTTLE, ... (redis-cli works)
-          http: "127.0.0.1:7380"    # the HTTP API: /v1/check, /healthz, /metrics
+          http: "127.0.0.1:7380"    # the HTTP API: /v1/check, /healthz, /metrics (and the admin API, unless `admin` below)
+          # admin: "127.0.0.1:7381" # the admin API on a listener of its own
 
         # Named limits, checked by name (`TAKE api user:42`). Names use A-Z a-z 0-9 _ . : - (at most 64).
         #   algorithm: token_bucket | sliding_window | fixed_window
@@ -16,6 +17,9 @@ extension SluiceConfiguration {
         #   period:    a positive integer with a unit: 250ms, 1s, 1m, 1h or 1d
         #   burst:     token_bucket only: the bucket's capacity (default: limit)
         #   mode:      enforce (default) denies over the limit; shadow decides and reports, but always allows
+        #   overrides: other limits for some keys: an exact key, or a prefix ending in *; { limit, burst, period }
+        #              (the policy's unless given). An exact key beats the longest prefix, which beats the policy:
+        #                overrides: { "user:vip": { limit: 1000, burst: 200 }, "partner:*": { limit: 500 } }
         policies:
           api:   { algorithm: token_bucket, limit: 100, period: 1s, burst: 20 }
           login: { algorithm: sliding_window, limit: 5, period: 1m }
@@ -67,7 +71,14 @@ extension SluiceConfiguration {
         #   key_prefix: "sluice:"             # prepended to every key Sluice writes
         #   max_leases: 100000                # buckets holding a lease at once
 
-        # `admin` is reserved for a feature to come: accepted and ignored for now. Any other top-level key is an error.
+        # The admin API (GET/PUT /v1/policies, overrides, buckets) needs a key; without keys it answers 404.
+        # `sluice keygen` prints a new key and its line here; only the key's SHA-256 is stored. Several keys
+        # may be live at once: rotate by adding the new one, deploying, then removing the old.
+        # admin:
+        #   api_keys:
+        #     - { name: ops, sha256: "<64 hex digits from sluice keygen>" }
+
+        # Any other top-level key is an error.
 
         """
 

@@ -22,8 +22,9 @@ public import SluiceCore
 /// - `forward_auth`: ``ForwardAuth``, the rules that turn a gateway's forwarded request into checks.
 /// - `redis`: ``Redis``, where the fleet's Redis is; required by policies with `scope: global`.
 /// - `rls`: ``RLS``, Envoy's rate limit service and the envoyproxy/ratelimit files it serves.
-/// - `admin`: reserved for a feature to come. It is accepted and ignored, contents unchecked, so a file written for
-///   a later Sluice still loads; any other top-level key is an error.
+/// - `admin`: ``Admin``, the keys of the admin API (off without them).
+///
+/// Any other top-level key is an error.
 public struct SluiceConfiguration: Sendable, Equatable {
     /// Where the servers listen (`listen`).
     public let listen: Listen
@@ -41,6 +42,8 @@ public struct SluiceConfiguration: Sendable, Equatable {
     public let redis: Redis?
     /// Envoy's rate limit service (`rls`), or nil when there is none.
     public let rls: RLS?
+    /// The admin API's keys (`admin`); without keys the admin API is off.
+    public let admin: Admin
 
     /// The policies, in the order the file lists them.
     public var policies: [Policy] { policySet.policies }
@@ -57,25 +60,46 @@ public struct SluiceConfiguration: Sendable, Equatable {
     ///     429, loopback proxies and no rules.
     ///   - redis: where the fleet's Redis is; required when a policy is global.
     ///   - rls: Envoy's rate limit service and its domains; with it, `policies` may be empty.
+    ///   - admin: the admin API's keys; default none (the admin API is off).
     /// - Throws: ``ConfigurationError`` naming the first problem (without a line, as there is no file).
     public init(
         listen: Listen = Listen(), policies: [Policy], store: Store = Store(), limits: Limits = Limits(),
-        http: HTTP = HTTP(), forwardAuth: ForwardAuth = ForwardAuth(), redis: Redis? = nil, rls: RLS? = nil
+        http: HTTP = HTTP(), forwardAuth: ForwardAuth = ForwardAuth(), redis: Redis? = nil, rls: RLS? = nil, admin: Admin = Admin()
     ) throws(ConfigurationError) {
         try self.init(
             listen: listen, policies: policies, store: store, limits: limits, http: http, forwardAuth: forwardAuth,
-            redis: redis, rls: rls, lines: [:]
+            redis: redis, rls: rls, admin: admin, lines: [:]
         )
+    }
+
+    /// This configuration with `policies` in place of its own, validated as a whole (forward-auth rules must
+    /// still name policies, global ones need Redis).
+    ///
+    /// - Throws: every problem found, each with its path.
+    public func replacing(policies: [Policy]) throws(ConfigurationErrors) -> SluiceConfiguration {
+        let problems = Self.problems(
+            listen: listen, policies: policies, store: store, limits: limits, http: http, forwardAuth: forwardAuth, redis: redis,
+            rls: rls, admin: admin, lines: [:], crossChecks: true
+        )
+        guard problems.isEmpty else { throw ConfigurationErrors(errors: problems) }
+        do {
+            return try SluiceConfiguration(
+                listen: listen, policies: policies, store: store, limits: limits, http: http, forwardAuth: forwardAuth, redis: redis,
+                rls: rls, admin: admin
+            )
+        } catch {
+            throw ConfigurationErrors(errors: [error])
+        }
     }
 
     /// Creates a validated configuration, reporting a field's problem at `lines[path]`.
     init(
         listen: Listen, policies: [Policy], store: Store, limits: Limits, http: HTTP, forwardAuth: ForwardAuth,
-        redis: Redis?, rls: RLS?, lines: [String: Int]
+        redis: Redis?, rls: RLS?, admin: Admin, lines: [String: Int]
     ) throws(ConfigurationError) {
         let problems = Self.problems(
             listen: listen, policies: policies, store: store, limits: limits, http: http, forwardAuth: forwardAuth, redis: redis,
-            rls: rls, lines: lines, crossChecks: true
+            rls: rls, admin: admin, lines: lines, crossChecks: true
         )
         if let first = problems.first { throw first }
         do {
@@ -91,6 +115,7 @@ public struct SluiceConfiguration: Sendable, Equatable {
         self.forwardAuth = forwardAuth
         self.redis = redis
         self.rls = rls
+        self.admin = admin
     }
 
     /// Every problem of these sections, each at `section.field` and its line, in section order.
@@ -100,7 +125,7 @@ public struct SluiceConfiguration: Sendable, Equatable {
     ///   read, so a mistake is not reported twice over (once where it is, once as a missing policy).
     static func problems(
         listen: Listen, policies: [Policy], store: Store, limits: Limits, http: HTTP, forwardAuth: ForwardAuth, redis: Redis?,
-        rls: RLS?, lines: [String: Int], crossChecks: Bool
+        rls: RLS?, admin: Admin, lines: [String: Int], crossChecks: Bool
     ) -> [ConfigurationError] {
         func located(_ section: String, _ problems: [(field: String, message: String)]) -> [ConfigurationError] {
             problems.map { problem in
@@ -111,6 +136,7 @@ public struct SluiceConfiguration: Sendable, Equatable {
         var errors =
             located("listen", listen.problems()) + located("store", store.problems()) + located("limits", limits.problems())
             + located("http", http.problems()) + located("redis", redis?.problems() ?? []) + located("rls", rls?.problems() ?? [])
+            + located("admin", admin.problems())
         guard crossChecks else { return errors }
         if policies.isEmpty, rls == nil {
             errors.append(

@@ -61,7 +61,7 @@ struct ConfigurationErrorTests {
                 """,
             code: .unknownField,
             description:
-                "policies.api.limt (line 7): unknown field; expected one of algorithm, limit, period, burst, mode, scope, sync, on_store_failure"
+                "policies.api.limt (line 7): unknown field; expected one of algorithm, limit, period, burst, mode, scope, sync, on_store_failure, overrides"
         ),
         Case(
             yaml: "policies:\n  api:\n    algorithm: token_bucket\n    limit: 100\n",
@@ -181,17 +181,17 @@ struct ConfigurationErrorTests {
         Case(
             yaml: onePolicy + "\npolices:\n  login: { algorithm: sliding_window, limit: 5, period: 1m }\n",
             code: .unknownField,
-            description: "polices (line 3): unknown section; expected one of listen, policies, store, limits, http, forward_auth, redis, rls"
+            description: "polices (line 3): unknown section; expected one of listen, policies, store, limits, http, forward_auth, redis, rls, admin"
         ),
         Case(
             yaml: "- policies\n- store\n",
             code: .invalidValue,
-            description: "line 1: must be a mapping of sections (listen, policies, store, limits, http, forward_auth, redis, rls), got a list"
+            description: "line 1: must be a mapping of sections (listen, policies, store, limits, http, forward_auth, redis, rls, admin), got a list"
         ),
         Case(
             yaml: "just some text\n",
             code: .invalidValue,
-            description: "line 1: must be a mapping of sections (listen, policies, store, limits, http, forward_auth, redis, rls), got \"just some text\""
+            description: "line 1: must be a mapping of sections (listen, policies, store, limits, http, forward_auth, redis, rls, admin), got \"just some text\""
         ),
         Case(
             yaml: onePolicy + "\nstore:\n  max_keys: 1000\n  shards: 48\n",
@@ -227,7 +227,7 @@ struct ConfigurationErrorTests {
         ),
         Case(
             yaml: onePolicy + "\nlisten:\n  line: 127.0.0.1:7379\n  metrics: 127.0.0.1:7381\n",
-            code: .unknownField, description: "listen.metrics (line 5): unknown field; expected one of line, http, grpc"
+            code: .unknownField, description: "listen.metrics (line 5): unknown field; expected one of line, http, grpc, admin"
         ),
     ]
 

@@ -68,7 +68,8 @@ struct EmbeddedDefaultTests {
         let fields = [
             "line", "http", "algorithm", "limit", "period", "burst", "mode", "max_keys", "shards", "max_key_bytes",
             "max_line_bytes", "max_arguments", "max_body_bytes", "max_checks", "max_batch", "forward_auth",
-            "deny_status", "trusted_proxies", "rules", "path_prefix", "methods", "policy", "by", "redis", "admin",
+            "deny_status", "trusted_proxies", "rules", "path_prefix", "methods", "policy", "by", "redis", "admin", "api_keys", "sha256",
+            "overrides",
         ]
         for field in fields {
             #expect(commentLines.contains { $0.contains(field) }, "no comment explains \(field)")

@@ -84,10 +84,10 @@ struct SluiceConfigurationParsingTests {
         #expect(configuration.policies.first?.rateLimit.periodNanoseconds == nanoseconds)
     }
 
-    @Test func reservedSectionsAreAcceptedAndIgnored() throws {
-        let configuration = try SluiceConfiguration.parse(yaml: onePolicy + "\nadmin: { anything: [goes, here] }\n")
-        #expect(configuration.policies.count == 1)
-        #expect(configuration.redis == nil)
+    @Test func theAdminSectionIsNoLongerIgnored() throws {
+        // It was reserved, contents unchecked; it is read and checked now.
+        let error = try #require(parseError(onePolicy + "\nadmin: { anything: [goes, here] }\n"))
+        #expect(error.path == "admin.anything" && error.code == .unknownField, "\(error)")
     }
 
     @Test func httpAndForwardAuthAreNoLongerIgnored() throws {

@@ -5,13 +5,13 @@ import Yams
 /// line of the node it is about (Codable would lose it).
 struct ConfigurationDecoder {
     /// The sections Sluice reads, in the order messages list them.
-    static let sections = ["listen", "policies", "store", "limits", "http", "forward_auth", "redis", "rls"]
+    static let sections = ["listen", "policies", "store", "limits", "http", "forward_auth", "redis", "rls", "admin"]
     /// The folder relative `rls.files` are read from: the configuration file's; nil for the working directory.
     var baseDirectory: String? = nil
     /// Sections reserved for later features: accepted and ignored, so a newer file still loads.
-    static let reservedSections: Set<String> = ["admin"]
+    static let reservedSections: Set<String> = []
     /// A policy's fields, in the order messages list them.
-    static let policyFields = ["algorithm", "limit", "period", "burst", "mode", "scope", "sync", "on_store_failure"]
+    static let policyFields = ["algorithm", "limit", "period", "burst", "mode", "scope", "sync", "on_store_failure", "overrides"]
 
     /// The error for a document with nothing in it.
     static let emptyConfiguration = ConfigurationError(
@@ -84,6 +84,7 @@ struct ConfigurationDecoder {
         var forwardAuth = SluiceConfiguration.ForwardAuth()
         var redis: SluiceConfiguration.Redis?
         var rls: SluiceConfiguration.RLS?
+        var admin = SluiceConfiguration.Admin()
         // Whether every policy and rule was read: the checks across sections need them all.
         var crossChecks = true
         for (name, section) in sections {
@@ -98,6 +99,7 @@ struct ConfigurationDecoder {
             case "http": http = attempt { () throws(ConfigurationError) in try decodeHTTP(section, lines: &lines) } ?? http
             case "redis": redis = attempt { () throws(ConfigurationError) in try decodeRedis(section, lines: &lines) }
             case "rls": rls = attempt { () throws(ConfigurationError) in try decodeRLS(section, lines: &lines) } ?? SluiceConfiguration.RLS()
+            case "admin": admin = attempt { () throws(ConfigurationError) in try decodeAdmin(section, lines: &lines) } ?? admin
             default: forwardAuth = attempt { () throws(ConfigurationError) in try decodeForwardAuth(section, lines: &lines) } ?? forwardAuth
             }
         }
@@ -105,13 +107,13 @@ struct ConfigurationDecoder {
         // otherwise be reported again, as missing.
         problems.errors += SluiceConfiguration.problems(
             listen: listen, policies: policies, store: store, limits: limits, http: http, forwardAuth: forwardAuth, redis: redis,
-            rls: rls, lines: lines, crossChecks: crossChecks
+            rls: rls, admin: admin, lines: lines, crossChecks: crossChecks
         )
         guard problems.errors.isEmpty else { return nil }
         return attempt { () throws(ConfigurationError) in
             try SluiceConfiguration(
                 listen: listen, policies: policies, store: store, limits: limits, http: http, forwardAuth: forwardAuth,
-                redis: redis, rls: rls, lines: lines
+                redis: redis, rls: rls, admin: admin, lines: lines
             )
         }
     }
@@ -121,13 +123,16 @@ struct ConfigurationDecoder {
         _ section: ConfigurationNode, lines: inout [String: Int]
     ) throws(ConfigurationError) -> SluiceConfiguration.Listen {
         var listen = SluiceConfiguration.Listen()
-        for (name, field) in try section.entries(allowed: ["line", "http", "grpc"], expectation: "a mapping with line, http and grpc") {
+        for (name, field) in try section.entries(
+            allowed: ["line", "http", "grpc", "admin"], expectation: "a mapping with line, http, grpc and admin"
+        ) {
             lines[field.path] = field.line
             let address = try decodeAddress(field)
             switch name {
             case "line": listen.line = address
             case "http": listen.http = address
-            default: listen.grpc = address
+            case "grpc": listen.grpc = address
+            default: listen.admin = address
             }
         }
         return listen

@@ -59,6 +59,8 @@ public struct Policy: Sendable, Hashable {
     public let mode: Mode
     /// Local (default) or global.
     public let scope: Scope
+    /// Other limits for some keys (see ``Override``), in the order given.
+    public let overrides: [Override]
 
     /// The global settings, or nil for a local policy.
     public var global: Global? {
@@ -73,18 +75,30 @@ public struct Policy: Sendable, Hashable {
     ///   - rateLimit: the limit.
     ///   - mode: enforce (default) or shadow.
     ///   - scope: local (default) or global.
-    /// - Throws: ``PolicyError`` with `.invalidName` for a bad name.
-    public init(name: String, rateLimit: RateLimit, mode: Mode = .enforce, scope: Scope = .local) throws(PolicyError) {
+    ///   - overrides: other limits for some keys; each of this policy's algorithm, no pattern twice.
+    /// - Throws: ``PolicyError`` with `.invalidName` for a bad name, `.invalidOverride` for an override of another
+    ///   algorithm or a pattern given twice.
+    public init(name: String, rateLimit: RateLimit, mode: Mode = .enforce, scope: Scope = .local, overrides: [Override] = []) throws(PolicyError) {
         guard Self.isValidName(name) else {
             throw PolicyError(
                 .invalidName,
                 "policy name '\(name)' must be 1 to \(Self.maximumNameLength) characters from A-Z a-z 0-9 _ . : -"
             )
         }
+        var patterns = Set<String>()
+        for override in overrides {
+            guard override.rateLimit.algorithm == rateLimit.algorithm else {
+                throw PolicyError(.invalidOverride, "the override of '\(override.pattern)' must use the policy's algorithm, \(rateLimit.algorithm.rawValue)")
+            }
+            guard patterns.insert(override.pattern).inserted else {
+                throw PolicyError(.invalidOverride, "the override of '\(override.pattern)' is given twice")
+            }
+        }
         self.name = name
         self.rateLimit = rateLimit
         self.mode = mode
         self.scope = scope
+        self.overrides = overrides
     }
 
     /// Whether `name` is a valid policy name.
@@ -98,7 +112,8 @@ public struct Policy: Sendable, Hashable {
     }
 
     /// The seed that places this policy's buckets: changes whenever the name or the limit changes,
-    /// so a reload keeps the state of unchanged policies and starts changed ones afresh.
+    /// so a reload keeps the state of unchanged policies and starts changed ones afresh. Overrides do not
+    /// change it: adding one starts only its keys' buckets afresh (``OverrideTable``).
     public var bucketSeed: UInt64 {
         var hasher = StableHasher(seed: rateLimit.fingerprint)
         hasher.combine(bytes: name.utf8)

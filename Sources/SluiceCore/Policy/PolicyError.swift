@@ -3,7 +3,7 @@ public struct PolicyError: Error, Hashable, Sendable, CustomStringConvertible {
     /// What kind of mistake was made.
     public struct Code: Hashable, Sendable, CustomStringConvertible {
         enum Base: String, Hashable, Sendable {
-            case invalidDuration, invalidLimit, invalidBurst, invalidPeriod, invalidName
+            case invalidDuration, invalidLimit, invalidBurst, invalidPeriod, invalidName, invalidOverride
         }
         let base: Base
         /// A duration that is not a positive integer with a unit.
@@ -16,6 +16,8 @@ public struct PolicyError: Error, Hashable, Sendable, CustomStringConvertible {
         public static let invalidPeriod = Code(base: .invalidPeriod)
         /// A policy name that is empty, too long or has characters outside `[A-Za-z0-9_.:-]`.
         public static let invalidName = Code(base: .invalidName)
+        /// An override whose key is empty, too long, holds `*` anywhere but at its end, or is given twice.
+        public static let invalidOverride = Code(base: .invalidOverride)
         public var description: String { base.rawValue }
     }
 

@@ -9,6 +9,8 @@ public final class PolicySet: Sendable {
     public let isGlobal: [Bool]
     /// Whether any policy is global.
     public let hasGlobal: Bool
+    /// Each policy's overrides, compiled; nil for a policy without any, which then costs nothing more.
+    let overrideTables: [OverrideTable?]
 
     /// Creates a set.
     ///
@@ -24,6 +26,9 @@ public final class PolicySet: Sendable {
         self.nameBytes = policies.map { Array($0.name.utf8) }
         self.isGlobal = policies.map { $0.global != nil }
         self.hasGlobal = isGlobal.contains(true)
+        self.overrideTables = zip(policies, seeds).map { policy, seed in
+            policy.overrides.isEmpty ? nil : OverrideTable(policy.overrides, policySeed: seed)
+        }
     }
 
     /// The index of the policy named by `bytes`, or nil.
@@ -43,12 +48,28 @@ public final class PolicySet: Sendable {
         return name.withUTF8 { index(ofName: UnsafeRawBufferPointer($0)) }
     }
 
-    /// A check of `cost` against policy `index` for `key`'s bytes.
+    /// A check of `cost` against policy `index` for `key`'s bytes, under the override for `key` if the policy
+    /// has one (its limit, and a bucket of its own).
+    @inline(__always)
     public func check(policy index: Int, key: UnsafeRawBufferPointer, cost: Int64) -> Check {
         let policy = policies[index]
-        return Check(
-            rateLimit: policy.rateLimit, mode: policy.mode, policyIndex: Int32(index),
-            key: BucketKey(seed: seeds[index], bytes: key), cost: cost
-        )
+        let bucket = BucketKey(seed: seeds[index], bytes: key)
+        if let table = overrideTables[index], let match = table.match(key: key, bucket: bucket) {
+            return Check(
+                rateLimit: table.overrides[match].rateLimit, mode: policy.mode, policyIndex: Int32(index),
+                key: BucketKey(seed: table.seeds[match], bytes: key), cost: cost
+            )
+        }
+        return Check(rateLimit: policy.rateLimit, mode: policy.mode, policyIndex: Int32(index), key: bucket, cost: cost)
+    }
+
+    /// The override that applies to `key` under policy `index`, if any (for the admin API and tests).
+    public func override(policy index: Int, key: String) -> Policy.Override? {
+        guard let table = overrideTables[index] else { return nil }
+        var key = key
+        return key.withUTF8 { bytes in
+            let raw = UnsafeRawBufferPointer(bytes)
+            return table.match(key: raw, bucket: BucketKey(seed: seeds[index], bytes: raw)).map { table.overrides[$0] }
+        }
     }
 }

@@ -1,5 +1,6 @@
 public import NIOCore
 public import NIOHTTP1
+import SluiceConfig
 import SluiceCore
 
 /// One HTTP response of the API: status, extra header fields and a body, encoded straight to bytes.
@@ -109,22 +110,6 @@ public struct HTTPAPIResponse: Sendable, Equatable {
 
 /// Writing JSON text by hand: the API's bodies are small and of fixed shape.
 enum JSONText {
-    /// `text` as a JSON string literal, escaped.
-    static func quoted(_ text: String) -> String {
-        var result = "\""
-        for scalar in text.unicodeScalars {
-            switch scalar {
-            case "\"": result += "\\\""
-            case "\\": result += "\\\\"
-            case "\n": result += "\\n"
-            case "\r": result += "\\r"
-            case "\t": result += "\\t"
-            case _ where scalar.value < 0x20:
-                let hex = String(scalar.value, radix: 16)
-                result += "\\u" + String(repeating: "0", count: 4 - hex.count) + hex
-            default: result.unicodeScalars.append(scalar)
-            }
-        }
-        return result + "\""
-    }
+    /// `text` as a JSON string literal, escaped (as the configuration writes YAML, so one escaping serves both).
+    static func quoted(_ text: String) -> String { ConfigurationText.quoted(text) }
 }
