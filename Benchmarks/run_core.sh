@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Runs the core benchmarks (package-benchmark) and writes a compact summary for the charts:
 # Benchmarks/results/core.json with p50 ns per decision and allocations per 1M decisions.
-# Env: FILTER (a regex on benchmark names, default all). Takes ~2 minutes after the first build.
+# Env: FILTER (a regex on benchmark names, default all), RESULTS (default results/core.json). Takes ~2 minutes
+# after the first build.
 set -euo pipefail
 cd "$(dirname "$0")"
 out=$(mktemp -d -t sluice-core.XXXXXX)
@@ -10,7 +11,7 @@ args=(--format jmh --path "$out" --no-progress)
 [ -n "${FILTER:-}" ] && args+=(--filter "$FILTER")
 swift package --allow-writing-to-package-directory --allow-writing-to-directory "$out" benchmark "${args[@]}" >&2
 mkdir -p results
-python3 - "$out"/*.json results/core.json <<'PY'
+python3 - "$out"/*.json "${RESULTS:-results/core.json}" <<'PY'
 import json, subprocess, sys, datetime
 source, target = sys.argv[1], sys.argv[2]
 rows = []

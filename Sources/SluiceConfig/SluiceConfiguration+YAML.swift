@@ -39,6 +39,19 @@ extension SluiceConfiguration {
         try parse(yaml: readFile(path), baseDirectory: directory(of: path))
     }
 
+    /// Reads, parses and validates a configuration file, returning its text too (what the admin API rewrites).
+    ///
+    /// - Throws: as ``load(path:)``.
+    public static func loadDocument(path: String) throws(ConfigurationError) -> (configuration: SluiceConfiguration, text: String) {
+        let text = try readFile(path)
+        return (try parse(yaml: text, baseDirectory: directory(of: path)), text)
+    }
+
+    /// Parses `yaml` as the file at `path` would be (its relative `rls.files` beside it).
+    public static func parse(yaml: String, asFileAt path: String) throws(ConfigurationError) -> SluiceConfiguration {
+        try parse(yaml: yaml, baseDirectory: directory(of: path))
+    }
+
     /// The folder of `path` (`.` for a bare file name), where its relative `rls.files` are.
     static func directory(of path: String) -> String {
         guard let slash = path.lastIndex(of: "/") else { return "." }

@@ -210,6 +210,16 @@ struct Lease: Sendable {
     /// The unspent units that may still go back to Redis (on shutdown); 0 when none.
     func returnable(now: Int64) -> Int64 { validUntil > now ? max(0, remaining) : 0 }
 
+    /// Forgets what this process knew of the bucket (its slice, a known exhaustion), after the bucket was reset
+    /// in Redis: the next decision asks Redis. Waiters and a renewal in flight carry on.
+    mutating func forget() {
+        remaining = 0
+        validUntil = 0
+        exhaustedUntil = 0
+        exhaustedNeed = .max
+        globalRemaining = 0
+    }
+
     /// Whether the lease can be forgotten: nothing in flight or waiting, nothing known, idle for a second.
     func isDisposable(now: Int64) -> Bool {
         !renewing && waiters.isEmpty && exhaustedUntil <= now && (validUntil <= now || remaining <= 0) && now - lastUsed >= 1_000_000_000

@@ -263,6 +263,19 @@ public final class RedisGlobalLimiter: GlobalLimiter {
         return .pending(pending)
     }
 
+    public func reset(_ check: Check, policy: Policy, key: [UInt8]) async -> Bool {
+        leases.update(check.key) { $0.forget() }
+        guard router.isConnected else { return false }
+        let redisKey: [UInt8] = key.withUnsafeBytes { self.redisKey(policy, $0) }
+        return await withCheckedContinuation { continuation in
+            router.submit(
+                job(redisKey, check.rateLimit, ScriptCall(mode: .reset), deadline: deadline()) { result in
+                    if case .success = result { continuation.resume(returning: true) } else { continuation.resume(returning: false) }
+                }
+            )
+        }
+    }
+
     /// Gives `check`'s cost back to Redis: to `window` (windows) or to the bucket.
     private func refundToRedis(_ check: Check, redisKey: [UInt8], window: Int64) {
         guard router.isConnected else { return }

@@ -14,6 +14,8 @@ struct ScriptCall: Sendable, Hashable {
         case refund
         /// Give back `keep` unused units of a lease (windows: to window `window` only).
         case returnUnused = "return"
+        /// Delete the bucket: it is full again, for every sidecar.
+        case reset
     }
 
     var mode: Mode

@@ -13,7 +13,8 @@ import SluiceCore
 /// - `peek`: report whether `need` would pass, taking nothing;
 /// - `return`: give back `keep` unused units of a lease (windows: only to the window `window` it came from);
 /// - `refund`: give back `keep` units one decision took (windows: only to the window `window` it was
-///   counted in; the token bucket: to the bucket).
+///   counted in; the token bucket: to the bucket);
+/// - `reset`: delete the bucket (full again for the whole fleet).
 ///
 /// Every decision answers `{allowed, granted, remaining, reset_ms, retry_ms, window, valid_ms}` (``ScriptReply``):
 /// `valid_ms` is how long the grant may be spent (to the window's end; the holding's lifetime for the token bucket).
@@ -66,6 +67,7 @@ enum RedisScript: Int, CaseIterable, Sendable {
         """
         local limit, period, cap, want, need = limits(ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5])
         if not limit or not modes[ARGV[6]] then return redis.error_reply('ERR sluice: bad arguments') end
+        if ARGV[6] == 'reset' then redis.call('DEL', KEYS[1]) return { 0, 0, 0, 0, 0, 0, 0 } end
         return { \(function)(KEYS[1], limit, period, cap, want, need, ARGV[6], ARGV[7] or '', tonumber(ARGV[8]) or 0, tonumber(ARGV[9]) or 0, tonumber(ARGV[10]) or -1, now()) }
 
         """
@@ -212,7 +214,7 @@ enum RedisScript: Int, CaseIterable, Sendable {
           return allowed, granted, math.max(0, shown), reset, retry, 0, lease_ms
         end
         local algorithms = { fw = fixed_window, sw = sliding_window, tb = token_bucket }
-        local modes = { lease = true, strict = true, peek = true, refund = true, ['return'] = true }
+        local modes = { lease = true, strict = true, peek = true, refund = true, ['return'] = true, reset = true }
         -- The numbers of one call, or nil when one is missing or out of range.
         local function limits(limit, period, cap, want, need)
           limit, period, cap, want, need = tonumber(limit), tonumber(period), tonumber(cap), tonumber(want), tonumber(need)

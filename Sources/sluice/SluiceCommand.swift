@@ -21,7 +21,7 @@ struct SluiceCommand: AsyncParsableCommand {
         commandName: "sluice",
         abstract: "A rate-limiting sidecar: answers \"may this caller do this now?\" in microseconds.",
         version: LineCommandProcessor.version,
-        subcommands: [Serve.self, Validate.self],
+        subcommands: [Serve.self, Validate.self, Keygen.self],
         defaultSubcommand: Serve.self
     )
 }
@@ -55,8 +55,13 @@ struct Serve: AsyncParsableCommand {
         }
         let logger = Logger(label: "sluice")
         let configuration: SluiceConfiguration
+        let text: String?
         do {
-            configuration = try config.map { try SluiceConfiguration.load(path: $0) } ?? SluiceConfiguration.embeddedDefault
+            if let config {
+                (configuration, text) = try SluiceConfiguration.loadDocument(path: config)
+            } else {
+                (configuration, text) = (SluiceConfiguration.embeddedDefault, nil)
+            }
         } catch {
             printError("sluice: \(error)")
             throw ExitCode(1)
@@ -97,11 +102,20 @@ struct Serve: AsyncParsableCommand {
         }
         let limiter = RateLimiter(store: store, global: global)
         let rlsCounters = OutcomeCounters()
+        let state = ConfigurationState(path: config, configuration: configuration, text: text, registry: registry)
         let context = ServerContext(
-            limiter: limiter, registry: registry, clock: clock, limits: configuration.limits, logger: logger, rlsDecisions: rlsCounters
+            limiter: limiter, registry: registry, clock: clock, limits: configuration.limits, logger: logger, rlsDecisions: rlsCounters,
+            admin: AdminAPI(state: state, logger: logger)
         )
         let line = ListenerService.line(address: configuration.listen.line, context: context, eventLoopGroup: eventLoopGroup)
-        let http = ListenerService.http(address: configuration.listen.http, limits: configuration.http, context: context, eventLoopGroup: eventLoopGroup)
+        let http = ListenerService.http(
+            address: configuration.listen.http, limits: configuration.http, context: context, eventLoopGroup: eventLoopGroup,
+            routes: configuration.listen.admin == nil ? .all : .api
+        )
+        // The admin API on a listener of its own, when listen.admin says where.
+        let admin = configuration.listen.admin.map { address in
+            ListenerService.http(address: address, limits: configuration.http, context: context, eventLoopGroup: eventLoopGroup, routes: .admin)
+        }
         // Envoy's rate limit service, when listen.grpc is set: the envoyproxy/ratelimit domains, compiled.
         let rlsRegistry = try RLSRegistry(configuration.rls ?? SluiceConfiguration.RLS())
         let rls = configuration.listen.grpc.map { address in
@@ -115,13 +129,13 @@ struct Serve: AsyncParsableCommand {
         // First in, last out: on shutdown the servers stop deciding before the leases go back to Redis.
         if let global { services.append(ReturnLeasesOnShutdownService(limiter: global)) }
         services += [line, http]
+        if let admin { services.append(admin) }
         if let rls { services.append(rls) }
         services += [
             StoreSweeperService(store: store, clock: clock),
             ReloadOnHangupService(
                 reloader: ConfigurationReloader(
-                    path: config, registry: registry, logger: logger, redis: configuration.redis,
-                    applyFirst: { try rlsRegistry.replace(with: $0.rls ?? SluiceConfiguration.RLS()) }
+                    state: state, logger: logger, applyFirst: { try rlsRegistry.replace(with: $0.rls ?? SluiceConfiguration.RLS()) }
                 )
             ),
         ]
@@ -176,6 +190,29 @@ struct Validate: ParsableCommand {
             printError("\(file): \(error)")
             throw ExitCode(1)
         }
+    }
+}
+
+/// `sluice keygen [--test] [--name NAME]`.
+struct Keygen: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Print a new admin API key and the admin.api_keys line that holds its SHA-256 (the key itself is stored nowhere)."
+    )
+
+    @Flag(name: .long, help: "Make a test key (sk_test_…) instead of a live one (sk_live_…).")
+    var test = false
+
+    @Option(name: .long, help: "The key's name in the configuration and in logs.")
+    var name = "ops"
+
+    func run() throws {
+        guard !name.isEmpty, name.utf8.count <= 64, !name.contains(where: { $0 == "\"" || $0 == "\\" || $0.isNewline }) else {
+            throw ValidationError("--name must be 1 to 64 characters without quotes, backslashes or line breaks")
+        }
+        let (key, sha256) = AdminKeys.generate(test: test)
+        print("key: \(key)")
+        print("Keep the key in your secret store: it is shown only now. Add this line under admin.api_keys:")
+        print("    - { name: \(ConfigurationText.quoted(name)), sha256: \"\(sha256)\" }")
     }
 }
 

@@ -23,9 +23,10 @@ struct ConfigurationReloaderTests {
         init(yaml: String = ConfigurationReloaderTests.original) throws {
             path = FileManager.default.temporaryDirectory.appendingPathComponent("sluice-reload-\(UUID().uuidString).yaml").path
             try yaml.write(toFile: path, atomically: true, encoding: .utf8)
-            let configuration = try SluiceConfiguration.load(path: path)
+            let (configuration, text) = try SluiceConfiguration.loadDocument(path: path)
             registry = PolicyRegistry(configuration.policySet)
-            reloader = ConfigurationReloader(path: path, registry: registry, logger: Logger(label: "sluice.test.reload"))
+            let state = ConfigurationState(path: path, configuration: configuration, text: text, registry: registry)
+            reloader = ConfigurationReloader(state: state, logger: Logger(label: "sluice.test.reload"))
         }
 
         func write(_ yaml: String) throws { try yaml.write(toFile: path, atomically: true, encoding: .utf8) }
@@ -64,9 +65,10 @@ struct ConfigurationReloaderTests {
         // Started with Redis: policies may change, the redis section may not.
         let withRedis = "redis: { url: \"redis://127.0.0.1:6379\" }\npolicies:\n  api: { algorithm: fixed_window, limit: 5, period: 1h, scope: global }\n"
         try fixture.write(withRedis)
-        let configuration = try SluiceConfiguration.load(path: fixture.path)
+        let (configuration, text) = try SluiceConfiguration.loadDocument(path: fixture.path)
         let reloader = ConfigurationReloader(
-            path: fixture.path, registry: fixture.registry, logger: Logger(label: "sluice.test.reload"), redis: configuration.redis
+            state: ConfigurationState(path: fixture.path, configuration: configuration, text: text, registry: fixture.registry),
+            logger: Logger(label: "sluice.test.reload")
         )
         try fixture.write(withRedis + "  more: { algorithm: token_bucket, limit: 1, period: 1m, scope: global, sync: strict }\n")
         #expect(reloader.reload() == .applied(policies: ["api", "more"]))
@@ -116,7 +118,10 @@ struct ConfigurationReloaderTests {
         }
         #expect(error.code == .unreadableFile)
         #expect(fixture.registry.policies.policies.map(\.name) == ["api"])
-        let embedded = ConfigurationReloader(path: nil, registry: fixture.registry, logger: Logger(label: "sluice.test.reload"))
+        let embedded = ConfigurationReloader(
+            state: ConfigurationState(path: nil, configuration: SluiceConfiguration.embeddedDefault, text: nil, registry: fixture.registry),
+            logger: Logger(label: "sluice.test.reload")
+        )
         #expect(embedded.reload() == .noFile)
     }
 }

@@ -9,11 +9,7 @@ import Glibc
 /// `sluice serve` with global policies against a real `redis-server`, both started on free loopback ports.
 @Suite(.serialized, .requires("redis-server", "redis-cli"))
 struct ExecutableRedisTests {
-    static func command(_ port: Int, _ text: String) throws -> String {
-        let connection = try RawConnection(port: port)
-        connection.send(text + "\r\nQUIT\r\n")
-        return connection.readUntilClosed().text
-    }
+    static func command(_ port: Int, _ text: String) throws -> String { try RawConnection.lineCommands(port: port, text) }
 
     @Test func globalPoliciesThroughRedisSurviveItsRestartAndReturnLeasesOnTerm() async throws {
         #expect(FileManager.default.isExecutableFile(atPath: ExecutableTests.binary), "build first: swift build (scripts/test does)")

@@ -48,11 +48,7 @@ struct ExecutableTests {
         let server = try ChildProcess(executable: Self.binary, arguments: ["serve", "--config", path], directory: directory)
         defer { server.stop() }
         try await server.waitUntilListening(port: linePort)
-        func command(_ text: String) throws -> String {
-            let connection = try RawConnection(port: linePort)
-            connection.send(text + "\r\nQUIT\r\n")
-            return connection.readUntilClosed().text
-        }
+        func command(_ text: String) throws -> String { try RawConnection.lineCommands(port: linePort, text) }
         #expect(try command("TAKE api user").hasPrefix("*5\r\n:1\r\n:3\r\n:2\r\n"))
 
         // A broken file: rejected, the old policy stays, and its bucket too.

@@ -42,6 +42,14 @@ final class ScriptedGlobalLimiter: GlobalLimiter {
     }
 
     /// Answers the oldest waiting decision (or the newest) as allowed, with `remaining` left.
+    /// Resets are counted, and confirmed.
+    let resets = Mutex<Int>(0)
+
+    func reset(_ check: Check, policy: Policy, key: [UInt8]) async -> Bool {
+        resets.withLock { $0 += 1 }
+        return true
+    }
+
     func allowOldest(remaining: Int64 = 4, newest: Bool = false) {
         let pending = waiting.withLock { $0.isEmpty ? nil : newest ? $0.removeLast() : $0.removeFirst() }
         pending?.answer(

@@ -17,13 +17,17 @@ public final class ChildProcess: @unchecked Sendable {
     /// Where it runs and where its log is.
     public let directory: URL
     private let log: URL
+    /// Whether the log's name is its own (made here), so it goes with the process.
+    private let ownsLog: Bool
 
-    /// Starts `executable` (looked up on PATH) with `arguments` in `directory`.
-    public init(executable: String, arguments: [String], directory: URL, environment: [String: String] = [:], logName: String = "process.log")
+    /// Starts `executable` (looked up on PATH) with `arguments` in `directory`, its output in `logName` there
+    /// (by default a name of its own: tests running at once may share a directory).
+    public init(executable: String, arguments: [String], directory: URL, environment: [String: String] = [:], logName: String? = nil)
         throws
     {
         self.directory = directory
-        log = directory.appendingPathComponent(logName)
+        log = directory.appendingPathComponent(logName ?? "process-\(UUID().uuidString).log")
+        ownsLog = logName == nil
         _ = FileManager.default.createFile(atPath: log.path, contents: nil)
         let output = try FileHandle(forWritingTo: log)
         process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
@@ -90,7 +94,10 @@ public final class ChildProcess: @unchecked Sendable {
         while process.isRunning { usleep(5_000) }
     }
 
-    deinit { stop() }
+    deinit {
+        stop()
+        if ownsLog { try? FileManager.default.removeItem(at: log) }
+    }
 }
 
 /// A fresh temporary directory for one test's files.

@@ -68,6 +68,13 @@ public final class RawConnection {
 
     public func send(_ text: String) { send(Array(text.utf8)) }
 
+    /// Sends line-protocol `commands` (CRLF-separated) to `port`, then `QUIT`, and returns every reply.
+    public static func lineCommands(port: Int, _ commands: String) throws -> String {
+        let connection = try RawConnection(port: port)
+        connection.send(commands + "\r\nQUIT\r\n")
+        return connection.readUntilClosed().text
+    }
+
     /// Reads until the server closes the connection (or 5 s pass); returns what arrived and whether it closed.
     public func readUntilClosed() -> (text: String, closed: Bool) {
         var received: [UInt8] = []

@@ -92,40 +92,49 @@ let benchmarks: @Sendable () -> Void = {
         setup: { MonotonicClock(epochNanoseconds: 1_767_225_600_000_000_000) }
     )
 
-    for algorithm in [Algorithm.tokenBucket, .fixedWindow, .slidingWindow] {
-        for distribution in KeyDistribution.allCases {
-            for threads in [1, 2] {
-                Benchmark(
-                    "\(algorithm.rawValue) \(distribution.label) \(threads == 1 ? "1-thread" : "\(threads)-threads")",
-                    configuration: decisionConfiguration,
-                    closure: { benchmark, workload in
-                        workload.runIteration(decisions: benchmark.scaledIterations.count, benchmark: benchmark)
-                    },
-                    setup: {
-                        try DecisionWorkload(
-                            rateLimit: DecisionWorkload.generousLimit(for: algorithm),
-                            distribution: distribution, threads: threads, expectation: .allAllowed
-                        )
-                    },
-                    teardown: nil
-                )
-            }
-        }
-        // Denial must be cheap too: one hot key whose single token went in setup, so every decision is denied.
+    /// One decision benchmark: `name`, deciding what `workload` makes.
+    func decisions(_ name: String, _ workload: @escaping @Sendable () throws -> DecisionWorkload) {
         Benchmark(
-            "\(algorithm.rawValue) hot-key-denied 1-thread",
+            name,
             configuration: decisionConfiguration,
             closure: { benchmark, workload in
                 workload.runIteration(decisions: benchmark.scaledIterations.count, benchmark: benchmark)
             },
-            setup: {
-                try DecisionWorkload(
-                    rateLimit: RateLimit(algorithm: algorithm, limit: 1, periodNanoseconds: 3_600_000_000_000),
-                    distribution: .hotKey, threads: 1, expectation: .allDenied
-                )
-            },
+            setup: workload,
             teardown: nil
         )
+    }
+
+    for algorithm in [Algorithm.tokenBucket, .fixedWindow, .slidingWindow] {
+        for distribution in KeyDistribution.allCases {
+            for threads in [1, 2] {
+                decisions("\(algorithm.rawValue) \(distribution.label) \(threads == 1 ? "1-thread" : "\(threads)-threads")") {
+                    try DecisionWorkload(
+                        rateLimit: DecisionWorkload.generousLimit(for: algorithm), distribution: distribution, threads: threads,
+                        expectation: .allAllowed
+                    )
+                }
+            }
+        }
+        // Per-key overrides must not slow the keys that have none: the same decisions, the policy holding 1,000
+        // prefix overrides (none matching), against the row above without them.
+        if algorithm == .tokenBucket {
+            for distribution in [KeyDistribution.hotKey, .uniform] {
+                decisions("\(algorithm.rawValue) \(distribution.label) 1-thread 1000-prefix-overrides") {
+                    try DecisionWorkload(
+                        rateLimit: DecisionWorkload.generousLimit(for: algorithm), distribution: distribution, threads: 1,
+                        expectation: .allAllowed, overrides: 1_000
+                    )
+                }
+            }
+        }
+        // Denial must be cheap too: one hot key whose single token went in setup, so every decision is denied.
+        decisions("\(algorithm.rawValue) hot-key-denied 1-thread") {
+            try DecisionWorkload(
+                rateLimit: RateLimit(algorithm: algorithm, limit: 1, periodNanoseconds: 3_600_000_000_000),
+                distribution: .hotKey, threads: 1, expectation: .allDenied
+            )
+        }
     }
 }
 
@@ -260,9 +269,17 @@ final class DecisionWorkload: Sendable {
     let firstWorkerThread = Atomic<UInt>(0)
     let secondWorkerThread = Atomic<UInt>(0)
 
-    init(rateLimit: RateLimit, distribution: KeyDistribution, threads: Int, expectation: Expectation) throws {
+    /// A policy's prefix overrides, none of which the benchmark's keys (`user:…`) match: `partner:<n>:*`.
+    static func prefixOverrides(_ count: Int, of policy: Policy) throws -> [Policy.Override] {
+        try (0..<count).map { index in
+            try Policy.Override(pattern: "partner:\(index):*", rateLimit: policy.overrideLimit(limit: policy.rateLimit.limit / 2))
+        }
+    }
+
+    init(rateLimit: RateLimit, distribution: KeyDistribution, threads: Int, expectation: Expectation, overrides: Int = 0) throws {
         precondition(threads == 1 || threads == 2, "one or two threads")
-        policySet = try PolicySet([Policy(name: "bench", rateLimit: rateLimit)])
+        let policy = try Policy(name: "bench", rateLimit: rateLimit)
+        policySet = try PolicySet([policy.with(overrides: Self.prefixOverrides(overrides, of: policy))])
         // As the executable does: transparent huge pages for the slot table (THP is `madvise`-only here).
         let store = BucketStore(maximumKeys: distribution == .hotKey ? 1024 : Self.maximumKeys) { region, byteCount in
             _ = madvise(region, byteCount, MADV_HUGEPAGE)

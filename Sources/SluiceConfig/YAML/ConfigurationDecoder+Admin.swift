@@ -47,6 +47,28 @@ extension SluiceConfiguration {
     }
 }
 
+extension SluiceConfiguration {
+    /// One override of `policy` for `pattern` from `{ "limit": N, "burst": N, "period": "1m" }` (JSON or YAML),
+    /// checked as the `overrides` of a file are.
+    public static func override(yaml: String, pattern: String, of policy: Policy) -> Result<Policy.Override, ConfigurationErrors> {
+        let decoder = ConfigurationDecoder()
+        let root: Node
+        do {
+            guard let composed = try compose(yaml: yaml) else {
+                return .failure(ConfigurationErrors(errors: [ConfigurationError(.missingField, path: "limit", "the body needs a limit")]))
+            }
+            root = composed
+        } catch {
+            return .failure(ConfigurationErrors(errors: [ConfigurationError.translating(error, yaml: yaml)]))
+        }
+        var lines: [String: Int] = [:]
+        let entry = ConfigurationNode(node: root, path: "", line: root.mark?.line)
+        guard let override = decoder.attempt({ () throws(ConfigurationError) in try decoder.decodeOverride(pattern: pattern, entry, of: policy, lines: &lines) })
+        else { return .failure(ConfigurationErrors(errors: decoder.problems.errors)) }
+        return .success(override)
+    }
+}
+
 extension ConfigurationDecoder {
     /// `{"policies": {...}}`: every policy that could be read; mistakes go to ``problems``.
     func decodePoliciesDocument(yaml: String) -> [Policy] {

@@ -96,39 +96,46 @@ extension ConfigurationDecoder {
         let expectation = "a mapping from keys (or prefixes ending in *) to limits, such as \"user:vip\": { limit: 1000 }"
         for (pattern, entry) in try section.entries(allowed: nil, expectation: expectation) {
             lines[entry.path] = entry.line
-            let fields = try entry.fields(
-                allowed: ["limit", "burst", "period"], expectation: "a mapping with limit, and optionally burst and period",
-                requirement: "every override needs a limit", lines: &lines
-            )
-            let limitNode = try fields.required("limit")
-            let limit = try limitNode.positiveInteger()
-            let burst = try fields["burst"].map { node throws(ConfigurationError) in try node.positiveInteger() }
-            var period: Int64?
-            if let periodNode = fields["period"] {
-                do {
-                    period = try PolicyDuration.parseNanoseconds(periodNode.scalarText ?? "")
-                } catch {
-                    throw periodNode.error(.invalidValue, "must be a duration such as 1s, 1m or 1h; got \(periodNode.shown)")
-                }
-            }
-            do {
-                let rateLimit = try policy.overrideLimit(limit: Int64(limit), burst: burst.map { Int64($0) }, periodNanoseconds: period)
-                overrides.append(try Policy.Override(pattern: pattern, rateLimit: rateLimit))
-            } catch {
-                let culprit: ConfigurationNode =
-                    switch error.code {
-                    case .invalidLimit: limitNode
-                    case .invalidBurst: fields["burst"] ?? entry
-                    case .invalidPeriod: fields["period"] ?? entry
-                    default: entry
-                    }
-                throw culprit.error(.invalidValue, error.message)
-            }
+            overrides.append(try decodeOverride(pattern: pattern, entry, of: policy, lines: &lines))
         }
         do {
             return try policy.with(overrides: overrides)
         } catch {
             throw section.error(.invalidValue, error.message)
+        }
+    }
+
+    /// One override: `{ limit, burst, period }` for `pattern`.
+    func decodeOverride(
+        pattern: String, _ entry: ConfigurationNode, of policy: Policy, lines: inout [String: Int]
+    ) throws(ConfigurationError) -> Policy.Override {
+        let fields = try entry.fields(
+            allowed: ["limit", "burst", "period"], expectation: "a mapping with limit, and optionally burst and period",
+            requirement: "every override needs a limit", lines: &lines
+        )
+        let limitNode = try fields.required("limit")
+        let limit = try limitNode.positiveInteger()
+        let burst = try fields["burst"].map { node throws(ConfigurationError) in try node.positiveInteger() }
+        var period: Int64?
+        if let periodNode = fields["period"] {
+            do {
+                period = try PolicyDuration.parseNanoseconds(periodNode.scalarText ?? "")
+            } catch {
+                throw periodNode.error(.invalidValue, "must be a duration such as 1s, 1m or 1h; got \(periodNode.shown)")
+            }
+        }
+        do {
+            let rateLimit = try policy.overrideLimit(limit: Int64(limit), burst: burst.map { Int64($0) }, periodNanoseconds: period)
+            return try Policy.Override(pattern: pattern, rateLimit: rateLimit)
+        } catch {
+            let culprit: ConfigurationNode =
+                switch error.code {
+                case .invalidLimit: limitNode
+                case .invalidBurst: fields["burst"] ?? entry
+                case .invalidPeriod: fields["period"] ?? entry
+                default: entry
+                }
+            throw culprit.error(.invalidValue, error.message)
         }
     }
 

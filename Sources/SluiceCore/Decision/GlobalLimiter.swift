@@ -21,6 +21,11 @@ public protocol GlobalLimiter: AnyObject, Sendable {
     /// fallback, a shadow denial) has no charge and nothing is given back. Never waits.
     func refund(_ check: Check, policy: Policy, key: UnsafeRawBufferPointer, charge: GlobalCharge, now: Timestamp)
 
+    /// Makes the bucket of `check` full again for the whole fleet (the admin API's `DELETE /v1/buckets/...`):
+    /// removes it from Redis and drops this process's lease on it. Returns whether Redis confirmed within the
+    /// timeout.
+    func reset(_ check: Check, policy: Policy, key: [UInt8]) async -> Bool
+
     /// The longest any decision waits for Redis; the caller expires pending decisions after it.
     var timeout: Duration { get }
 

@@ -9,21 +9,38 @@ enum HTTPAPIOutcome: Sendable {
     case response(HTTPAPIResponse)
     /// A global decision waits for Redis; the answer renders the response once it is decided.
     case pending(PendingAnswer<HTTPAPIResponse>)
+    /// Work off the event loop (an admin change written to the file, a reset confirmed by Redis); its result
+    /// is the response.
+    case deferred(@Sendable () async -> HTTPAPIResponse)
 }
 
 /// The HTTP API's logic: a request in, a response out. No channel, so tests drive it directly.
 ///
 /// Routes: `GET|POST /v1/check`, `POST /v1/check/batch`, `/v1/forward-auth` (any method), `GET /healthz`,
-/// `GET /readyz`, `GET /metrics`. A client's mistake is a 4xx with `{"error":{"code","message"}}`, never a 5xx.
+/// `GET /readyz`, `GET /metrics`, and the admin API (``AdminAPI``). A client's mistake is a 4xx with
+/// `{"error":{"code","message"}}`, never a 5xx.
 public struct HTTPAPIProcessor: Sendable {
+    /// Which routes a listener serves.
+    public enum Routes: Sendable {
+        /// Decisions, operations and the admin API: the HTTP listener when there is no `listen.admin`.
+        case all
+        /// Decisions and operations, not the admin API (which has a listener of its own).
+        case api
+        /// The admin API and `/healthz`: the `listen.admin` listener.
+        case admin
+    }
+
     let context: ServerContext
     /// The caps in force (the configuration's `http` section).
     public let limits: SluiceConfiguration.HTTP
+    /// The routes served.
+    public let routes: Routes
 
     /// Creates a processor.
-    public init(context: ServerContext, limits: SluiceConfiguration.HTTP = SluiceConfiguration.HTTP()) {
+    public init(context: ServerContext, limits: SluiceConfiguration.HTTP = SluiceConfiguration.HTTP(), routes: Routes = .all) {
         self.context = context
         self.limits = limits
+        self.routes = routes
     }
 
     /// Answers one request.
@@ -50,6 +67,38 @@ public struct HTTPAPIProcessor: Sendable {
             let (response, later) = answer.complete(now: now)
             context.statistics.add(later)
             return response
+        case .deferred:
+            return HTTPAPIResponse.error(.serviceUnavailable, code: "no_answer", "this route answers asynchronously; use answer(_:now:)")
+        }
+    }
+
+    /// Answers one request, waiting for what waits (Redis, up to its timeout; an admin change's file write).
+    public func answer(_ request: HTTPAPIRequest, now: Timestamp) async -> HTTPAPIResponse {
+        var counts = ServerStatistics.Batch()
+        let outcome = respond(to: request, now: now, snapshot: context.registry.snapshot, counts: &counts)
+        context.statistics.add(counts)
+        switch outcome {
+        case .response(let response):
+            return response
+        case .deferred(let work):
+            return await work()
+        case .pending(let answer):
+            let clock = context.clock
+            let timeout = context.globalTimeout
+            let timer = Task {
+                try? await Task.sleep(for: .nanoseconds(timeout.nanoseconds))
+                let now = clock.now()
+                for pending in answer.waits { pending.expire(now: now) }
+            }
+            for pending in answer.waits {
+                await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
+                    pending.whenAnswered { _, _ in continuation.resume() }
+                }
+            }
+            timer.cancel()
+            let (response, later) = answer.complete(now: clock.now())
+            context.statistics.add(later)
+            return response
         }
     }
 
@@ -61,6 +110,15 @@ public struct HTTPAPIProcessor: Sendable {
         to request: HTTPAPIRequest, now: Timestamp, snapshot: PolicyRegistry.Snapshot, counts: inout ServerStatistics.Batch
     ) -> HTTPAPIOutcome {
         counts.commands += 1
+        if AdminAPI.isAdminPath(request.path) {
+            guard routes != .api, let admin = context.admin else {
+                return .response(.error(.notFound, code: "not_found", "the admin API is not served here" + (routes == .api ? " (see listen.admin)" : "")))
+            }
+            return admin.respond(to: request, now: now, context: context)
+        }
+        if routes == .admin, request.path != "/healthz" {
+            return .response(.error(.notFound, code: "not_found", "this is the admin listener: /v1/policies, /v1/buckets/{policy}/{key}, /healthz"))
+        }
         do {
             switch request.path {
             case "/v1/check":

@@ -59,15 +59,16 @@ public struct HTTPAPIRequest: Sendable {
         }
     }
 
-    /// Decodes `%XX` escapes and `+` (as a space); nil for a malformed escape or invalid UTF-8.
-    static func percentDecoded(_ text: Substring) -> String? {
-        guard text.utf8.contains(where: { $0 == UInt8(ascii: "%") || $0 == UInt8(ascii: "+") }) else { return String(text) }
+    /// Decodes `%XX` escapes and, in a query (`plusIsSpace`), `+` as a space; nil for a malformed escape or
+    /// invalid UTF-8.
+    static func percentDecoded(_ text: Substring, plusIsSpace: Bool = true) -> String? {
+        guard text.utf8.contains(where: { $0 == UInt8(ascii: "%") || (plusIsSpace && $0 == UInt8(ascii: "+")) }) else { return String(text) }
         var bytes: [UInt8] = []
         bytes.reserveCapacity(text.utf8.count)
         var iterator = text.utf8.makeIterator()
         while let byte = iterator.next() {
             switch byte {
-            case UInt8(ascii: "+"): bytes.append(UInt8(ascii: " "))
+            case UInt8(ascii: "+") where plusIsSpace: bytes.append(UInt8(ascii: " "))
             case UInt8(ascii: "%"):
                 guard let high = iterator.next().flatMap(Self.hexValue), let low = iterator.next().flatMap(Self.hexValue) else { return nil }
                 bytes.append(high << 4 | low)

@@ -64,8 +64,10 @@ final class HTTPServerHandler: ChannelInboundHandler, RemovableChannelHandler {
             output = buffer
             flush(context: context)
         case .respond(let head, let body):
-            // The peer address is a locked lookup in NIO; only forward auth needs it.
-            let peer = head.uri.utf8.starts(with: "/v1/forward-auth".utf8) ? context.remoteAddress : nil
+            // The peer address is a locked lookup in NIO; only forward auth and the admin API need it.
+            let needsPeer = head.uri.utf8.starts(with: "/v1/forward-auth".utf8) || head.uri.utf8.starts(with: "/v1/policies".utf8)
+                || head.uri.utf8.starts(with: "/v1/buckets/".utf8)
+            let peer = needsPeer ? context.remoteAddress : nil
             let request = HTTPAPIRequest(method: head.method, uri: head.uri, headers: head.headers, body: body, remoteAddress: peer)
             configuration.refresh()
             switch processor.respond(to: request, now: clock.now(), snapshot: configuration.snapshot, counts: &counts) {
@@ -73,6 +75,8 @@ final class HTTPServerHandler: ChannelInboundHandler, RemovableChannelHandler {
                 write(response, for: head, context: context)
             case .pending(let answer):
                 wait(for: answer, head: head, context: context)
+            case .deferred(let work):
+                waitFor(work, head: head, context: context)
             }
         }
     }
@@ -94,6 +98,17 @@ final class HTTPServerHandler: ChannelInboundHandler, RemovableChannelHandler {
         self.deadlines = deadlines
         answer.whenAnswered(on: context.eventLoop, deadlines: deadlines, clock: clock) { response, counts in
             self.answered(response, counts: counts, head: head, context: context)
+        }
+    }
+
+    /// Holds later requests until `work` (off the event loop) has the response.
+    private func waitFor(_ work: @escaping @Sendable () async -> HTTPAPIResponse, head: HTTPRequestHead, context: ChannelHandlerContext) {
+        state.startAwaiting()
+        _ = try? context.channel.syncOptions?.setOption(ChannelOptions.autoRead, value: false)
+        let promise = context.eventLoop.makePromise(of: HTTPAPIResponse.self)
+        Task { promise.succeed(await work()) }
+        promise.futureResult.assumeIsolated().whenSuccess { response in
+            self.answered(response, counts: ServerStatistics.Batch(), head: head, context: context)
         }
     }
 

@@ -2,8 +2,9 @@ public import Logging
 public import SluiceConfig
 import SluiceCore
 
-/// Rereads the configuration file and puts its policies and forward-auth rules in force, or keeps what is
-/// in force when the file is invalid. Listeners, store sizes and caps need a restart and are not touched;
+/// Rereads the configuration file and puts its policies and forward-auth rules in force (through the
+/// ``ConfigurationState``, which the admin API writes through too), or keeps what is in force when the file
+/// is invalid. Listeners, store sizes and caps need a restart and are not touched;
 /// a file whose `redis` section differs from the one in force is rejected, as that too needs a restart.
 public struct ConfigurationReloader: Sendable {
     /// What a reload did.
@@ -16,52 +17,44 @@ public struct ConfigurationReloader: Sendable {
         case noFile
     }
 
-    let path: String?
-    let registry: PolicyRegistry
+    let state: ConfigurationState
     let logger: Logger
-    let redis: SluiceConfiguration.Redis?
     /// What else a new configuration is put into (the rate limit service's domains); run before the policies
     /// are swapped, so one that throws rejects the whole reload and nothing changes.
     let applyFirst: (@Sendable (SluiceConfiguration) throws -> Void)?
 
-    /// Creates a reloader for `path` (nil when running on the embedded default); `redis` is the section the
-    /// process started with; `applyFirst` puts a valid new configuration into what else depends on it.
-    public init(
-        path: String?, registry: PolicyRegistry, logger: Logger, redis: SluiceConfiguration.Redis? = nil,
-        applyFirst: (@Sendable (SluiceConfiguration) throws -> Void)? = nil
-    ) {
-        self.path = path
-        self.registry = registry
+    /// Creates a reloader of `state`'s file; `applyFirst` puts a valid new configuration into what else
+    /// depends on it.
+    public init(state: ConfigurationState, logger: Logger, applyFirst: (@Sendable (SluiceConfiguration) throws -> Void)? = nil) {
+        self.state = state
         self.logger = logger
-        self.redis = redis
         self.applyFirst = applyFirst
     }
 
     /// Rereads the file and applies it if valid; logs what happened.
     @discardableResult
     public func reload() -> Outcome {
-        guard let path else {
+        guard let path = state.path else {
             logger.notice("reload ignored: running on the embedded default configuration (no --config)")
             return .noFile
         }
         do throws(ConfigurationError) {
-            let configuration = try SluiceConfiguration.load(path: path)
-            guard configuration.redis == redis else {
-                throw ConfigurationError(
-                    .invalidValue, path: "redis", line: nil,
-                    redis == nil
-                        ? "this process started without Redis; global policies and a redis section need a restart"
-                        : "the redis section changed; connecting elsewhere needs a restart (the section in force stays)"
-                )
+            let configuration = try state.reload { (configuration, current) throws(ConfigurationError) in
+                let redis = current.configuration.redis
+                guard configuration.redis == redis else {
+                    throw ConfigurationError(
+                        .invalidValue, path: "redis", line: nil,
+                        redis == nil
+                            ? "this process started without Redis; global policies and a redis section need a restart"
+                            : "the redis section changed; connecting elsewhere needs a restart (the section in force stays)"
+                    )
+                }
+                do {
+                    try applyFirst?(configuration)
+                } catch {
+                    throw ConfigurationError(.invalidValue, path: "rls", "\(error)")
+                }
             }
-            do {
-                try applyFirst?(configuration)
-            } catch {
-                throw ConfigurationError(.invalidValue, path: "rls", "\(error)")
-            }
-            registry.replace(
-                with: configuration.policySet, forwardAuth: ForwardAuthRules(configuration.forwardAuth, policies: configuration.policySet)
-            )
             let names = configuration.policies.map(\.name)
             logger.notice("reloaded policies", metadata: ["sluice.config": "\(path)", "sluice.policies": "\(names.joined(separator: ","))"])
             return .applied(policies: names)

@@ -18,13 +18,17 @@ public struct ServerContext: Sendable {
     public let logger: Logger
     /// Envoy rate limit service decisions by domain and outcome, reported by `INFO` and `/metrics`.
     public let rlsDecisions: OutcomeCounters?
+    /// The admin API, when the process keeps a ``ConfigurationState`` (it answers 404 without admin keys).
+    public let admin: AdminAPI?
 
     /// Creates a context.
     public init(
         limiter: RateLimiter, registry: PolicyRegistry, clock: any SluiceClock, statistics: ServerStatistics = ServerStatistics(),
-        limits: SluiceConfiguration.Limits = SluiceConfiguration.Limits(), logger: Logger, rlsDecisions: OutcomeCounters? = nil
+        limits: SluiceConfiguration.Limits = SluiceConfiguration.Limits(), logger: Logger, rlsDecisions: OutcomeCounters? = nil,
+        admin: AdminAPI? = nil
     ) {
         self.rlsDecisions = rlsDecisions
+        self.admin = admin
         self.limiter = limiter
         self.registry = registry
         self.clock = clock
