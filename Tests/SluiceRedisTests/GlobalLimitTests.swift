@@ -402,4 +402,23 @@ struct GlobalLimitTests {
         #expect(emptied > 10_000, "outlives the refill: \(emptied)")
         await sidecar.shutdown()
     }
+
+    @Test("a reset deletes the bucket in Redis and the sidecar's slice: the next decision sees it full", arguments: RedisFlavor.available, [Policy.Global.Sync.leased, .strict])
+    func resetEmptiesTheBucketForTheFleet(flavor: RedisFlavor, sync: Policy.Global.Sync) async throws {
+        try await Self.awayFromHourBoundary()
+        let redis = try RedisServerProcess(executable: flavor.executable)
+        let policies = [policy("api", .fixedWindow, limit: 5, period: .seconds(3600), sync: sync)]
+        let sidecars = try await Sidecar.fleet(of: 2, redisPort: redis.port, policies: policies)
+        for _ in 0..<5 { #expect(await sidecars[0].decide("api", "k").isAllowed) }
+        #expect(!(await sidecars[1].decide("api", "k").isAllowed), "exhausted for the fleet")
+        var key = "k"
+        let check = key.withUTF8 { sidecars[0].policies.check(policy: 0, key: UnsafeRawBufferPointer($0), cost: 1) }
+        #expect(await sidecars[0].limiter.reset(check, policy: sidecars[0].policies.policies[0], key: Array("k".utf8)))
+        #expect(try redis.cli("EXISTS", "test:{api|k}:fw") == "0")
+        let after = await sidecars[0].decide("api", "k")
+        #expect(after.isAllowed && after.remaining == 4, "full again: \(after)")
+        for sidecar in sidecars { await sidecar.shutdown() }
+        redis.stop()
+        #expect(await !sidecars[0].limiter.reset(check, policy: sidecars[0].policies.policies[0], key: Array("k".utf8)), "Redis gone: not confirmed")
+    }
 }
