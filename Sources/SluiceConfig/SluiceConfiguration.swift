@@ -23,6 +23,7 @@ public import SluiceCore
 /// - `redis`: ``Redis``, where the fleet's Redis is; required by policies with `scope: global`.
 /// - `rls`: ``RLS``, Envoy's rate limit service and the envoyproxy/ratelimit files it serves.
 /// - `admin`: ``Admin``, the keys of the admin API (off without them).
+/// - `events`: ``Events``, the threshold of `limit.threshold` and the webhooks.
 ///
 /// Any other top-level key is an error.
 public struct SluiceConfiguration: Sendable, Equatable {
@@ -44,6 +45,8 @@ public struct SluiceConfiguration: Sendable, Equatable {
     public let rls: RLS?
     /// The admin API's keys (`admin`); without keys the admin API is off.
     public let admin: Admin
+    /// Limit events and their webhooks (`events`).
+    public let events: Events
 
     /// The policies, in the order the file lists them.
     public var policies: [Policy] { policySet.policies }
@@ -61,14 +64,16 @@ public struct SluiceConfiguration: Sendable, Equatable {
     ///   - redis: where the fleet's Redis is; required when a policy is global.
     ///   - rls: Envoy's rate limit service and its domains; with it, `policies` may be empty.
     ///   - admin: the admin API's keys; default none (the admin API is off).
+    ///   - events: limit events and webhooks; default threshold 0.8, no webhooks.
     /// - Throws: ``ConfigurationError`` naming the first problem (without a line, as there is no file).
     public init(
         listen: Listen = Listen(), policies: [Policy], store: Store = Store(), limits: Limits = Limits(),
-        http: HTTP = HTTP(), forwardAuth: ForwardAuth = ForwardAuth(), redis: Redis? = nil, rls: RLS? = nil, admin: Admin = Admin()
+        http: HTTP = HTTP(), forwardAuth: ForwardAuth = ForwardAuth(), redis: Redis? = nil, rls: RLS? = nil, admin: Admin = Admin(),
+        events: Events = Events()
     ) throws(ConfigurationError) {
         try self.init(
             listen: listen, policies: policies, store: store, limits: limits, http: http, forwardAuth: forwardAuth,
-            redis: redis, rls: rls, admin: admin, lines: [:]
+            redis: redis, rls: rls, admin: admin, events: events, lines: [:]
         )
     }
 
@@ -79,13 +84,13 @@ public struct SluiceConfiguration: Sendable, Equatable {
     public func replacing(policies: [Policy]) throws(ConfigurationErrors) -> SluiceConfiguration {
         let problems = Self.problems(
             listen: listen, policies: policies, store: store, limits: limits, http: http, forwardAuth: forwardAuth, redis: redis,
-            rls: rls, admin: admin, lines: [:], crossChecks: true
+            rls: rls, admin: admin, events: events, lines: [:], crossChecks: true
         )
         guard problems.isEmpty else { throw ConfigurationErrors(errors: problems) }
         do {
             return try SluiceConfiguration(
                 listen: listen, policies: policies, store: store, limits: limits, http: http, forwardAuth: forwardAuth, redis: redis,
-                rls: rls, admin: admin
+                rls: rls, admin: admin, events: events
             )
         } catch {
             throw ConfigurationErrors(errors: [error])
@@ -95,11 +100,11 @@ public struct SluiceConfiguration: Sendable, Equatable {
     /// Creates a validated configuration, reporting a field's problem at `lines[path]`.
     init(
         listen: Listen, policies: [Policy], store: Store, limits: Limits, http: HTTP, forwardAuth: ForwardAuth,
-        redis: Redis?, rls: RLS?, admin: Admin, lines: [String: Int]
+        redis: Redis?, rls: RLS?, admin: Admin, events: Events, lines: [String: Int]
     ) throws(ConfigurationError) {
         let problems = Self.problems(
             listen: listen, policies: policies, store: store, limits: limits, http: http, forwardAuth: forwardAuth, redis: redis,
-            rls: rls, admin: admin, lines: lines, crossChecks: true
+            rls: rls, admin: admin, events: events, lines: lines, crossChecks: true
         )
         if let first = problems.first { throw first }
         do {
@@ -116,6 +121,7 @@ public struct SluiceConfiguration: Sendable, Equatable {
         self.redis = redis
         self.rls = rls
         self.admin = admin
+        self.events = events
     }
 
     /// Every problem of these sections, each at `section.field` and its line, in section order.
@@ -125,7 +131,7 @@ public struct SluiceConfiguration: Sendable, Equatable {
     ///   read, so a mistake is not reported twice over (once where it is, once as a missing policy).
     static func problems(
         listen: Listen, policies: [Policy], store: Store, limits: Limits, http: HTTP, forwardAuth: ForwardAuth, redis: Redis?,
-        rls: RLS?, admin: Admin, lines: [String: Int], crossChecks: Bool
+        rls: RLS?, admin: Admin, events: Events, lines: [String: Int], crossChecks: Bool
     ) -> [ConfigurationError] {
         func located(_ section: String, _ problems: [(field: String, message: String)]) -> [ConfigurationError] {
             problems.map { problem in
@@ -136,7 +142,7 @@ public struct SluiceConfiguration: Sendable, Equatable {
         var errors =
             located("listen", listen.problems()) + located("store", store.problems()) + located("limits", limits.problems())
             + located("http", http.problems()) + located("redis", redis?.problems() ?? []) + located("rls", rls?.problems() ?? [])
-            + located("admin", admin.problems())
+            + located("admin", admin.problems()) + located("events", events.problems())
         guard crossChecks else { return errors }
         if policies.isEmpty, rls == nil {
             errors.append(

@@ -15,9 +15,15 @@ public struct RateLimitService: Envoy_Service_Ratelimit_V3_RateLimitService.Simp
     /// Decisions by domain and outcome (requests of unknown domains under one label).
     let counters: OutcomeCounters
     let logger: Logger
+    /// Told how long each answered request took, in nanoseconds (the latency histogram).
+    let recordLatency: @Sendable (Int64) -> Void
 
-    /// Creates the service.
-    public init(registry: RLSRegistry, limiter: RateLimiter, clock: any SluiceClock, counters: OutcomeCounters, logger: Logger) {
+    /// Creates the service; `recordLatency` is told each answered request's time in nanoseconds.
+    public init(
+        registry: RLSRegistry, limiter: RateLimiter, clock: any SluiceClock, counters: OutcomeCounters, logger: Logger,
+        recordLatency: @escaping @Sendable (Int64) -> Void = { _ in }
+    ) {
+        self.recordLatency = recordLatency
         self.registry = registry
         self.limiter = limiter
         self.clock = clock
@@ -31,6 +37,7 @@ public struct RateLimitService: Envoy_Service_Ratelimit_V3_RateLimitService.Simp
     public func shouldRateLimit(
         request: Envoy_Service_Ratelimit_V3_RateLimitRequest, context: GRPCCore.ServerContext
     ) async throws -> Envoy_Service_Ratelimit_V3_RateLimitResponse {
+        let start = clock.now()
         let snapshot = registry.snapshot
         let decider = RLSDecider(limiter: limiter, clock: clock, settings: snapshot.settings)
         let answer: RLSAnswer
@@ -41,7 +48,9 @@ public struct RateLimitService: Envoy_Service_Ratelimit_V3_RateLimitService.Simp
             throw RPCError(code: error.code.rpcCode, message: error.message)
         }
         counters.count(snapshot.matcher.hasDomain(request.domain) ? request.domain : Self.unknownDomainLabel, allowed: !answer.isOverLimit)
-        return Self.response(answer, settings: snapshot.settings)
+        let response = Self.response(answer, settings: snapshot.settings)
+        recordLatency(clock.now().nanoseconds - start.nanoseconds)
+        return response
     }
 
     /// The request without protobuf.

@@ -1,7 +1,9 @@
 import ArgumentParser
+import CoreMetrics
 import Logging
 import NIOCore
 import NIOPosix
+import Prometheus
 import ServiceLifecycle
 import SluiceConfig
 import SluiceCore
@@ -40,6 +42,15 @@ struct Serve: AsyncParsableCommand {
 
     @Option(name: .long, help: "Event-loop threads serving connections (default: one per core).")
     var eventLoops: Int?
+
+    /// The process's metrics: swift-metrics bootstrapped (once per process) with Sluice's Prometheus factory,
+    /// so a library's metrics land in the same registry that `/metrics` renders.
+    static let metrics: SluiceMetrics = {
+        let registry = PrometheusCollectorRegistry()
+        let factory = SluiceMetrics.factory(registry: registry)
+        MetricsSystem.bootstrap(factory)
+        return SluiceMetrics(factory: factory, registry: registry)
+    }()
 
     func run() async throws {
         // Until the reload service traps SIGHUP, its default action would kill the process: ignore it from
@@ -103,9 +114,20 @@ struct Serve: AsyncParsableCommand {
         let limiter = RateLimiter(store: store, global: global)
         let rlsCounters = OutcomeCounters()
         let state = ConfigurationState(path: config, configuration: configuration, text: text, registry: registry)
+        // Limit events: the live stream always; webhooks when the events section lists some.
+        let webhooks = configuration.events.webhooks
+        let transport = webhooks.isEmpty
+            ? nil
+            : HTTPClientWebhookTransport(
+                eventLoopGroup: eventLoopGroup, readTimeout: .nanoseconds(webhooks.map(\.timeoutNanoseconds).max() ?? 5_000_000_000)
+            )
+        let events = EventHub(
+            settings: configuration.events,
+            webhooks: transport.map { WebhookDispatcher(webhooks: webhooks, transport: $0, clock: clock, logger: logger) }
+        )
         let context = ServerContext(
             limiter: limiter, registry: registry, clock: clock, limits: configuration.limits, logger: logger, rlsDecisions: rlsCounters,
-            admin: AdminAPI(state: state, logger: logger)
+            admin: AdminAPI(state: state, logger: logger), events: events, metrics: Self.metrics
         )
         let line = ListenerService.line(address: configuration.listen.line, context: context, eventLoopGroup: eventLoopGroup)
         let http = ListenerService.http(
@@ -121,7 +143,10 @@ struct Serve: AsyncParsableCommand {
         let rls = configuration.listen.grpc.map { address in
             RLSListenerService(
                 address: address,
-                service: RateLimitService(registry: rlsRegistry, limiter: limiter, clock: clock, counters: rlsCounters, logger: logger),
+                service: RateLimitService(
+                    registry: rlsRegistry, limiter: limiter, clock: clock, counters: rlsCounters, logger: logger,
+                    recordLatency: { [metrics = context.metrics] in metrics.recordLatency(.grpc, nanoseconds: $0) }
+                ),
                 eventLoopGroup: eventLoopGroup, logger: logger
             )
         }
@@ -132,6 +157,7 @@ struct Serve: AsyncParsableCommand {
         if let admin { services.append(admin) }
         if let rls { services.append(rls) }
         services += [
+            EventsService(hub: events, context: context) { await transport?.shutdown() },
             StoreSweeperService(store: store, clock: clock),
             ReloadOnHangupService(
                 reloader: ConfigurationReloader(

@@ -181,17 +181,17 @@ struct ConfigurationErrorTests {
         Case(
             yaml: onePolicy + "\npolices:\n  login: { algorithm: sliding_window, limit: 5, period: 1m }\n",
             code: .unknownField,
-            description: "polices (line 3): unknown section; expected one of listen, policies, store, limits, http, forward_auth, redis, rls, admin"
+            description: "polices (line 3): unknown section; expected one of listen, policies, store, limits, http, forward_auth, redis, rls, admin, events"
         ),
         Case(
             yaml: "- policies\n- store\n",
             code: .invalidValue,
-            description: "line 1: must be a mapping of sections (listen, policies, store, limits, http, forward_auth, redis, rls, admin), got a list"
+            description: "line 1: must be a mapping of sections (listen, policies, store, limits, http, forward_auth, redis, rls, admin, events), got a list"
         ),
         Case(
             yaml: "just some text\n",
             code: .invalidValue,
-            description: "line 1: must be a mapping of sections (listen, policies, store, limits, http, forward_auth, redis, rls, admin), got \"just some text\""
+            description: "line 1: must be a mapping of sections (listen, policies, store, limits, http, forward_auth, redis, rls, admin, events), got \"just some text\""
         ),
         Case(
             yaml: onePolicy + "\nstore:\n  max_keys: 1000\n  shards: 48\n",

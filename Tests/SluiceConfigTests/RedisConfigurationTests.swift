@@ -75,7 +75,7 @@ struct RedisConfigurationTests {
         ),
         (
             "redis:\n  url: \"redis://h\"\n  password_file: /nonexistent/secret\npolicies:\n  api: { algorithm: fixed_window, limit: 10, period: 1m }\n",
-            "redis.password_file (line 3): cannot read the password file '/nonexistent/secret'"
+            "redis.password_file (line 3): cannot read the secret file '/nonexistent/secret'"
         ),
         (
             "policies:\n  api: { algorithm: fixed_window, limit: 10, period: 1m, scope: global }\n",

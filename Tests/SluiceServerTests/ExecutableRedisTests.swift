@@ -142,7 +142,7 @@ struct ExecutableRedisTests {
         let failing = try outputs(line: badLine, http: badHTTP)
         #expect(failing.contains("redis_state:down") && failing.contains("redis_authentication:failed"), "\(failing)")
         #expect(failing.contains(#""redis":"down","redis_error":"authentication failed""#), "\(failing)")
-        #expect(failing.contains("sluice_redis_up 0\n") && failing.contains("sluice_redis_authentication_failed 1\n"))
+        #expect(failing.contains("sluice_redis_up 0.0\n") && failing.contains("sluice_redis_authentication_failed 1.0\n"))
         #expect(bad.output.contains("Redis authentication failed"), "the log says so: \(bad.output)")
 
         // No output of either server shows a password: not INFO, /readyz, /metrics, nor the logs.

@@ -259,7 +259,7 @@ struct GlobalWaitTests {
         try channel.writeInbound(ByteBuffer(string: "GET /readyz HTTP/1.1\r\nHost: s\r\n\r\nGET /metrics HTTP/1.1\r\nHost: s\r\n\r\n"))
         let status = try HTTPUnitWireResponse.parse(try Self.writes(channel))
         #expect(status.first?.body.contains(#""redis":"up""#) == true)
-        #expect(status.last?.body.contains("sluice_redis_up 1\n") == true)
+        #expect(status.last?.body.contains("sluice_redis_up 1.0\n") == true)
         #expect(status.last?.body.contains("sluice_global_decisions_total{path=\"fallback\"} 0\n") == true)
         #expect(try channel.finish().isClean)
     }

@@ -31,7 +31,7 @@ struct HTTPUnitFixture {
             ),
             Policy(name: "login", rateLimit: RateLimit(algorithm: .fixedWindow, limit: 3, periodNanoseconds: 60_000_000_000)),
             Policy(name: "account", rateLimit: RateLimit(algorithm: .fixedWindow, limit: 2, periodNanoseconds: 60_000_000_000)),
-        ])
+        ], counters: PolicyCounters())
     }
 
     init(
@@ -87,9 +87,9 @@ struct HTTPUnitFixture {
         return String(buffer: buffer)
     }
 
-    /// The value of one sample line (`name{labels} value`) of a Prometheus text body.
+    /// The value of one sample line (`name{labels} value`) of a Prometheus text body; gauges print `3.0`.
     static func metric(_ sample: String, in text: String) -> Int? {
-        text.split(separator: "\n").first { $0.hasPrefix(sample + " ") }.flatMap { Int($0.dropFirst(sample.count + 1)) }
+        text.split(separator: "\n").first { $0.hasPrefix(sample + " ") }.flatMap { Double($0.dropFirst(sample.count + 1)) }.map { Int($0) }
     }
 }
 
@@ -720,10 +720,18 @@ struct HTTPAPIProcessorTests {
         #expect(HTTPUnitFixture.metric("sluice_keys", in: after.body) == 3)
         #expect(HTTPUnitFixture.metric("sluice_keys_max", in: after.body) != nil)
         #expect(after.body.hasSuffix("\n"))
-        // Every sample line is `name value` or `name{labels} value` with an integer value.
+        // By policy: the batch's and the multi-check's decisions each count under their own policy.
+        #expect(HTTPUnitFixture.metric(#"sluice_policy_decisions_total{policy="small",outcome="allowed"}"#, in: after.body) == 3)
+        #expect(HTTPUnitFixture.metric(#"sluice_policy_decisions_total{policy="small",outcome="denied"}"#, in: after.body) == 3)
+        #expect(HTTPUnitFixture.metric(#"sluice_policy_decisions_total{policy="api",outcome="allowed"}"#, in: after.body) == 2)
+        #expect(HTTPUnitFixture.metric(#"sluice_policy_decisions_total{policy="shadowed",outcome="shadow_denied"}"#, in: after.body) == 1)
+        // Never a key in a label; every family has help text.
+        #expect(!after.body.contains("key="))
+        #expect(after.body.contains("# HELP sluice_policy_decisions_total "))
+        // Every sample line is `name value` or `name{labels} value` with a number.
         for line in after.body.split(separator: "\n") where !line.hasPrefix("#") {
             let parts = line.split(separator: " ")
-            #expect(parts.count == 2 && Int(parts[1]) != nil, "bad sample line: \(line)")
+            #expect(parts.count == 2 && Double(parts[1]) != nil, "bad sample line: \(line)")
         }
     }
 

@@ -87,6 +87,21 @@ public final class RawConnection {
         }
     }
 
+    /// Reads until what arrived satisfies `done` (or the server closes, or `limit` passes); returns what arrived.
+    public func read(limit: Duration = .seconds(10), until done: (String) -> Bool) -> String {
+        var received: [UInt8] = []
+        var chunk = [UInt8](repeating: 0, count: 65_536)
+        let deadline = ContinuousClock.now + limit
+        while ContinuousClock.now < deadline, !done(String(decoding: received, as: UTF8.self)) {
+            let count = chunk.withUnsafeMutableBytes { recv(descriptor, $0.baseAddress, $0.count, 0) }
+            if count == 0 { break }
+            if count < 0, errno == EAGAIN || errno == EWOULDBLOCK { continue }  // the 5 s receive timeout: the deadline again
+            if count < 0 { break }
+            received.append(contentsOf: chunk[0..<count])
+        }
+        return String(decoding: received, as: UTF8.self)
+    }
+
     /// Reads until `expected` bytes have arrived (or 5 s pass).
     public func read(atLeast expected: Int) -> String {
         var received: [UInt8] = []

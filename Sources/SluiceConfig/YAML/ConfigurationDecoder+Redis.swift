@@ -59,19 +59,7 @@ extension ConfigurationDecoder {
         }
         if let file = fields["password_file"] {
             if redis.password != nil { throw file.error(.invalidValue, "the url already holds a password; give it in one place") }
-            guard let path = file.scalarText, !path.isEmpty else { throw file.error(.invalidValue, "must be a file path, got \(file.shown)") }
-            let resolved = path.hasPrefix("/") || baseDirectory == nil ? path : "\(baseDirectory ?? "")/\(path)"
-            let text: String
-            do {
-                text = try SluiceConfiguration.readFile(resolved)
-            } catch {
-                // The message names the file, never its contents.
-                throw file.error(.invalidValue, "cannot read the password file '\(path)'")
-            }
-            guard let line = text.split(whereSeparator: \.isNewline).first, !line.isEmpty else {
-                throw file.error(.invalidValue, "the password file '\(path)' is empty")
-            }
-            redis.password = String(line)
+            redis.password = try secretFromFile(file)
         }
         if let timeout = fields["timeout"] {
             do {

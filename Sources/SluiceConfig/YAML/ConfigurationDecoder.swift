@@ -5,7 +5,7 @@ import Yams
 /// line of the node it is about (Codable would lose it).
 struct ConfigurationDecoder {
     /// The sections Sluice reads, in the order messages list them.
-    static let sections = ["listen", "policies", "store", "limits", "http", "forward_auth", "redis", "rls", "admin"]
+    static let sections = ["listen", "policies", "store", "limits", "http", "forward_auth", "redis", "rls", "admin", "events"]
     /// The folder relative `rls.files` are read from: the configuration file's; nil for the working directory.
     var baseDirectory: String? = nil
     /// Sections reserved for later features: accepted and ignored, so a newer file still loads.
@@ -85,6 +85,7 @@ struct ConfigurationDecoder {
         var redis: SluiceConfiguration.Redis?
         var rls: SluiceConfiguration.RLS?
         var admin = SluiceConfiguration.Admin()
+        var events = SluiceConfiguration.Events()
         // Whether every policy and rule was read: the checks across sections need them all.
         var crossChecks = true
         for (name, section) in sections {
@@ -100,6 +101,7 @@ struct ConfigurationDecoder {
             case "redis": redis = attempt { () throws(ConfigurationError) in try decodeRedis(section, lines: &lines) }
             case "rls": rls = attempt { () throws(ConfigurationError) in try decodeRLS(section, lines: &lines) } ?? SluiceConfiguration.RLS()
             case "admin": admin = attempt { () throws(ConfigurationError) in try decodeAdmin(section, lines: &lines) } ?? admin
+            case "events": events = attempt { () throws(ConfigurationError) in try decodeEvents(section, lines: &lines) } ?? events
             default: forwardAuth = attempt { () throws(ConfigurationError) in try decodeForwardAuth(section, lines: &lines) } ?? forwardAuth
             }
         }
@@ -107,13 +109,13 @@ struct ConfigurationDecoder {
         // otherwise be reported again, as missing.
         problems.errors += SluiceConfiguration.problems(
             listen: listen, policies: policies, store: store, limits: limits, http: http, forwardAuth: forwardAuth, redis: redis,
-            rls: rls, admin: admin, lines: lines, crossChecks: crossChecks
+            rls: rls, admin: admin, events: events, lines: lines, crossChecks: crossChecks
         )
         guard problems.errors.isEmpty else { return nil }
         return attempt { () throws(ConfigurationError) in
             try SluiceConfiguration(
                 listen: listen, policies: policies, store: store, limits: limits, http: http, forwardAuth: forwardAuth,
-                redis: redis, rls: rls, admin: admin, lines: lines
+                redis: redis, rls: rls, admin: admin, events: events, lines: lines
             )
         }
     }

@@ -69,7 +69,7 @@ extension RateLimiter {
                 waits.append(pending)
             }
         }
-        guard waits.isEmpty else { return .pending(PendingRequest(waits: waits, request: request)) }
+        guard waits.isEmpty else { return .pending(PendingRequest(waits: waits, request: request, policies: policies)) }
         return .decided(request.finish(now: now))
     }
 }
@@ -99,7 +99,7 @@ extension RateLimiter {
         case .pending(let pending):
             var request = GlobalRequest(checks: [check], limiter: self, global: global, consume: consume)
             request.globals = [GlobalRequest.Global(index: 0, policy: policy, key: Array(key), answer: .pending(pending))]
-            return .pending(PendingRequest(waits: [pending], request: request))
+            return .pending(PendingRequest(waits: [pending], request: request, policies: policies))
         }
     }
 }
@@ -116,6 +116,8 @@ public struct PendingRequest: Sendable {
     /// The global checks' answers to wait for, each answered exactly once.
     public let waits: [PendingDecision]
     let request: GlobalRequest
+    /// The policies the request was decided against (its decisions' indices are theirs).
+    public let policies: PolicySet
 
     /// Completes the request once every one of ``waits`` is answered: the local checks are decided now, and
     /// if any check denies, every charge goes back.

@@ -11,12 +11,18 @@ public final class PolicySet: Sendable {
     public let hasGlobal: Bool
     /// Each policy's overrides, compiled; nil for a policy without any, which then costs nothing more.
     let overrideTables: [OverrideTable?]
+    /// Each policy's decision counters (``PolicyCounters``), by index.
+    let counters: [PolicyCounters.Cell]
+    /// Where ``counters`` come from (``PolicyCounters/shared`` unless a test gives its own), for reporting.
+    public let decisionCounters: PolicyCounters
 
     /// Creates a set.
     ///
-    /// - Parameter policies: policies with distinct names.
+    /// - Parameters:
+    ///   - policies: policies with distinct names.
+    ///   - counters: where decisions are counted by policy name.
     /// - Throws: ``PolicyError`` with `.invalidName` for a duplicate name.
-    public init(_ policies: [Policy]) throws(PolicyError) {
+    public init(_ policies: [Policy], counters: PolicyCounters = .shared) throws(PolicyError) {
         var seen = Set<String>()
         for policy in policies where !seen.insert(policy.name).inserted {
             throw PolicyError(.invalidName, "policy '\(policy.name)' is defined twice")
@@ -29,6 +35,15 @@ public final class PolicySet: Sendable {
         self.overrideTables = zip(policies, seeds).map { policy, seed in
             policy.overrides.isEmpty ? nil : OverrideTable(policy.overrides, policySeed: seed)
         }
+        self.decisionCounters = counters
+        self.counters = policies.map { counters.cell($0.name) }
+    }
+
+    /// Counts `decision` under its policy (an inline limit's under ``PolicyCounters/inlineName``).
+    @inline(__always)
+    public func count(_ decision: Decision) {
+        let index = Int(decision.policyIndex)
+        (index >= 0 && index < counters.count ? counters[index] : decisionCounters.inline).count(decision)
     }
 
     /// The index of the policy named by `bytes`, or nil.

@@ -2,7 +2,7 @@ public import Logging
 import NIOCore
 import NIOHTTP1
 import SluiceConfig
-public import SluiceCore
+import SluiceCore
 
 /// The admin API: the policies and their per-key overrides, read and changed at run time and written back to the
 /// configuration file; one bucket's state, and its reset.
@@ -11,7 +11,8 @@ public import SluiceCore
 /// - `GET /v1/policies` (strong `ETag`; `If-None-Match` answers 304), `PUT /v1/policies` (`{"policies": {...}}`,
 ///   the file's fields; `If-Match` answers 412 when stale);
 /// - `PUT`/`DELETE /v1/policies/{name}/overrides/{key}` (`{"limit": N, "burst": N, "period": "1m"}`);
-/// - `GET`/`DELETE /v1/buckets/{policy}/{key}`.
+/// - `GET`/`DELETE /v1/buckets/{policy}/{key}`;
+/// - `GET /v1/events`: the live stream of limit events (``EventStream``).
 ///
 /// Without keys in the configuration every admin route answers 404: never open by default. A client address
 /// whose key is missing or wrong 10 times in a minute gets 429 until the minute ends, whatever it sends.
@@ -37,7 +38,7 @@ public final class AdminAPI: Sendable {
 
     /// Whether `path` is one of the admin API's.
     static func isAdminPath(_ path: Substring) -> Bool {
-        path == "/v1/policies" || path.hasPrefix("/v1/policies/") || path.hasPrefix("/v1/buckets/")
+        path == "/v1/policies" || path.hasPrefix("/v1/policies/") || path.hasPrefix("/v1/buckets/") || path == "/v1/events"
     }
 
     /// Answers an admin request.
@@ -55,7 +56,13 @@ public final class AdminAPI: Sendable {
         let segments = Self.segments(of: request.path)
         let actor = Actor(key: key.name, client: Self.clientAddress(request))
         switch (request.method, segments.count) {
-        case (.GET, 2), (.HEAD, 2) where segments[1] == "policies":
+        case (.GET, 2) where segments[1] == "events":
+            guard let hub = context.events else { return .response(.error(.notFound, code: "not_found", "this server has no event stream")) }
+            let resume = request.headers.first(name: "last-event-id").flatMap { UInt64($0.trimmed(of: " \t")) }
+            return .stream(hub, lastEventID: resume)
+        case (_, 2) where segments[1] == "events":
+            return .response(HTTPAPIProcessor.methodNotAllowed(allow: "GET"))
+        case (.GET, 2) where segments[1] == "policies", (.HEAD, 2) where segments[1] == "policies":
             return .response(policies(current, request: request))
         case (.PUT, 2) where segments[1] == "policies":
             return .deferred { self.replacePolicies(request, by: actor) }

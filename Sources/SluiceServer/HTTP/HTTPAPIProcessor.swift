@@ -12,6 +12,8 @@ enum HTTPAPIOutcome: Sendable {
     /// Work off the event loop (an admin change written to the file, a reset confirmed by Redis); its result
     /// is the response.
     case deferred(@Sendable () async -> HTTPAPIResponse)
+    /// `GET /v1/events`: the connection becomes a live stream of the hub's events, after `lastEventID` if given.
+    case stream(EventHub, lastEventID: UInt64?)
 }
 
 /// The HTTP API's logic: a request in, a response out. No channel, so tests drive it directly.
@@ -67,7 +69,7 @@ public struct HTTPAPIProcessor: Sendable {
             let (response, later) = answer.complete(now: now)
             context.statistics.add(later)
             return response
-        case .deferred:
+        case .deferred, .stream:
             return HTTPAPIResponse.error(.serviceUnavailable, code: "no_answer", "this route answers asynchronously; use answer(_:now:)")
         }
     }
@@ -82,6 +84,8 @@ public struct HTTPAPIProcessor: Sendable {
             return response
         case .deferred(let work):
             return await work()
+        case .stream:
+            return HTTPAPIResponse.error(.serviceUnavailable, code: "no_answer", "a live stream needs a connection")
         case .pending(let answer):
             let clock = context.clock
             let timeout = context.globalTimeout
@@ -159,7 +163,11 @@ public struct HTTPAPIProcessor: Sendable {
             return HTTPAPIResponse(status: .ok, body: "{\"status\":\"ready\",\"policies\":\(snapshot.policies.policies.count)\(redis)}")
         case "/metrics":
             guard request.method == .GET else { return Self.methodNotAllowed(allow: "GET") }
-            return HTTPAPIResponse(status: .ok, body: context.status().prometheus(), contentType: "text/plain; version=0.0.4")
+            context.publishMetrics()
+            guard let text = context.metrics.render() else {
+                return HTTPAPIResponse.error(.notFound, code: "not_found", "metrics go to the configured swift-metrics backend, not /metrics")
+            }
+            return HTTPAPIResponse(status: .ok, body: text, contentType: "text/plain; version=0.0.4")
         default:
             return HTTPAPIResponse.error(
                 .notFound, code: "not_found",
@@ -223,10 +231,18 @@ public struct HTTPAPIProcessor: Sendable {
             switch outcome {
             case .failure(let error): throw HTTPAPIError(.unprocessableEntity, code: "unsupported_checks", error.message)
             case .success(.decided(let decision)):
-                counts.count(decision)
+                counts.count(decision, in: policies)
+                context.report(decision, of: single.check, policies: policies, key: single.key, now: now)
                 return .response(.decision(decision, single, now: now))
             case .success(.pending(let request)):
-                return .pending(PendingAnswer(request, countsVerdict: false) { result, now in .decision(result.decisions[0], single, now: now) })
+                let context = context
+                return .pending(
+                    PendingAnswer(request, countsVerdict: false) { result, now in
+                        context.report(result.decisions[0], of: single.check, policies: policies, key: single.key, now: now)
+                    } render: { result, now in
+                        .decision(result.decisions[0], single, now: now)
+                    }
+                )
             }
         }
         let checks = resolved
@@ -249,12 +265,21 @@ public struct HTTPAPIProcessor: Sendable {
         } catch {
             throw HTTPAPIError(.unprocessableEntity, code: "unsupported_checks", error.message)
         }
+        let checks = resolved.map(\.check)
         switch outcome {
         case .decided(let result):
-            counts.count(result, byVerdict: countsVerdict)
+            counts.count(result, byVerdict: countsVerdict, in: policies)
+            context.report(result, of: checks, policies: policies, key: { resolved[$0].key }, now: now)
             return .response(render(result, now))
         case .pending(let request):
-            return .pending(PendingAnswer(request, countsVerdict: countsVerdict, render: render))
+            let context = context
+            return .pending(
+                PendingAnswer(request, countsVerdict: countsVerdict) { result, now in
+                    context.report(result, of: checks, policies: policies, key: { resolved[$0].key }, now: now)
+                } render: { result, now in
+                    render(result, now)
+                }
+            )
         }
     }
 
@@ -294,42 +319,49 @@ public struct HTTPAPIProcessor: Sendable {
                 items.append(.answered(json, status: Int(error.status.code), nil))
             }
         }
-        @Sendable func render(_ items: [BatchItem], now: Timestamp) -> (HTTPAPIResponse, ServerStatistics.Batch) {
-            var counts = ServerStatistics.Batch()
-            var statuses = Set<Int>()
-            var bodies: [String] = []
-            for item in items {
-                var answered = item
-                if case .waiting(let request, let resolved) = item {
-                    answered = Self.batchItem(request.finish(now: now).decisions[0], resolved)
-                }
-                guard case .answered(let json, let status, let decision) = answered else { continue }
-                if let decision { counts.count(decision) }
-                statuses.insert(status)
-                bodies.append(json)
-            }
-            let status: HTTPResponseStatus = statuses == [200] ? .ok : statuses == [429] ? .tooManyRequests : .multiStatus
-            return (HTTPAPIResponse(status: status, body: "{\"results\":[" + bodies.joined(separator: ",") + "]}"), counts)
-        }
         let waits = items.flatMap { item -> [PendingDecision] in if case .waiting(let request, _) = item { request.waits } else { [] } }
         guard waits.isEmpty else {
-            let all = items
-            return .pending(PendingAnswer(waits: waits) { now in render(all, now: now) })
+            let (all, context) = (items, context)
+            return .pending(PendingAnswer(waits: waits) { now in Self.renderBatch(all, policies: policies, context: context, now: now) })
         }
-        let (response, batch) = render(items, now: now)
+        let (response, batch) = Self.renderBatch(items, policies: policies, context: context, now: now)
         counts.add(batch)
         return .response(response)
     }
 
     /// One item of a batch: answered (its JSON, its status, the decision to count), or waiting for Redis.
+    /// The batch response once every item is decided, and what to count.
+    private static func renderBatch(
+        _ items: [BatchItem], policies: PolicySet, context: ServerContext, now: Timestamp
+    ) -> (HTTPAPIResponse, ServerStatistics.Batch) {
+        var counts = ServerStatistics.Batch()
+        var statuses = Set<Int>()
+        var bodies: [String] = []
+        for item in items {
+            var answered = item
+            if case .waiting(let request, let resolved) = item {
+                answered = Self.batchItem(request.finish(now: now).decisions[0], resolved)
+            }
+            guard case .answered(let json, let status, let decided) = answered else { continue }
+            if let (decision, resolved) = decided {
+                counts.count(decision, in: policies)
+                context.report(decision, of: resolved.check, policies: policies, key: resolved.key, now: now)
+            }
+            statuses.insert(status)
+            bodies.append(json)
+        }
+        let status: HTTPResponseStatus = statuses == [200] ? .ok : statuses == [429] ? .tooManyRequests : .multiStatus
+        return (HTTPAPIResponse(status: status, body: "{\"results\":[" + bodies.joined(separator: ",") + "]}"), counts)
+    }
+
     private enum BatchItem: Sendable {
-        case answered(String, status: Int, Decision?)
+        case answered(String, status: Int, (Decision, ResolvedCheck)?)
         case waiting(PendingRequest, ResolvedCheck)
     }
 
     /// One decided batch item: status 200 or 429, and its JSON.
     private static func batchItem(_ decision: Decision, _ resolved: ResolvedCheck) -> BatchItem {
         let status = decision.isAllowed ? 200 : 429
-        return .answered("{\"status\":\(status)," + DecisionRendering.fields(decision, resolved) + "}", status: status, decision)
+        return .answered("{\"status\":\(status)," + DecisionRendering.fields(decision, resolved) + "}", status: status, (decision, resolved))
     }
 }

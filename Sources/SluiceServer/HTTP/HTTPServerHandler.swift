@@ -22,6 +22,7 @@ final class HTTPServerHandler: ChannelInboundHandler, RemovableChannelHandler {
     /// Counts since the last read completed, added to the shared counters once per read.
     private var counts = ServerStatistics.Batch()
     private let statistics: ServerStatistics
+    private let metrics: SluiceMetrics
     /// What the connection is doing; it decides, this handler carries out.
     private var state: HTTPConnectionStateMachine
     /// Responses written since the last flush.
@@ -31,18 +32,28 @@ final class HTTPServerHandler: ChannelInboundHandler, RemovableChannelHandler {
     private let timeout: TimeAmount
     /// When this connection's waits expire: made at the first wait.
     private var deadlines: WaitDeadlines?
+    /// The live event stream this connection became, if it did (`GET /v1/events`).
+    private var stream: EventStream?
 
     init(processor: HTTPAPIProcessor, context: ServerContext) {
         self.processor = processor
         clock = context.clock
         statistics = context.statistics
+        metrics = context.metrics
         configuration = context.registry.reader()
         timeout = context.globalTimeout
         state = HTTPConnectionStateMachine(maximumBodyBytes: processor.limits.maxBodyBytes)
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        // A connection serving a live stream reads nothing more.
+        guard stream == nil else { return }
         handle(unwrapInboundIn(data), context: context)
+    }
+
+    func channelInactive(context: ChannelHandlerContext) {
+        stream?.stop()
+        context.fireChannelInactive()
     }
 
     private func handle(_ part: HTTPServerRequestPart, context: ChannelHandlerContext) {
@@ -66,17 +77,21 @@ final class HTTPServerHandler: ChannelInboundHandler, RemovableChannelHandler {
         case .respond(let head, let body):
             // The peer address is a locked lookup in NIO; only forward auth and the admin API need it.
             let needsPeer = head.uri.utf8.starts(with: "/v1/forward-auth".utf8) || head.uri.utf8.starts(with: "/v1/policies".utf8)
-                || head.uri.utf8.starts(with: "/v1/buckets/".utf8)
+                || head.uri.utf8.starts(with: "/v1/buckets/".utf8) || head.uri.utf8.starts(with: "/v1/events".utf8)
             let peer = needsPeer ? context.remoteAddress : nil
             let request = HTTPAPIRequest(method: head.method, uri: head.uri, headers: head.headers, body: body, remoteAddress: peer)
             configuration.refresh()
-            switch processor.respond(to: request, now: clock.now(), snapshot: configuration.snapshot, counts: &counts) {
+            let now = clock.now()
+            switch processor.respond(to: request, now: now, snapshot: configuration.snapshot, counts: &counts) {
             case .response(let response):
                 write(response, for: head, context: context)
+                metrics.recordLatency(.http, from: now, to: clock.now())
             case .pending(let answer):
-                wait(for: answer, head: head, context: context)
+                wait(for: answer, head: head, since: now, context: context)
             case .deferred(let work):
                 waitFor(work, head: head, context: context)
+            case .stream(let hub, let lastEventID):
+                startStream(hub, after: lastEventID, context: context)
             }
         }
     }
@@ -91,14 +106,25 @@ final class HTTPServerHandler: ChannelInboundHandler, RemovableChannelHandler {
 
     /// Holds later requests until `answer` is ready (from Redis, or by the failure policy after the
     /// timeout), then writes its response and carries on with what was held.
-    private func wait(for answer: PendingAnswer<HTTPAPIResponse>, head: HTTPRequestHead, context: ChannelHandlerContext) {
+    private func wait(for answer: PendingAnswer<HTTPAPIResponse>, head: HTTPRequestHead, since start: Timestamp, context: ChannelHandlerContext) {
         state.startAwaiting()
         _ = try? context.channel.syncOptions?.setOption(ChannelOptions.autoRead, value: false)
         let deadlines = self.deadlines ?? WaitDeadlines(loop: context.eventLoop, timeout: timeout, clock: clock)
         self.deadlines = deadlines
         answer.whenAnswered(on: context.eventLoop, deadlines: deadlines, clock: clock) { response, counts in
+            self.metrics.recordLatency(.http, from: start, to: self.clock.now())
             self.answered(response, counts: counts, head: head, context: context)
         }
+    }
+
+    /// Turns the connection into a live event stream, after the responses it owes: nothing more is read from it.
+    private func startStream(_ hub: EventHub, after lastEventID: UInt64?, context: ChannelHandlerContext) {
+        if let pending = output, pending.readableBytes > 0 { context.write(wrapOutboundOut(pending), promise: nil) }
+        output = nil
+        _ = try? context.channel.syncOptions?.setOption(ChannelOptions.autoRead, value: false)
+        let stream = EventStream(hub: hub, lastEventID: lastEventID)
+        self.stream = stream
+        stream.start(context: context)
     }
 
     /// Holds later requests until `work` (off the event loop) has the response.
@@ -165,6 +191,12 @@ final class HTTPServerHandler: ChannelInboundHandler, RemovableChannelHandler {
 
     func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
         guard event is ChannelShouldQuiesceEvent else { return context.fireUserInboundEventTriggered(event) }
+        if let stream {
+            // Shutdown: the stream ends cleanly (its last chunk), then the connection closes.
+            stream.finish(context: context)
+            context.close(promise: nil)
+            return
+        }
         if state.quiesce() == .closeNow { flush(context: context) }
         // A request still arriving, or a client not reading, gets a grace period, then the connection closes.
         context.eventLoop.assumeIsolated().scheduleTask(in: Self.quiesceTimeout) { context.close(promise: nil) }

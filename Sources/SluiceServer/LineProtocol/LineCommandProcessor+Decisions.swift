@@ -51,12 +51,16 @@ extension LineCommandProcessor {
             return .proceed
         case .success(.decided(let decision)):
             // The hot path: one decision (local, or from a lease), no allocation.
-            batch.count(decision)
+            batch.count(decision, in: policies)
+            context.report(decision, of: check, policies: policies, key: command.string(2), now: now)
             output.writeRESPDecision(decision)
             return .proceed
         case .success(.pending(let request)):
+            let (context, policies, key) = (context, policies, command.string(2))
             return .wait(
-                PendingAnswer(request, countsVerdict: false) { result, _ in
+                PendingAnswer(request, countsVerdict: false) { result, now in
+                    context.report(result.decisions[0], of: check, policies: policies, key: key, now: now)
+                } render: { result, _ in
                     var reply = ByteBuffer()
                     reply.writeRESPDecision(result.decisions[0])
                     return reply
@@ -99,12 +103,17 @@ extension LineCommandProcessor {
         }
         switch outcome {
         case .decided(let result):
-            batch.count(result, byVerdict: countsVerdict)
+            batch.count(result, byVerdict: countsVerdict, in: policies)
+            context.report(result, of: checks, policies: policies, key: { String(decoding: keyBytes($0), as: UTF8.self) }, now: now)
             render(result, &output)
             return .proceed
         case .pending(let request):
+            let (context, policies) = (context, policies)
+            let keys = checks.indices.map { String(decoding: keyBytes($0), as: UTF8.self) }
             return .wait(
-                PendingAnswer(request, countsVerdict: countsVerdict) { result, _ in
+                PendingAnswer(request, countsVerdict: countsVerdict) { result, now in
+                    context.report(result, of: checks, policies: policies, key: { keys[$0] }, now: now)
+                } render: { result, _ in
                     var reply = ByteBuffer()
                     render(result, &reply)
                     return reply
@@ -173,8 +182,10 @@ extension LineCommandProcessor {
         guard validateKey(command, at: 1, into: &output) else { return }
         let seed = Check.inlineSeed(for: rateLimit)
         let key = command.withArgument(1) { BucketKey(seed: seed, bytes: $0) }
-        let decision = context.limiter.decide(Check(rateLimit: rateLimit, key: key, cost: cost), at: now)
-        batch.count(decision)
+        let check = Check(rateLimit: rateLimit, key: key, cost: cost)
+        let decision = context.limiter.decide(check, at: now)
+        batch.count(decision, in: policies)
+        context.report(decision, of: check, policies: policies, key: command.string(1), now: now)
         output.writeRESPDecision(decision)
     }
 

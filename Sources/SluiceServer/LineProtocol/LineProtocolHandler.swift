@@ -149,6 +149,7 @@ final class LineProtocolHandler: ChannelInboundHandler, RemovableChannelHandler 
             lingering = true
         }
         output = reply
+        self.context.metrics.recordLatency(.line, from: now, to: self.context.clock.now())
     }
 
     /// Gives `answer` a place in the reply order; its reply is written when it is answered (by Redis, or

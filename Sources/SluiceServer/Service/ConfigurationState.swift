@@ -1,6 +1,6 @@
 import Crypto
 public import SluiceConfig
-public import SluiceCore
+import SluiceCore
 import Synchronization
 
 #if canImport(Glibc)

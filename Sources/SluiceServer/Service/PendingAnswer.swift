@@ -16,14 +16,17 @@ public struct PendingAnswer<Output: Sendable>: Sendable {
     }
 
     /// The answer of `request` (its checks all or nothing), rendered by `render`: counted once by its verdict
-    /// (`countsVerdict`, for a request that states several checks), or each decision on its own.
+    /// (`countsVerdict`, for a request that states several checks), or each decision on its own; `observe`
+    /// sees the result (the events hub).
     public init(
-        _ request: PendingRequest, countsVerdict: Bool, render: @escaping @Sendable (RateLimiter.MultiDecision, Timestamp) -> Output
+        _ request: PendingRequest, countsVerdict: Bool, observe: (@Sendable (RateLimiter.MultiDecision, Timestamp) -> Void)? = nil,
+        render: @escaping @Sendable (RateLimiter.MultiDecision, Timestamp) -> Output
     ) {
         self.init(waits: request.waits) { now in
             let result = request.finish(now: now)
             var counts = ServerStatistics.Batch()
-            counts.count(result, byVerdict: countsVerdict)
+            counts.count(result, byVerdict: countsVerdict, in: request.policies)
+            observe?(result, now)
             return (render(result, now), counts)
         }
     }
@@ -59,6 +62,24 @@ public struct PendingAnswer<Output: Sendable>: Sendable {
 }
 
 extension ServerContext {
+    /// Tells the events hub about `decision` (of `check`, against `policies`, for `key`) when anyone listens for it:
+    /// one atomic load otherwise.
+    @inline(__always)
+    func report(_ decision: Decision, of check: Check, policies: PolicySet, key: @autoclosure () -> String, now: Timestamp) {
+        guard let events, events.wants(decision) else { return }
+        let index = Int(decision.policyIndex)
+        let name = index >= 0 && index < policies.policies.count ? policies.policies[index].name : PolicyCounters.inlineName
+        events.record(decision, policy: name, key: key(), periodNanoseconds: check.rateLimit.periodNanoseconds, now: now)
+    }
+
+    /// ``report(_:of:policies:key:now:)`` for every decision of `result`; `key(i)` is check `i`'s key.
+    func report(_ result: RateLimiter.MultiDecision, of checks: [Check], policies: PolicySet, key: (Int) -> String, now: Timestamp) {
+        guard let events else { return }
+        for (index, decision) in result.decisions.enumerated() where index < checks.count && events.wants(decision) {
+            report(decision, of: checks[index], policies: policies, key: key(index), now: now)
+        }
+    }
+
     /// How long a connection waits for a global decision before its failure policy answers.
     var globalTimeout: TimeAmount { .nanoseconds(limiter.global?.timeout.nanoseconds ?? 50_000_000) }
 }

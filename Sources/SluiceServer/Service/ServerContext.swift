@@ -1,6 +1,7 @@
 public import Logging
 public import SluiceConfig
 public import SluiceCore
+import Synchronization
 
 /// What every server shares: the limiter, the policies, the clock, the counters and the caps.
 public struct ServerContext: Sendable {
@@ -20,15 +21,21 @@ public struct ServerContext: Sendable {
     public let rlsDecisions: OutcomeCounters?
     /// The admin API, when the process keeps a ``ConfigurationState`` (it answers 404 without admin keys).
     public let admin: AdminAPI?
+    /// Where limit events go (the live stream, webhooks); nil when the process has none.
+    public let events: EventHub?
+    /// The metrics (``SluiceMetrics``): counters published at each scrape and every 5 s, latency per read.
+    public let metrics: SluiceMetrics
 
-    /// Creates a context.
+    /// Creates a context; without `metrics`, a Prometheus registry of its own.
     public init(
         limiter: RateLimiter, registry: PolicyRegistry, clock: any SluiceClock, statistics: ServerStatistics = ServerStatistics(),
         limits: SluiceConfiguration.Limits = SluiceConfiguration.Limits(), logger: Logger, rlsDecisions: OutcomeCounters? = nil,
-        admin: AdminAPI? = nil
+        admin: AdminAPI? = nil, events: EventHub? = nil, metrics: SluiceMetrics? = nil
     ) {
+        self.metrics = metrics ?? SluiceMetrics()
         self.rlsDecisions = rlsDecisions
         self.admin = admin
+        self.events = events
         self.limiter = limiter
         self.registry = registry
         self.clock = clock
@@ -45,6 +52,16 @@ public struct ServerContext: Sendable {
         ServerStatus(
             statistics: statistics.snapshot(), store: ServerStatus.Store(limiter.store), policies: registry.policies.policies.count,
             global: limiter.global?.status(), rls: rlsDecisions?.snapshot() ?? []
+        )
+    }
+
+    /// Publishes the counters' growth to the metrics backend (``SluiceMetrics/publish(_:)``).
+    public func publishMetrics() {
+        metrics.publish(
+            SluiceMetrics.Reading(
+                status: status(), policies: registry.policies.decisionCounters.snapshot(), webhooks: events?.webhooks?.status() ?? [],
+                subscribers: events?.subscriberCount ?? 0, droppedEvents: events?.droppedEvents.load(ordering: .relaxed) ?? 0
+            )
         )
     }
 }

@@ -28,8 +28,13 @@ public final class ServerStatistics: Sendable {
             shadowDenied += other.shadowDenied
         }
 
-        /// Counts one decision: allowed, shadow-denied (let through) or denied.
-        public mutating func count(_ decision: Decision) {
+        /// Counts one decision: allowed, shadow-denied (let through) or denied; and under its policy in `policies`.
+        public mutating func count(_ decision: Decision, in policies: PolicySet) {
+            policies.count(decision)
+            countOutcome(decision)
+        }
+
+        private mutating func countOutcome(_ decision: Decision) {
             if decision.outcome == .allowed {
                 allowed += 1
             } else if decision.isShadowed {
@@ -40,10 +45,11 @@ public final class ServerStatistics: Sendable {
         }
 
         /// Counts the decisions of one request: once by its verdict (`byVerdict`, for a request that states
-        /// several checks), or each decision on its own.
-        public mutating func count(_ result: RateLimiter.MultiDecision, byVerdict: Bool) {
+        /// several checks), or each decision on its own; each under its policy in `policies`.
+        public mutating func count(_ result: RateLimiter.MultiDecision, byVerdict: Bool, in policies: PolicySet) {
+            for decision in result.decisions { policies.count(decision) }
             guard byVerdict else {
-                for decision in result.decisions { count(decision) }
+                for decision in result.decisions { countOutcome(decision) }
                 return
             }
             if result.isAllowed { allowed += 1 } else { denied += 1 }

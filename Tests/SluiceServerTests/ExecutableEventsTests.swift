@@ -1,0 +1,241 @@
+import Foundation
+import SluiceServer
+import SluiceTestSupport
+import Testing
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Events from the `sluice` executable, received by real peers: signed webhooks checked by a Python receiver
+/// (Tests/Scripts/webhook_receiver.py, which verifies them as the README tells receivers to), the live stream
+/// read over a socket, and `/metrics` checked by promtool.
+@Suite(.serialized)
+struct ExecutableEventsTests {
+    /// One line of the receiver's log: one delivery attempt.
+    struct Attempt: Decodable {
+        struct Event: Decodable {
+            let id: String
+            let type: String
+            let created_at: String
+            let data: [String: JSONNumberOrString]
+        }
+
+        let path: String
+        let id: String
+        let type: String
+        let attempt: Int
+        let valid: Bool
+        let fresh: Bool
+        let header_id: String?
+        let event: Event
+        let status: Int
+    }
+
+    /// A JSON value of the payload's data: a number or a string.
+    enum JSONNumberOrString: Decodable, Equatable {
+        case number(Double)
+        case string(String)
+
+        init(from decoder: any Decoder) throws {
+            let container = try decoder.singleValueContainer()
+            if let number = try? container.decode(Double.self) { self = .number(number) } else { self = .string(try container.decode(String.self)) }
+        }
+    }
+
+    static func attempts(_ log: String) -> [Attempt] {
+        ((try? String(contentsOfFile: log, encoding: .utf8)) ?? "").split(separator: "\n").compactMap {
+            try? JSONDecoder().decode(Attempt.self, from: Data($0.utf8))
+        }
+    }
+
+    /// Polls `condition` every 100 ms for at most `limit`.
+    static func eventually(_ limit: Duration = .seconds(10), _ condition: () -> Bool) async -> Bool {
+        let deadline = ContinuousClock.now + limit
+        while ContinuousClock.now < deadline {
+            if condition() { return true }
+            try? await Task.sleep(for: .milliseconds(100))
+        }
+        return condition()
+    }
+
+    /// Opens `GET /v1/events` with `key`, optionally resuming after `lastEventID`.
+    static func openStream(port: Int, key: String, lastEventID: Int? = nil) throws -> RawConnection {
+        let connection = try RawConnection(port: port)
+        var request = "GET /v1/events HTTP/1.1\r\nHost: s\r\nAuthorization: Bearer \(key)\r\nAccept: text/event-stream\r\n"
+        if let lastEventID { request += "Last-Event-ID: \(lastEventID)\r\n" }
+        connection.send(request + "\r\n")
+        return connection
+    }
+
+    /// The (id, type, data) of each event in a stream's text (chunk framing lines are skipped).
+    static func events(_ text: String) -> [(id: Int, type: String, data: String)] {
+        var events: [(Int, String, String)] = []
+        var id = 0
+        var type = ""
+        // "\r\n" (the chunks' framing) is one Character in Swift: make it "\n" before splitting lines.
+        for line in text.replacingOccurrences(of: "\r\n", with: "\n").split(separator: "\n", omittingEmptySubsequences: false) {
+            if line.hasPrefix("id: ") { id = Int(line.dropFirst(4)) ?? 0 }
+            if line.hasPrefix("event: ") { type = String(line.dropFirst(7)) }
+            if line.hasPrefix("data: ") { events.append((id, type, String(line.dropFirst(6)))) }
+        }
+        return events
+    }
+
+    @Test(.requiresPython())
+    func webhooksAreSignedRetriedAndSentOncePerWindowAndTheStreamShowsDenialsStatsAndResumes() async throws {
+        #expect(FileManager.default.isExecutableFile(atPath: ExecutableTests.binary), "build first: swift build (scripts/test does)")
+        let directory = try temporaryDirectory("events")
+        let receiverPort = try freeLoopbackPort()
+        let log = directory.appendingPathComponent("deliveries.jsonl").path
+        let secret = "whsec_test_\(getpid())"
+        let receiver = try ChildProcess(
+            executable: External.venvPython, arguments: [packageRoot + "/Tests/Scripts/webhook_receiver.py", "\(receiverPort)", secret, log, "2"],
+            directory: directory, logName: "webhook-receiver-\(receiverPort).log"
+        )
+        defer { receiver.stop() }
+        try await receiver.waitUntilListening(port: receiverPort)
+
+        let admin = AdminKeys.generate(test: true)
+        let linePort = try freeLoopbackPort()
+        let httpPort = try freeLoopbackPort()
+        let path = try ExecutableTests.temporaryFile(
+            """
+            listen: { line: "127.0.0.1:\(linePort)", http: "127.0.0.1:\(httpPort)" }
+            policies:
+              tiny: { algorithm: fixed_window, limit: 5, period: 1h }
+            admin:
+              api_keys:
+                - { name: ops, sha256: "\(admin.sha256)" }
+            events:
+              threshold: 0.8
+              webhooks:
+                - url: "http://127.0.0.1:\(receiverPort)/hook?token=hidden"
+                  secret: "\(secret)"
+                  types: [limit.exceeded, limit.threshold]
+                  retry: [300ms, 300ms]
+                  timeout: 2s
+                - url: "http://127.0.0.1:\(receiverPort)/fail"
+                  secret: "\(secret)"
+                  types: [limit.exceeded]
+                  retry: [100ms]
+                  timeout: 2s
+
+            """
+        )
+        let server = try ChildProcess(executable: ExecutableTests.binary, arguments: ["serve", "--config", path], directory: directory)
+        defer { server.stop() }
+        try await server.waitUntilListening(port: linePort)
+        try await server.waitUntilListening(port: httpPort)
+
+        // Without the key: 401. With it: a stream.
+        #expect(try ExecutableAdminTests.http(httpPort, "GET", "/v1/events", key: nil).status == 401)
+        let stream = try Self.openStream(port: httpPort, key: admin.key)
+        let opened = stream.read { $0.contains(": sluice events") }
+        #expect(opened.hasPrefix("HTTP/1.1 200 OK\r\n") && opened.contains("Content-Type: text/event-stream\r\n"), "\(opened)")
+
+        // Five allowed (the fourth crosses 0.8 of the window), then thirty denied: one window of one key.
+        let replies = try RawConnection.lineCommands(port: linePort, Array(repeating: "TAKE tiny k1", count: 35).joined(separator: "\r\n"))
+        #expect(replies.components(separatedBy: "*5\r\n:0\r\n").count - 1 == 30)
+
+        // The stream: a deny for each denial, with an id each.
+        let streamed = stream.read { Self.events($0).filter { $0.type == "deny" }.count >= 30 }
+        let denies = Self.events(streamed).filter { $0.type == "deny" }
+        #expect(denies.count == 30)
+        #expect(denies.first?.data.contains(#""policy":"tiny","key":"k1","limit":5,"remaining":0,"retry_after_ms":"#) == true, "\(denies.first?.data ?? "")")
+        #expect(Set(denies.map(\.id)).count == 30)
+
+        // The webhook: one limit.exceeded and one limit.threshold, each failed twice (500) then delivered, with
+        // the same id and a valid fresh signature on every attempt.
+        let hookPath = "/hook?token=hidden"
+        let delivered = await Self.eventually {
+            let attempts = Self.attempts(log).filter { $0.path == hookPath }
+            return attempts.filter { $0.status == 204 }.count == 2
+        }
+        #expect(delivered, "deliveries: \((try? String(contentsOfFile: log, encoding: .utf8)) ?? "none")")
+        let hook = Self.attempts(log).filter { $0.path == hookPath }
+        for type in ["limit.exceeded", "limit.threshold"] {
+            let ofType = hook.filter { $0.type == type }
+            #expect(ofType.map(\.attempt) == [1, 2, 3], "\(type): \(ofType.map(\.attempt))")
+            #expect(Set(ofType.map(\.id)).count == 1, "one id on every retry")
+            #expect(ofType.allSatisfy { $0.valid && $0.fresh && $0.header_id == $0.id && $0.id.hasPrefix("evt_") })
+            let event = try #require(ofType.first?.event)
+            #expect(event.data["policy"] == .string("tiny") && event.data["key"] == .string("k1") && event.data["limit"] == .number(5))
+            #expect(event.created_at.range(of: #"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$"#, options: .regularExpression) != nil)
+        }
+        #expect(hook.first { $0.type == "limit.threshold" }?.event.data["remaining"] == .number(1))
+        #expect(hook.first { $0.type == "limit.exceeded" }?.event.data["remaining"] == .number(0))
+
+        // The endpoint that always fails: two attempts, then failing, said on the stream and in the metrics.
+        let failing = stream.read { $0.contains("event: webhook.failing") }
+        #expect(failing.contains(#"data: {"url":"http://127.0.0.1:\#(receiverPort)/fail"}"#), "\(failing)")
+        #expect(Self.attempts(log).filter { $0.path == "/fail" }.count == 2)
+
+        // More denials in the same window send nothing more.
+        _ = try RawConnection.lineCommands(port: linePort, "TAKE tiny k1\r\nTAKE tiny k1")
+        try await Task.sleep(for: .milliseconds(800))
+        #expect(Self.attempts(log).filter { $0.path == hookPath }.count == 6)
+        #expect(Self.attempts(log).filter { $0.path == "/fail" }.count == 2, "a failing endpoint's queue is dropped")
+
+        // A stats event within 5 s, counting the decisions since the last one.
+        let stats = stream.read(limit: .seconds(8)) { $0.contains("event: stats") }
+        #expect(Self.events(stats).contains { $0.type == "stats" && $0.data.contains(#""redis":null"#) }, "\(stats)")
+
+        // Resuming after the second denial's id starts with the third.
+        let resumed = try Self.openStream(port: httpPort, key: admin.key, lastEventID: denies[1].id)
+        let replay = resumed.read { Self.events($0).count >= 2 }
+        #expect(Self.events(replay).first?.id == denies[2].id, "\(replay)")
+        #expect(Self.events(replay).dropFirst().first?.id == denies[3].id)
+
+        // The metrics say the same.
+        let metrics = try ExecutableAdminTests.http(httpPort, "GET", "/metrics", key: nil).text
+        let shownHook = "http://127.0.0.1:\(receiverPort)/hook"  // the query (it may hold a token) is never shown
+        #expect(metrics.contains(#"sluice_webhook_deliveries_total{url="\#(shownHook)",result="delivered"} 2"#), "\(metrics)")
+        #expect(metrics.contains(#"sluice_webhook_deliveries_total{url="\#(shownHook)",result="failed_attempt"} 4"#))
+        #expect(metrics.contains(#"sluice_webhook_failing{url="http://127.0.0.1:\#(receiverPort)/fail"} 1.0"#))
+        #expect(metrics.contains(#"sluice_webhook_failing{url="\#(shownHook)"} 0.0"#))
+        #expect(metrics.contains("sluice_event_subscribers 2.0"))
+        #expect(metrics.contains(#"sluice_policy_decisions_total{policy="tiny",outcome="denied"} 32"#))
+        #expect((Int(metrics.components(separatedBy: "sluice_decision_duration_seconds_count{server=\"line\"} ").dropFirst().first?.prefix { $0.isNumber } ?? "") ?? 0) >= 1)
+        #expect(!metrics.contains("token=hidden") && !server.output.contains("token=hidden") && !server.output.contains(secret))
+
+        // Shutdown ends the streams cleanly (the last chunk) and exits.
+        kill(server.processIdentifier, SIGTERM)
+        let ended = stream.read { $0.hasSuffix("0\r\n\r\n") }
+        #expect(ended.hasSuffix("0\r\n\r\n"))
+        #expect(try await server.waitForExit() == 0)
+    }
+
+    @Test(.requires("promtool"))
+    func metricsPassPromtool() async throws {
+        #expect(FileManager.default.isExecutableFile(atPath: ExecutableTests.binary), "build first: swift build (scripts/test does)")
+        let directory = try temporaryDirectory("promtool")
+        let linePort = try freeLoopbackPort()
+        let httpPort = try freeLoopbackPort()
+        let deadPort = try freeLoopbackPort()
+        let path = try ExecutableTests.temporaryFile(
+            """
+            listen: { line: "127.0.0.1:\(linePort)", http: "127.0.0.1:\(httpPort)" }
+            policies:
+              api: { algorithm: token_bucket, limit: 2, period: 1s }
+              web.v2:read-1: { algorithm: fixed_window, limit: 1, period: 1m }
+            events:
+              webhooks:
+                - { url: "http://127.0.0.1:\(deadPort)/x", secret: s, retry: [], timeout: 1s }
+
+            """
+        )
+        let server = try ChildProcess(executable: ExecutableTests.binary, arguments: ["serve", "--config", path], directory: directory)
+        defer { server.stop() }
+        try await server.waitUntilListening(port: linePort)
+        try await server.waitUntilListening(port: httpPort)
+        _ = try RawConnection.lineCommands(port: linePort, "TAKE api a\r\nTAKE api a\r\nTAKE api a\r\nTHROTTLE k 1 1 60")
+        _ = try ExecutableAdminTests.http(httpPort, "GET", "/v1/check?policy=web.v2:read-1&key=b", key: nil)
+        try await Task.sleep(for: .milliseconds(300))  // the webhook's one attempt fails
+        let response = try ExecutableAdminTests.http(httpPort, "GET", "/metrics", key: nil).text
+        let body = try #require(response.range(of: "\r\n\r\n").map { String(response[$0.upperBound...]) })
+        #expect(body.contains(#"sluice_policy_decisions_total{policy="web.v2:read-1",outcome="allowed"} 1"#), "\(body)")
+        let checked = try await runProgram(["promtool", "check", "metrics"], input: body)
+        #expect(checked.status == 0, "promtool: \(checked.output)")
+    }
+}
