@@ -101,8 +101,13 @@ public struct RLSDecider: Sendable {
     let maximumDescriptors: Int
     let maximumEntries: Int
 
-    /// Creates a decider.
-    public init(limiter: RateLimiter, clock: any SluiceClock, settings: SluiceConfiguration.RLS) {
+    /// Told of each decision that took its hits (its check, policy name, key and time): the events hub.
+    public typealias Observer = @Sendable (Decision, Check, _ policy: String, _ key: [UInt8], Timestamp) -> Void
+    let observe: Observer?
+
+    /// Creates a decider; `observe` sees each charged decision.
+    public init(limiter: RateLimiter, clock: any SluiceClock, settings: SluiceConfiguration.RLS, observe: Observer? = nil) {
+        self.observe = observe
         self.limiter = limiter
         self.clock = clock
         timeout = limiter.global?.timeout ?? .milliseconds(50)
@@ -161,7 +166,17 @@ public struct RLSDecider: Sendable {
         var decisions = [(decision: Decision, charged: Bool)?](repeating: nil, count: resolved.count)
         if !charging.isEmpty {
             let result = try await decide(charging.map(\.check), keys: charging.map(\.key), policies: matcher.policies, consume: true)
-            for (offset, entry) in charging.enumerated() { decisions[entry.position] = (result.decisions[offset], result.isAllowed) }
+            let now = clock.now()
+            for (offset, entry) in charging.enumerated() {
+                let decision = result.decisions[offset]
+                decisions[entry.position] = (decision, result.isAllowed)
+                matcher.policies.count(decision)
+                if let observe {
+                    let index = Int(decision.policyIndex)
+                    let policies = matcher.policies.policies
+                    observe(decision, entry.check, index >= 0 && index < policies.count ? policies[index].name : PolicyCounters.inlineName, entry.key, now)
+                }
+            }
         }
         for entry in looking {
             let result = try await decide([entry.check], keys: [entry.key], policies: matcher.policies, consume: false)

@@ -17,12 +17,15 @@ public struct RateLimitService: Envoy_Service_Ratelimit_V3_RateLimitService.Simp
     let logger: Logger
     /// Told how long each answered request took, in nanoseconds (the latency histogram).
     let recordLatency: @Sendable (Int64) -> Void
+    /// Sees each charged decision (the events hub).
+    let observe: RLSDecider.Observer?
 
     /// Creates the service; `recordLatency` is told each answered request's time in nanoseconds.
     public init(
         registry: RLSRegistry, limiter: RateLimiter, clock: any SluiceClock, counters: OutcomeCounters, logger: Logger,
-        recordLatency: @escaping @Sendable (Int64) -> Void = { _ in }
+        recordLatency: @escaping @Sendable (Int64) -> Void = { _ in }, observe: RLSDecider.Observer? = nil
     ) {
+        self.observe = observe
         self.recordLatency = recordLatency
         self.registry = registry
         self.limiter = limiter
@@ -39,7 +42,7 @@ public struct RateLimitService: Envoy_Service_Ratelimit_V3_RateLimitService.Simp
     ) async throws -> Envoy_Service_Ratelimit_V3_RateLimitResponse {
         let start = clock.now()
         let snapshot = registry.snapshot
-        let decider = RLSDecider(limiter: limiter, clock: clock, settings: snapshot.settings)
+        let decider = RLSDecider(limiter: limiter, clock: clock, settings: snapshot.settings, observe: observe)
         let answer: RLSAnswer
         do {
             answer = try await decider.decide(Self.request(request), matcher: snapshot.matcher)

@@ -145,7 +145,14 @@ struct Serve: AsyncParsableCommand {
                 address: address,
                 service: RateLimitService(
                     registry: rlsRegistry, limiter: limiter, clock: clock, counters: rlsCounters, logger: logger,
-                    recordLatency: { [metrics = context.metrics] in metrics.recordLatency(.grpc, nanoseconds: $0) }
+                    recordLatency: { [metrics = context.metrics] in metrics.recordLatency(.grpc, nanoseconds: $0) },
+                    observe: { decision, check, policy, key, now in
+                        guard events.wants(decision) else { return }
+                        events.record(
+                            decision, policy: policy, key: String(decoding: key.map { $0 == 0x1F ? UInt8(ascii: "|") : $0 }, as: UTF8.self),
+                            periodNanoseconds: check.rateLimit.periodNanoseconds, now: now
+                        )
+                    }
                 ),
                 eventLoopGroup: eventLoopGroup, logger: logger
             )

@@ -73,6 +73,37 @@ struct RLSEndToEndTests {
         #expect(try await sluice.stop() == 0, "\(sluice.server.output)")
     }
 
+    @Test("A denial over gRPC reaches the live stream, and the metrics count it by domain, policy and latency")
+    func deniesReachTheStreamAndTheMetrics() async throws {
+        let key = "sk_test_" + String(repeating: "r1s", count: 14).prefix(40)
+        let hash = String(try await runProgram(["sh", "-c", "printf %s '\(key)' | sha256sum"]).output.prefix(64))
+        let sluice = try await Running.start(
+            configuration: { line, http, grpc in
+                """
+                listen: { line: "127.0.0.1:\(line)", http: "127.0.0.1:\(http)", grpc: "127.0.0.1:\(grpc)" }
+                rls: { files: [ratelimit/e2e.yaml] }
+                admin:
+                  api_keys: [{ name: ops, sha256: "\(hash)" }]
+                """
+            },
+            files: ["ratelimit/e2e.yaml": Self.e2eDomain]
+        )
+        let stream = try RawConnection(port: sluice.ports.http)
+        stream.send("GET /v1/events HTTP/1.1\r\nHost: s\r\nAuthorization: Bearer \(key)\r\n\r\n")
+        #expect(stream.read { $0.contains(": sluice events") }.hasPrefix("HTTP/1.1 200 OK"))
+        var codes: [Envoy_Service_Ratelimit_V3_RateLimitResponse.Code] = []
+        for _ in 0..<3 { codes.append(try await Self.call(port: sluice.ports.grpc, domain: "e2e", [[("user", "alice")]]).overallCode) }
+        #expect(codes == [.ok, .ok, .overLimit])
+        let denied = stream.read { $0.contains("event: deny") }
+        #expect(denied.contains(#""key":"alice","limit":2,"remaining":0"#), "\(denied)")
+        let metrics = try rawHTTPRequest(port: sluice.ports.http, path: "/metrics").body
+        #expect(metrics.contains(#"sluice_rls_decisions_total{domain="e2e",outcome="over_limit"} 1"#), "\(metrics)")
+        #expect(metrics.contains(#"sluice_decision_duration_seconds_count{server="grpc"} 3"#))
+        let policyLines = metrics.split(separator: "\n").filter { $0.hasPrefix("sluice_policy_decisions_total{policy=\"rls:e2e:") }
+        #expect(policyLines.contains { $0.hasSuffix(#"outcome="allowed"} 2"#) } && policyLines.contains { $0.hasSuffix(#"outcome="denied"} 1"#) }, "\(policyLines)")
+        #expect(try await sluice.stop() == 0, "\(sluice.server.output)")
+    }
+
     @Test(.requiresPython("envoy"))
     func envoyInFront() async throws {
         let example = packageRoot + "/examples/envoy/"

@@ -206,6 +206,66 @@ struct ExecutableEventsTests {
         #expect(try await server.waitForExit() == 0)
     }
 
+    @Test(.requires("redis-server", "redis-cli"), .requiresPython())
+    func redisGoingDownAndComingBackReachesTheStreamAndTheWebhook() async throws {
+        #expect(FileManager.default.isExecutableFile(atPath: ExecutableTests.binary), "build first: swift build (scripts/test does)")
+        let directory = try temporaryDirectory("store-events")
+        let receiverPort = try freeLoopbackPort()
+        let log = directory.appendingPathComponent("deliveries.jsonl").path
+        let receiver = try ChildProcess(
+            executable: External.venvPython, arguments: [packageRoot + "/Tests/Scripts/webhook_receiver.py", "\(receiverPort)", "whsec_s", log, "0"],
+            directory: directory, logName: "webhook-receiver-\(receiverPort).log"
+        )
+        defer { receiver.stop() }
+        try await receiver.waitUntilListening(port: receiverPort)
+        let redis = try RedisServerProcess()
+        defer { redis.stop() }
+        let admin = AdminKeys.generate()
+        let linePort = try freeLoopbackPort()
+        let httpPort = try freeLoopbackPort()
+        let path = try ExecutableTests.temporaryFile(
+            """
+            listen: { line: "127.0.0.1:\(linePort)", http: "127.0.0.1:\(httpPort)" }
+            redis: { url: "redis://127.0.0.1:\(redis.port)/0", timeout: 50ms }
+            policies:
+              api: { algorithm: fixed_window, limit: 1000, period: 1h, scope: global }
+            admin:
+              api_keys: [{ name: ops, sha256: "\(admin.sha256)" }]
+            events:
+              webhooks:
+                - { url: "http://127.0.0.1:\(receiverPort)/store", secret: whsec_s, types: [store.down, store.up], retry: [200ms] }
+
+            """
+        )
+        let server = try ChildProcess(executable: ExecutableTests.binary, arguments: ["serve", "--config", path], directory: directory)
+        defer { server.stop() }
+        try await server.waitUntilListening(port: linePort)
+        try await server.waitUntilListening(port: httpPort)
+        _ = try RawConnection.lineCommands(port: linePort, "TAKE api a")
+        let stream = try Self.openStream(port: httpPort, key: admin.key)
+        _ = stream.read { $0.contains(": sluice events") }
+
+        // Redis dies: decisions go on (on_store_failure), and the stream and the webhook are told.
+        redis.kill()
+        var down = ""
+        for _ in 0..<20 where !down.contains("event: store.down") {
+            _ = try RawConnection.lineCommands(port: linePort, "TAKE api a")
+            down += stream.read(limit: .milliseconds(300)) { $0.contains("event: store.down") }
+        }
+        #expect(down.contains(#"data: {"store":"redis","endpoint":"#), "\(down)")
+        // It comes back on its port: store.up.
+        try redis.start()
+        var up = ""
+        for _ in 0..<40 where !up.contains("event: store.up") {
+            _ = try RawConnection.lineCommands(port: linePort, "TAKE api a")
+            up += stream.read(limit: .milliseconds(300)) { $0.contains("event: store.up") }
+        }
+        #expect(up.contains("event: store.up"), "\(up)")
+        let delivered = await Self.eventually { Self.attempts(log).map(\.type) == ["store.down", "store.up"] }
+        #expect(delivered, "\(Self.attempts(log).map(\.type))")
+        #expect(Self.attempts(log).allSatisfy { $0.valid && $0.fresh })
+    }
+
     @Test(.requires("promtool"))
     func metricsPassPromtool() async throws {
         #expect(FileManager.default.isExecutableFile(atPath: ExecutableTests.binary), "build first: swift build (scripts/test does)")

@@ -1,20 +1,26 @@
 import Glibc
+import Synchronization
 
-/// A port nothing listens on now: bind port 0 on 127.0.0.1, read what the system chose, close.
+/// A port nothing listens on now, from 10000-19999: below the kernel's ephemeral range (32768 and up), so a
+/// server another test binds to port 0 cannot take it between this call and its user's bind; and each call of
+/// this process gives another port (a counter from a per-process start), so two tests never get the same one.
 public func freeLoopbackPort() throws -> Int {
-    let descriptor = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-    guard descriptor >= 0 else { throw TestFailure("socket() failed") }
-    defer { close(descriptor) }
-    var address = loopback(port: 0)
-    var length = socklen_t(MemoryLayout<sockaddr_in>.size)
-    let bound = withUnsafeMutablePointer(to: &address) {
-        $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { pointer in
-            bind(descriptor, pointer, length) == 0 && getsockname(descriptor, pointer, &length) == 0
+    for _ in 0..<portRange.count {
+        let port = portRange.lowerBound + nextPortOffset.add(1, ordering: .relaxed).newValue % portRange.count
+        let descriptor = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        guard descriptor >= 0 else { throw TestFailure("socket() failed") }
+        defer { close(descriptor) }
+        var address = loopback(port: port)
+        let bound = withUnsafeMutablePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(descriptor, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) == 0 }
         }
+        if bound { return port }
     }
-    guard bound else { throw TestFailure("could not find a free port") }
-    return Int(UInt16(bigEndian: address.sin_port))
+    throw TestFailure("could not find a free port in \(portRange)")
 }
+
+private let portRange = 10_000..<20_000
+private let nextPortOffset = Atomic<Int>(Int(getpid()) &* 7_919 % 10_000)
 
 /// Whether something accepts connections on 127.0.0.1:`port` now.
 public func canConnect(port: Int) -> Bool {
@@ -92,14 +98,22 @@ public final class RawConnection {
         var received: [UInt8] = []
         var chunk = [UInt8](repeating: 0, count: 65_536)
         let deadline = ContinuousClock.now + limit
+        defer { setReceiveTimeout(.seconds(5)) }
         while ContinuousClock.now < deadline, !done(String(decoding: received, as: UTF8.self)) {
+            setReceiveTimeout(max(deadline - ContinuousClock.now, .milliseconds(10)))
             let count = chunk.withUnsafeMutableBytes { recv(descriptor, $0.baseAddress, $0.count, 0) }
             if count == 0 { break }
-            if count < 0, errno == EAGAIN || errno == EWOULDBLOCK { continue }  // the 5 s receive timeout: the deadline again
+            if count < 0, errno == EAGAIN || errno == EWOULDBLOCK { continue }  // the receive timeout: the deadline again
             if count < 0 { break }
             received.append(contentsOf: chunk[0..<count])
         }
         return String(decoding: received, as: UTF8.self)
+    }
+
+    private func setReceiveTimeout(_ limit: Duration) {
+        let (seconds, attoseconds) = limit.components
+        var timeout = timeval(tv_sec: Int(seconds), tv_usec: Int(attoseconds / 1_000_000_000_000))
+        setsockopt(descriptor, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
     }
 
     /// Reads until `expected` bytes have arrived (or 5 s pass).
