@@ -82,26 +82,40 @@ struct ExecutableEventsTests {
         return events
     }
 
+    /// `sluice serve` with `configuration` after a `listen` line of two free ports, in `directory`; waits for both.
+    static func serve(_ configuration: String, in directory: URL) async throws -> (server: ChildProcess, line: Int, http: Int) {
+        let linePort = try freeLoopbackPort()
+        let httpPort = try freeLoopbackPort()
+        let path = try ExecutableTests.temporaryFile("listen: { line: \"127.0.0.1:\(linePort)\", http: \"127.0.0.1:\(httpPort)\" }\n" + configuration)
+        let server = try ChildProcess(executable: ExecutableTests.binary, arguments: ["serve", "--config", path], directory: directory)
+        try await server.waitUntilListening(port: linePort)
+        try await server.waitUntilListening(port: httpPort)
+        return (server, linePort, httpPort)
+    }
+
+    /// The webhook receiver on a free port, logging to `log`, failing the first `failures` attempts of each event.
+    static func receiver(secret: String, log: String, failures: Int, in directory: URL) async throws -> (process: ChildProcess, port: Int) {
+        let port = try freeLoopbackPort()
+        let receiver = try ChildProcess(
+            executable: External.venvPython, arguments: [packageRoot + "/Tests/Scripts/webhook_receiver.py", "\(port)", secret, log, "\(failures)"],
+            directory: directory, logName: "webhook-receiver-\(port).log"
+        )
+        try await receiver.waitUntilListening(port: port)
+        return (receiver, port)
+    }
+
     @Test(.requiresPython())
     func webhooksAreSignedRetriedAndSentOncePerWindowAndTheStreamShowsDenialsStatsAndResumes() async throws {
         #expect(FileManager.default.isExecutableFile(atPath: ExecutableTests.binary), "build first: swift build (scripts/test does)")
         let directory = try temporaryDirectory("events")
-        let receiverPort = try freeLoopbackPort()
         let log = directory.appendingPathComponent("deliveries.jsonl").path
         let secret = "whsec_test_\(getpid())"
-        let receiver = try ChildProcess(
-            executable: External.venvPython, arguments: [packageRoot + "/Tests/Scripts/webhook_receiver.py", "\(receiverPort)", secret, log, "2"],
-            directory: directory, logName: "webhook-receiver-\(receiverPort).log"
-        )
+        let (receiver, receiverPort) = try await Self.receiver(secret: secret, log: log, failures: 2, in: directory)
         defer { receiver.stop() }
-        try await receiver.waitUntilListening(port: receiverPort)
 
         let admin = AdminKeys.generate(test: true)
-        let linePort = try freeLoopbackPort()
-        let httpPort = try freeLoopbackPort()
-        let path = try ExecutableTests.temporaryFile(
+        let (server, linePort, httpPort) = try await Self.serve(
             """
-            listen: { line: "127.0.0.1:\(linePort)", http: "127.0.0.1:\(httpPort)" }
             policies:
               tiny: { algorithm: fixed_window, limit: 5, period: 1h }
             admin:
@@ -121,12 +135,10 @@ struct ExecutableEventsTests {
                   retry: [100ms]
                   timeout: 2s
 
-            """
+            """,
+            in: directory
         )
-        let server = try ChildProcess(executable: ExecutableTests.binary, arguments: ["serve", "--config", path], directory: directory)
         defer { server.stop() }
-        try await server.waitUntilListening(port: linePort)
-        try await server.waitUntilListening(port: httpPort)
 
         // Without the key: 401. With it: a stream.
         #expect(try ExecutableAdminTests.http(httpPort, "GET", "/v1/events", key: nil).status == 401)
@@ -210,22 +222,14 @@ struct ExecutableEventsTests {
     func redisGoingDownAndComingBackReachesTheStreamAndTheWebhook() async throws {
         #expect(FileManager.default.isExecutableFile(atPath: ExecutableTests.binary), "build first: swift build (scripts/test does)")
         let directory = try temporaryDirectory("store-events")
-        let receiverPort = try freeLoopbackPort()
         let log = directory.appendingPathComponent("deliveries.jsonl").path
-        let receiver = try ChildProcess(
-            executable: External.venvPython, arguments: [packageRoot + "/Tests/Scripts/webhook_receiver.py", "\(receiverPort)", "whsec_s", log, "0"],
-            directory: directory, logName: "webhook-receiver-\(receiverPort).log"
-        )
+        let (receiver, receiverPort) = try await Self.receiver(secret: "whsec_s", log: log, failures: 0, in: directory)
         defer { receiver.stop() }
-        try await receiver.waitUntilListening(port: receiverPort)
         let redis = try RedisServerProcess()
         defer { redis.stop() }
         let admin = AdminKeys.generate()
-        let linePort = try freeLoopbackPort()
-        let httpPort = try freeLoopbackPort()
-        let path = try ExecutableTests.temporaryFile(
+        let (server, linePort, httpPort) = try await Self.serve(
             """
-            listen: { line: "127.0.0.1:\(linePort)", http: "127.0.0.1:\(httpPort)" }
             redis: { url: "redis://127.0.0.1:\(redis.port)/0", timeout: 50ms }
             policies:
               api: { algorithm: fixed_window, limit: 1000, period: 1h, scope: global }
@@ -235,12 +239,10 @@ struct ExecutableEventsTests {
               webhooks:
                 - { url: "http://127.0.0.1:\(receiverPort)/store", secret: whsec_s, types: [store.down, store.up], retry: [200ms] }
 
-            """
+            """,
+            in: directory
         )
-        let server = try ChildProcess(executable: ExecutableTests.binary, arguments: ["serve", "--config", path], directory: directory)
         defer { server.stop() }
-        try await server.waitUntilListening(port: linePort)
-        try await server.waitUntilListening(port: httpPort)
         _ = try RawConnection.lineCommands(port: linePort, "TAKE api a")
         let stream = try Self.openStream(port: httpPort, key: admin.key)
         _ = stream.read { $0.contains(": sluice events") }
@@ -270,12 +272,9 @@ struct ExecutableEventsTests {
     func metricsPassPromtool() async throws {
         #expect(FileManager.default.isExecutableFile(atPath: ExecutableTests.binary), "build first: swift build (scripts/test does)")
         let directory = try temporaryDirectory("promtool")
-        let linePort = try freeLoopbackPort()
-        let httpPort = try freeLoopbackPort()
         let deadPort = try freeLoopbackPort()
-        let path = try ExecutableTests.temporaryFile(
+        let (server, linePort, httpPort) = try await Self.serve(
             """
-            listen: { line: "127.0.0.1:\(linePort)", http: "127.0.0.1:\(httpPort)" }
             policies:
               api: { algorithm: token_bucket, limit: 2, period: 1s }
               web.v2:read-1: { algorithm: fixed_window, limit: 1, period: 1m }
@@ -283,12 +282,10 @@ struct ExecutableEventsTests {
               webhooks:
                 - { url: "http://127.0.0.1:\(deadPort)/x", secret: s, retry: [], timeout: 1s }
 
-            """
+            """,
+            in: directory
         )
-        let server = try ChildProcess(executable: ExecutableTests.binary, arguments: ["serve", "--config", path], directory: directory)
         defer { server.stop() }
-        try await server.waitUntilListening(port: linePort)
-        try await server.waitUntilListening(port: httpPort)
         _ = try RawConnection.lineCommands(port: linePort, "TAKE api a\r\nTAKE api a\r\nTAKE api a\r\nTHROTTLE k 1 1 60")
         _ = try ExecutableAdminTests.http(httpPort, "GET", "/v1/check?policy=web.v2:read-1&key=b", key: nil)
         try await Task.sleep(for: .milliseconds(300))  // the webhook's one attempt fails
