@@ -60,3 +60,27 @@ struct EventsConfigurationTests {
         #expect(error.message.contains(message), "\(error)")
     }
 }
+
+/// The connection guards of the `limits` section.
+struct ConnectionLimitsConfigurationTests {
+    @Test func guardsParseWithTheirDefaults() throws {
+        let defaults = try SluiceConfiguration.parse(yaml: onePolicy).limits
+        #expect(defaults.maxConnections == 10_000 && defaults.idleTimeoutNanoseconds == 300_000_000_000)
+        #expect(defaults.requestTimeoutNanoseconds == 10_000_000_000)
+        let set = try SluiceConfiguration.parse(yaml: onePolicy + "\nlimits: { max_connections: 50, idle_timeout: 0, request_timeout: 2s }\n").limits
+        #expect(set.maxConnections == 50 && set.idleTimeoutNanoseconds == 0 && set.requestTimeoutNanoseconds == 2_000_000_000)
+    }
+
+    @Test(arguments: [
+        ("limits: { max_connections: 0 }", "limits.max_connections", "positive"),
+        ("limits: { max_connections: 2000000 }", "limits.max_connections", "from 1 to 1000000"),
+        ("limits: { idle_timeout: 50ms }", "limits.idle_timeout", "0 (never) or a duration from 100ms to 1d"),
+        ("limits: { idle_timeout: soon }", "limits.idle_timeout", "must be a duration"),
+        ("limits: { request_timeout: 2h }", "limits.request_timeout", "from 100ms to 1h"),
+    ])
+    func guardMistakes(section: String, path: String, message: String) throws {
+        let error = try #require(parseError(onePolicy + "\n" + section + "\n"))
+        #expect(error.path == path, "\(error)")
+        #expect(error.message.contains(message), "\(error)")
+    }
+}

@@ -30,7 +30,7 @@ final class RunningSluiceHTTP: Sendable {
         let context = ServerContext(
             limiter: RateLimiter(store: BucketStore(maximumKeys: 10_000)),
             registry: PolicyRegistry(configuration.policySet, forwardAuth: ForwardAuthRules(configuration.forwardAuth, policies: configuration.policySet)),
-            clock: MonotonicClock(epochNanoseconds: Int64(Date().timeIntervalSince1970 * 1e9)), logger: logger
+            clock: MonotonicClock(epochNanoseconds: Int64(Date().timeIntervalSince1970 * 1e9)), limits: configuration.limits, logger: logger
         )
         let (ports, continuation) = AsyncStream.makeStream(of: Int.self)
         let service = ListenerService.http(

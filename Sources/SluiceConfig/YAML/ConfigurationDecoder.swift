@@ -168,9 +168,23 @@ struct ConfigurationDecoder {
     func decodeLimits(_ section: ConfigurationNode, lines: inout [String: Int]) throws(ConfigurationError) -> SluiceConfiguration.Limits {
         let fields: KeyValuePairs<String, WritableKeyPath<SluiceConfiguration.Limits, Int>> = [
             "max_key_bytes": \.maxKeyBytes, "max_line_bytes": \.maxLineBytes, "max_arguments": \.maxArguments,
-            "max_frame_bytes": \.maxFrameBytes,
+            "max_frame_bytes": \.maxFrameBytes, "max_connections": \.maxConnections,
         ]
-        return try decodePositiveIntegers(section, into: SluiceConfiguration.Limits(), fields: fields, lines: &lines)
+        let durations: KeyValuePairs<String, WritableKeyPath<SluiceConfiguration.Limits, Int64>> = [
+            "idle_timeout": \.idleTimeoutNanoseconds, "request_timeout": \.requestTimeoutNanoseconds,
+        ]
+        var limits = SluiceConfiguration.Limits()
+        let names = fields.map(\.key) + durations.map(\.key)
+        for (name, field) in try section.entries(allowed: names, expectation: "a mapping with \(names.joined(separator: ", "))") {
+            lines[field.path] = field.line
+            if let keyPath = fields.first(where: { $0.key == name })?.value {
+                limits[keyPath: keyPath] = try field.positiveInteger()
+            } else if let keyPath = durations.first(where: { $0.key == name })?.value {
+                // `idle_timeout: 0` turns it off; ranges are checked by the section's problems().
+                limits[keyPath: keyPath] = field.scalarText == "0" ? 0 : try duration(field, range: 1...Int64.max, shown: "with a unit")
+            }
+        }
+        return limits
     }
 
     /// The `http` section; absent fields keep their defaults.

@@ -48,7 +48,9 @@ final class HTTPServerHandler: ChannelInboundHandler, RemovableChannelHandler {
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         // A connection serving a live stream reads nothing more.
         guard stream == nil else { return }
-        handle(unwrapInboundIn(data), context: context)
+        let part = unwrapInboundIn(data)
+        if case .end = part { context.triggerUserOutboundEvent(RequestTimeoutHandler.RequestComplete(), promise: nil) }
+        handle(part, context: context)
     }
 
     func channelInactive(context: ChannelHandlerContext) {
@@ -122,6 +124,8 @@ final class HTTPServerHandler: ChannelInboundHandler, RemovableChannelHandler {
         if let pending = output, pending.readableBytes > 0 { context.write(wrapOutboundOut(pending), promise: nil) }
         output = nil
         _ = try? context.channel.syncOptions?.setOption(ChannelOptions.autoRead, value: false)
+        // A stream reads nothing more by design: it is not idle.
+        context.pipeline.syncOperations.removeHandler(name: idleHandlerName, promise: nil)
         let stream = EventStream(hub: hub, lastEventID: lastEventID)
         self.stream = stream
         stream.start(context: context)

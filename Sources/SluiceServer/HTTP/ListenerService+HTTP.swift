@@ -12,12 +12,23 @@ extension ListenerService {
         let processor = HTTPAPIProcessor(context: context, limits: limits, routes: routes)
         // Bounds what NIO's decoder may hold for one connection: a whole body plus its head.
         let maximumBufferSize = limits.maxBodyBytes + 65_536
-        return ListenerService(name: routes == .admin ? "admin API" : "HTTP API", address: address, eventLoopGroup: eventLoopGroup, logger: context.logger, onListening: onListening) {
-            channel in
+        let requestTimeout = TimeAmount.nanoseconds(context.limits.requestTimeoutNanoseconds)
+        return ListenerService(
+            name: routes == .admin ? "admin API" : "HTTP API", address: address, eventLoopGroup: eventLoopGroup, logger: context.logger,
+            onListening: onListening, guards: ConnectionGuards(context, refusal: Self.tooManyConnections)
+        ) { channel in
+            try channel.pipeline.syncOperations.addHandler(RequestTimeoutHandler(timeout: requestTimeout, statistics: context.statistics))
             try channel.pipeline.syncOperations.addHandler(
                 ByteToMessageHandler(HTTPRequestDecoder(leftOverBytesStrategy: .dropBytes), maximumBufferSize: maximumBufferSize)
             )
             try channel.pipeline.syncOperations.addHandler(HTTPServerHandler(processor: processor, context: context))
         }
     }
+
+    /// What an HTTP connection over `limits.max_connections` is told.
+    static let tooManyConnections: String = {
+        let body = #"{"error":{"code":"too_many_connections","message":"this listener has limits.max_connections open; retry shortly"}}"#
+        return "HTTP/1.1 503 Service Unavailable\r\nContent-Type: application/json\r\nRetry-After: 1\r\nConnection: close\r\n"
+            + "Content-Length: \(body.utf8.count)\r\n\r\n" + body
+    }()
 }

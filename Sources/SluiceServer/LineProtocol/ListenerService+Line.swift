@@ -7,7 +7,10 @@ extension ListenerService {
         address: ListenAddress, context: ServerContext, eventLoopGroup: any EventLoopGroup,
         onListening: (@Sendable (SocketAddress) -> Void)? = nil
     ) -> ListenerService {
-        ListenerService(name: "line protocol", address: address, eventLoopGroup: eventLoopGroup, logger: context.logger, onListening: onListening) {
+        ListenerService(
+            name: "line protocol", address: address, eventLoopGroup: eventLoopGroup, logger: context.logger, onListening: onListening,
+            guards: ConnectionGuards(context, refusal: "-ERR max number of clients reached\r\n")
+        ) {
             channel in
             let handler = LineProtocolHandler(context: context, connectionID: context.statistics.nextConnectionID())
             try channel.pipeline.syncOperations.addHandler(handler)

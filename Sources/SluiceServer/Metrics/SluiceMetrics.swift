@@ -43,6 +43,8 @@ public final class SluiceMetrics: Sendable {
         "sluice_protocol_errors_total": "Line-protocol connections closed for a malformed frame.",
         "sluice_connections_total": "Line-protocol connections accepted.",
         "sluice_connections_open": "Open line-protocol connections.",
+        "sluice_connections_closed_total":
+            "Connections Sluice closed on its own: refused (over limits.max_connections), idle (limits.idle_timeout), request_timeout (an HTTP request too slow to arrive).",
         "sluice_keys": "Live buckets.",
         "sluice_keys_max": "Buckets the store holds before evicting.",
         "sluice_evictions_total": "Buckets dropped: idle (full again, no state lost) or pressure (store full).",
@@ -125,6 +127,9 @@ public final class SluiceMetrics: Sendable {
         count("sluice_protocol_errors_total", [], statistics.protocolErrors)
         count("sluice_connections_total", [], statistics.connectionsTotal)
         gauge("sluice_connections_open", [], statistics.connectionsOpen)
+        count("sluice_connections_closed_total", [("reason", "refused")], statistics.connectionsRefused)
+        count("sluice_connections_closed_total", [("reason", "idle")], statistics.idleClosed)
+        count("sluice_connections_closed_total", [("reason", "request_timeout")], statistics.requestTimeouts)
         gauge("sluice_keys", [], status.store.keys)
         gauge("sluice_keys_max", [], status.store.maximumKeys)
         count("sluice_evictions_total", [("reason", "idle")], status.store.idleEvictions)

@@ -20,6 +20,8 @@ public final class ListenerService: Service {
     let onListening: (@Sendable (SocketAddress) -> Void)?
     /// Adds the connection's handlers; runs on the connection's event loop.
     let configureConnection: @Sendable (any Channel) throws -> Void
+    /// The cap on open connections and the idle limit.
+    let guards: ConnectionGuards
 
     /// Creates a listener.
     ///
@@ -29,11 +31,14 @@ public final class ListenerService: Service {
     ///   - eventLoopGroup: the loops to serve on.
     ///   - logger: where it logs.
     ///   - onListening: called with the bound address once listening (tests bind port 0).
+    ///   - guards: the cap on open connections, the idle limit, and what a refused connection is told.
     ///   - configureConnection: installs a new connection's handlers, on its event loop.
     public init(
         name: String, address: ListenAddress, eventLoopGroup: any EventLoopGroup, logger: Logger,
-        onListening: (@Sendable (SocketAddress) -> Void)? = nil, configureConnection: @escaping @Sendable (any Channel) throws -> Void
+        onListening: (@Sendable (SocketAddress) -> Void)? = nil, guards: ConnectionGuards = .none,
+        configureConnection: @escaping @Sendable (any Channel) throws -> Void
     ) {
+        self.guards = guards
         self.name = name
         self.address = address
         self.eventLoopGroup = eventLoopGroup
@@ -44,12 +49,23 @@ public final class ListenerService: Service {
 
     public func run() async throws {
         let configure = configureConnection
+        let guards = guards
+        let open = OpenConnections()
         let server = try await ServerBootstrap(group: eventLoopGroup)
             .serverChannelOption(ChannelOptions.backlog, value: 1024)
             .serverChannelOption(ChannelOptions.socketOption(.so_reuseaddr), value: 1)
             .childChannelOption(ChannelOptions.socketOption(.tcp_nodelay), value: 1)
             .bind(host: address.host, port: address.port) { channel in
                 channel.eventLoop.makeCompletedFuture {
+                    guard open.admit(channel, maximum: guards.maxConnections) else {
+                        guards.statistics?.connectionRefused()
+                        try channel.pipeline.syncOperations.addHandler(RefuseConnectionHandler(message: guards.refusal))
+                        return channel
+                    }
+                    if let idle = guards.idleTimeout {
+                        try channel.pipeline.syncOperations.addHandler(IdleStateHandler(readTimeout: idle), name: idleHandlerName)
+                        try channel.pipeline.syncOperations.addHandler(IdleCloseHandler(statistics: guards.statistics))
+                    }
                     try configure(channel)
                     return channel
                 }

@@ -66,6 +66,9 @@ public final class ServerStatistics: Sendable {
     let denied = Atomic<Int>(0)
     let shadowDenied = Atomic<Int>(0)
     let protocolErrors = Atomic<Int>(0)
+    let connectionsRefused = Atomic<Int>(0)
+    let idleClosed = Atomic<Int>(0)
+    let requestTimeouts = Atomic<Int>(0)
     let connectionIDs = Atomic<Int>(0)
 
     /// Creates zeroed counters.
@@ -88,6 +91,15 @@ public final class ServerStatistics: Sendable {
 
     func protocolErrorOccurred() { protocolErrors.add(1, ordering: .relaxed) }
 
+    /// A connection over `limits.max_connections` was told so and closed.
+    func connectionRefused() { connectionsRefused.add(1, ordering: .relaxed) }
+
+    /// A connection silent for `limits.idle_timeout` was closed.
+    func connectionClosedIdle() { idleClosed.add(1, ordering: .relaxed) }
+
+    /// An HTTP request did not arrive within `limits.request_timeout`.
+    func requestTimedOut() { requestTimeouts.add(1, ordering: .relaxed) }
+
     /// A process-wide connection number for `CLIENT ID` and HELLO.
     func nextConnectionID() -> Int { connectionIDs.add(1, ordering: .relaxed).newValue }
 
@@ -101,6 +113,9 @@ public final class ServerStatistics: Sendable {
         public var denied: Int
         public var shadowDenied: Int
         public var protocolErrors: Int
+        public var connectionsRefused: Int
+        public var idleClosed: Int
+        public var requestTimeouts: Int
     }
 
     /// Reads every counter.
@@ -113,7 +128,10 @@ public final class ServerStatistics: Sendable {
             allowed: allowed.load(ordering: .relaxed),
             denied: denied.load(ordering: .relaxed),
             shadowDenied: shadowDenied.load(ordering: .relaxed),
-            protocolErrors: protocolErrors.load(ordering: .relaxed)
+            protocolErrors: protocolErrors.load(ordering: .relaxed),
+            connectionsRefused: connectionsRefused.load(ordering: .relaxed),
+            idleClosed: idleClosed.load(ordering: .relaxed),
+            requestTimeouts: requestTimeouts.load(ordering: .relaxed)
         )
     }
 }

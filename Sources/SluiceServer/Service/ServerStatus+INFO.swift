@@ -11,6 +11,9 @@ extension ServerStatus {
             # Clients\r
             connected_clients:\(statistics.connectionsOpen)\r
             total_connections_received:\(statistics.connectionsTotal)\r
+            rejected_connections:\(statistics.connectionsRefused)\r
+            idle_closed_connections:\(statistics.idleClosed)\r
+            http_request_timeouts:\(statistics.requestTimeouts)\r
             \r
             # Stats\r
             total_commands_processed:\(statistics.commands)\r
