@@ -99,6 +99,28 @@ let package = Package(
             ],
             swiftSettings: swiftSettings
         ),
+        // Fuzzing: one executable per input surface (scripts/fuzz builds them with libFuzzer; a plain build replays
+        // a corpus, which the tests do). FuzzSupport holds the replay mode and the invariant check.
+        .target(name: "FuzzSupport", path: "Fuzz/FuzzSupport", swiftSettings: swiftSettings),
+        .executableTarget(
+            name: "FuzzRESP",
+            dependencies: ["FuzzSupport", "SluiceServer", "SluiceConfig", "SluiceCore", .product(name: "NIOCore", package: "swift-nio"), .product(name: "Logging", package: "swift-log")],
+            path: "Fuzz/FuzzRESP", swiftSettings: swiftSettings
+        ),
+        .executableTarget(
+            name: "FuzzHTTP",
+            dependencies: [
+                "FuzzSupport", "SluiceServer", "SluiceConfig", "SluiceCore", .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"), .product(name: "Logging", package: "swift-log"),
+            ],
+            path: "Fuzz/FuzzHTTP", swiftSettings: swiftSettings
+        ),
+        .executableTarget(name: "FuzzConfig", dependencies: ["FuzzSupport", "SluiceConfig", "SluiceCore"], path: "Fuzz/FuzzConfig", swiftSettings: swiftSettings),
+        .executableTarget(
+            name: "FuzzRLS",
+            dependencies: ["FuzzSupport", "SluiceRLS", "SluiceConfig", "SluiceCore", .product(name: "SwiftProtobuf", package: "swift-protobuf")],
+            path: "Fuzz/FuzzRLS", swiftSettings: swiftSettings
+        ),
         // What the test targets share: child processes (redis-server, gateways) stopped by PID, free loopback ports,
         // and the traits that skip tests whose outside programs are missing.
         .target(

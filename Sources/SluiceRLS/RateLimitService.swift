@@ -57,7 +57,7 @@ public struct RateLimitService: Envoy_Service_Ratelimit_V3_RateLimitService.Simp
     }
 
     /// The request without protobuf.
-    static func request(_ message: Envoy_Service_Ratelimit_V3_RateLimitRequest) -> RLSRequest {
+    public static func request(_ message: Envoy_Service_Ratelimit_V3_RateLimitRequest) -> RLSRequest {
         RLSRequest(
             domain: message.domain,
             descriptors: message.descriptors.map { descriptor in

@@ -210,6 +210,12 @@ struct ExecutableEventsTests {
         #expect(metrics.contains(#"sluice_policy_decisions_total{policy="tiny",outcome="denied"} 32"#))
         #expect((Int(metrics.components(separatedBy: "sluice_decision_duration_seconds_count{server=\"line\"} ").dropFirst().first?.prefix { $0.isNumber } ?? "") ?? 0) >= 1)
         #expect(!metrics.contains("token=hidden") && !server.output.contains("token=hidden") && !server.output.contains(secret))
+        // A subscriber that goes away is cleaned up.
+        resumed.hangUp()
+        let one = await Self.eventually {
+            ((try? ExecutableAdminTests.http(httpPort, "GET", "/metrics", key: nil).text) ?? "").contains("sluice_event_subscribers 1.0")
+        }
+        #expect(one, "the stream that hung up is no longer counted")
 
         // Shutdown ends the streams cleanly (the last chunk) and exits.
         kill(server.processIdentifier, SIGTERM)

@@ -745,7 +745,8 @@ struct HTTPAPIProcessorTests {
         )
         #expect(
             HTTPUnitFixture.wire(HTTPAPIResponse(status: .notFound, body: "", contentType: "text/plain"), keepAlive: false)
-                == "HTTP/1.1 404 Not Found\r\nContent-Type: text/plain\r\nCache-Control: no-store\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+                == "HTTP/1.1 404 Not Found\r\nCache-Control: no-store\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
+            "an empty body has no type"
         )
         // Appends after what the buffer already holds (pipelined responses share one buffer).
         var buffer = ByteBuffer(string: "before")

@@ -138,8 +138,9 @@ public func runProgram(_ arguments: [String], input: String? = nil, timeout: Dur
     return (process.terminationStatus, String(decoding: out, as: UTF8.self), String(decoding: err, as: UTF8.self))
 }
 
-/// Runs a short program to completion, blocking; returns its standard output, trimmed.
-public func runProgramBlocking(_ arguments: [String]) throws -> String {
+/// Runs a short program to completion, blocking; returns its standard output, trimmed. A program still running
+/// after `timeout` is killed (SIGKILL: children inherit the test runner's blocked SIGTERM) and an error thrown.
+public func runProgramBlocking(_ arguments: [String], timeout: Duration = .seconds(60)) throws -> String {
     let process = Process()
     process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
     process.arguments = arguments
@@ -147,7 +148,34 @@ public func runProgramBlocking(_ arguments: [String]) throws -> String {
     process.standardOutput = output
     process.standardError = FileHandle.nullDevice
     try process.run()
-    let data = output.fileHandleForReading.readDataToEndOfFile()
-    while process.isRunning { usleep(1_000) }
-    return String(decoding: data, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
+    // Read on another thread, so a program that never exits cannot hold this one past the deadline.
+    let data = PipeReader(output.fileHandleForReading)
+    let deadline = ContinuousClock.now + timeout
+    while process.isRunning {
+        if ContinuousClock.now > deadline {
+            kill(process.processIdentifier, SIGKILL)
+            throw TestFailure("\(arguments.joined(separator: " ")) did not finish within \(timeout): \(String(decoding: data.wait(), as: UTF8.self))")
+        }
+        usleep(1_000)
+    }
+    return String(decoding: data.wait(), as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
+}
+
+/// Reads a pipe to its end on a thread of its own.
+private final class PipeReader: @unchecked Sendable {
+    // @unchecked: `data` is written once by the reading thread before `done` is signalled, read after.
+    private var data = Data()
+    private let done = DispatchSemaphore(value: 0)
+
+    init(_ handle: FileHandle) {
+        Thread.detachNewThread {
+            self.data = handle.readDataToEndOfFile()
+            self.done.signal()
+        }
+    }
+
+    func wait() -> Data {
+        done.wait()
+        return data
+    }
 }

@@ -74,6 +74,9 @@ public final class RawConnection {
 
     public func send(_ text: String) { send(Array(text.utf8)) }
 
+    /// Ends the connection both ways, as a client that goes away does (the descriptor is closed at deinit).
+    public func hangUp() { shutdown(descriptor, Int32(SHUT_RDWR)) }
+
     /// Sends line-protocol `commands` (CRLF-separated) to `port`, then `QUIT`, and returns every reply.
     public static func lineCommands(port: Int, _ commands: String) throws -> String {
         let connection = try RawConnection(port: port)

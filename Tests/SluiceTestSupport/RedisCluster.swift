@@ -31,12 +31,36 @@ public final class RedisClusterProcess: @unchecked Sendable {
     public let password: String?
     public let executable: String
 
-    /// Starts six nodes and joins them; returns once every node says `cluster_state:ok`.
+    /// Starts six nodes and joins them; returns once every node says `cluster_state:ok`. A join that does not
+    /// finish within 20 s (seen once under load: the nodes never completed their handshake with the first one)
+    /// is given up, its nodes stopped, and tried once more with new ones.
     public init(password: String? = nil, executable: String = "redis-server") throws {
         self.password = password
         self.executable = executable
-        var nodes: [RedisServerProcess] = []
         var next = 20_000 + Int(getpid() % 150) * 16
+        var attempt = 0
+        while true {
+            attempt += 1
+            let nodes = try Self.startNodes(after: &next, password: password, executable: executable)
+            do {
+                let create = try runProgramBlocking(
+                    ["redis-cli"] + (password.map { ["-a", $0, "--no-auth-warning"] } ?? []) + ["--cluster", "create"]
+                        + nodes.map { "127.0.0.1:\($0.port)" } + ["--cluster-replicas", "1", "--cluster-yes"],
+                    timeout: .seconds(20)
+                )
+                guard create.contains("All 16384 slots covered") else { throw TestFailure("redis-cli --cluster create: \(create)") }
+                self.nodes = nodes
+                break
+            } catch {
+                for node in nodes { node.kill() }
+                if attempt == 2 { throw error }
+            }
+        }
+        try waitUntilHealthy()
+    }
+
+    private static func startNodes(after next: inout Int, password: String?, executable: String) throws -> [RedisServerProcess] {
+        var nodes: [RedisServerProcess] = []
         for _ in 0..<6 {
             let port = try freeClusterPort(after: next)
             next = port + 1
@@ -52,13 +76,7 @@ public final class RedisClusterProcess: @unchecked Sendable {
                 )
             )
         }
-        self.nodes = nodes
-        let create = try runProgramBlocking(
-            ["redis-cli"] + (password.map { ["-a", $0, "--no-auth-warning"] } ?? []) + ["--cluster", "create"]
-                + nodes.map { "127.0.0.1:\($0.port)" } + ["--cluster-replicas", "1", "--cluster-yes"]
-        )
-        guard create.contains("All 16384 slots covered") else { throw TestFailure("redis-cli --cluster create: \(create)") }
-        try waitUntilHealthy()
+        return nodes
     }
 
     /// The nodes' `host:port`, for a `cluster:` seed list.

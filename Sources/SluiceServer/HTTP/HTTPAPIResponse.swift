@@ -85,8 +85,10 @@ public struct HTTPAPIResponse: Sendable, Equatable {
         buffer.writeDecimal(Int64(status.code))
         buffer.writeInteger(UInt8(ascii: " "))
         buffer.writeString(status.reasonPhrase)
-        buffer.writeStaticString("\r\nContent-Type: ")
-        buffer.writeString(contentType)
+        if scratch.readableBytes > 0 {  // an empty body (forward auth's 200) has no type
+            buffer.writeStaticString("\r\nContent-Type: ")
+            buffer.writeString(contentType)
+        }
         buffer.writeStaticString("\r\nCache-Control: no-store\r\nContent-Length: ")
         buffer.writeDecimal(Int64(scratch.readableBytes))
         buffer.writeStaticString("\r\n")

@@ -1,0 +1,107 @@
+import Foundation
+import FuzzSupport
+import Logging
+import NIOCore
+import NIOHTTP1
+import SluiceConfig
+import SluiceCore
+import SluiceServer
+
+/// The HTTP API's request handling, fed arbitrary requests: a method, a target (path and query string),
+/// header lines and a body, taken from the input.
+///
+/// Invariants: a client's request never gets a 5xx here (there is no Redis to fail); a JSON response is valid
+/// JSON; no header name or value carries CR or LF (no response splitting, whatever the request held); a
+/// decision's numbers agree in its body and its headers (remaining within the limit, no wait when allowed).
+enum FuzzHTTP {
+    static let configuration = """
+        policies:
+          api: { algorithm: token_bucket, limit: 5, period: 1s }
+          login: { algorithm: fixed_window, limit: 2, period: 1m, overrides: { "vip": { limit: 10 }, "partner:*": { limit: 4 } } }
+          shadow: { algorithm: sliding_window, limit: 3, period: 10s, mode: shadow }
+        http: { max_body_bytes: 4096, max_checks: 8, max_batch: 8 }
+        forward_auth:
+          rules:
+            - { path_prefix: /login, methods: [POST], limits: [{ policy: login, by: ip }] }
+            - { path_prefix: /api/, limits: [{ policy: api, by: api_key }, { policy: shadow, by: "ip+header:X-User" }] }
+        """
+    static let clock = ManualClock()
+    static let processor: HTTPAPIProcessor = {
+        do {
+            let parsed = try SluiceConfiguration.parse(yaml: configuration)
+            let context = ServerContext(
+                limiter: RateLimiter(store: BucketStore(maximumKeys: 4_096)),
+                registry: PolicyRegistry(parsed.policySet, forwardAuth: ForwardAuthRules(parsed.forwardAuth, policies: parsed.policySet)),
+                clock: clock, limits: parsed.limits, logger: Logger(label: "fuzz")
+            )
+            return HTTPAPIProcessor(context: context, limits: parsed.http)
+        } catch {
+            fatalError("the fuzz configuration is valid: \(error)")
+        }
+    }()
+    static let methods: [HTTPMethod] = [.GET, .POST, .PUT, .DELETE, .HEAD, .PATCH, .OPTIONS, .RAW(value: "BREW")]
+    static let address = try? SocketAddress(ipAddress: "192.0.2.7", port: 40_000)
+
+    static func run(_ data: UnsafeRawBufferPointer) {
+        var input = FuzzInput(data)
+        let method = methods[Int(input.byte()) % methods.count]
+        // A request target as NIO's decoder hands it over: no controls, spaces or DEL.
+        let uri = String(decoding: input.take(until: UInt8(ascii: "\n")).filter { $0 > 0x20 && $0 != 0x7F }, as: UTF8.self)
+        var headers = HTTPHeaders()
+        while !input.isEmpty {
+            let line = input.take(until: UInt8(ascii: "\n"))
+            guard !line.isEmpty else { break }
+            let text = String(decoding: line, as: UTF8.self)
+            let parts = text.split(separator: ":", maxSplits: 1)
+            let name = String(parts.first ?? "")
+            let value = parts.count > 1 ? String(parts[1].drop { $0 == " " }) : ""
+            // What NIO's decoder can hand over: a token for a name, a value without CR, LF or NUL.
+            guard !name.isEmpty, name.utf8.allSatisfy(Self.isTokenByte), !value.utf8.contains(where: { $0 == 13 || $0 == 10 || $0 == 0 }) else {
+                continue
+            }
+            headers.add(name: name, value: value)
+        }
+        let rest = input.rest()
+        let request = HTTPAPIRequest(
+            method: method, uri: uri, headers: headers, body: rest.isEmpty ? nil : ByteBuffer(bytes: rest), remoteAddress: address
+        )
+        let response = processor.respond(to: request, now: clock.now())
+        check(response)
+    }
+
+    static func isTokenByte(_ byte: UInt8) -> Bool {
+        (0x21...0x7E).contains(byte) && !"()<>@,;:\\\"/[]?={}".utf8.contains(byte)
+    }
+
+    static func check(_ response: HTTPAPIResponse) {
+        Fuzz.require(response.status.code < 500, "no 5xx for a client's request: \(response.status) \(response.body)")
+        for (name, value) in response.headers {
+            Fuzz.require(!name.contains(where: \.isNewline) && !value.contains(where: \.isNewline), "a header without CR or LF: \(name)")
+        }
+        guard response.contentType.hasSuffix("json"), !response.body.isEmpty else { return }  // an empty body goes untyped
+        let object = try? JSONSerialization.jsonObject(with: Data(response.body.utf8), options: [.fragmentsAllowed])
+        Fuzz.require(object != nil, "JSON is JSON: \(response.status) [\(response.body)]")
+        guard let decision = object as? [String: Any], let allowed = decision["allowed"] as? Bool,
+            let limit = decision["limit"] as? Int, let remaining = decision["remaining"] as? Int
+        else { return }
+        Fuzz.require(remaining >= 0 && remaining <= limit, "remaining \(remaining) within limit \(limit)")
+        Fuzz.require(!allowed || (decision["retry_after_ms"] as? Int) == 0, "no wait when allowed: \(response.body)")
+        Fuzz.require(allowed == (response.status == .ok), "200 exactly when allowed: \(response.status)")
+        if let shown = response.header("X-RateLimit-Remaining").flatMap(Int.init), let cap = response.header("X-RateLimit-Limit").flatMap(Int.init) {
+            Fuzz.require(shown <= cap, "X-RateLimit-Remaining within X-RateLimit-Limit")
+        }
+    }
+}
+
+@_cdecl("LLVMFuzzerTestOneInput")
+public func fuzzHTTP(_ data: UnsafePointer<UInt8>, _ size: Int) -> CInt {
+    FuzzHTTP.run(UnsafeRawBufferPointer(start: data, count: size))
+    return 0
+}
+
+#if !FUZZING
+@main
+enum Replay {
+    static func main() { Fuzz.replay(FuzzHTTP.run) }
+}
+#endif
