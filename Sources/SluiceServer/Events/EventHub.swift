@@ -68,6 +68,9 @@ public final class EventHub: Sendable {
         return wantsThreshold && Double(decision.limit - decision.remaining) >= threshold * Double(decision.limit)
     }
 
+    /// Whether any event of a decision is wanted now (a stream listens, or a webhook takes decision events).
+    var isListening: Bool { wantsExceeded || wantsThreshold || subscribers.load(ordering: .relaxed) > 0 }
+
     /// Publishes what `decision` (of `policy`, for `key`, whose window is `periodNanoseconds` long) means: a
     /// `deny` on the stream and `limit.exceeded` (once per window) for a denial, `limit.threshold` (once per
     /// window) for a crossing. Call when ``wants(_:)`` says so.

@@ -257,15 +257,13 @@ public struct HTTPAPIProcessor: Sendable {
         _ resolved: [ResolvedCheck], policies: PolicySet, countsVerdict: Bool, now: Timestamp, counts: inout ServerStatistics.Batch,
         render: @escaping @Sendable (RateLimiter.MultiDecision, Timestamp) -> HTTPAPIResponse
     ) throws(HTTPAPIError) -> HTTPAPIOutcome {
+        let checks = resolved.map(\.check)
         let outcome: RateLimiter.RequestOutcome
         do {
-            outcome = try context.limiter.decide(
-                request: resolved.map(\.check), policies: policies, keyBytes: { Array(resolved[$0].key.utf8) }, at: now
-            )
+            outcome = try context.limiter.decide(request: checks, policies: policies, keyBytes: { Array(resolved[$0].key.utf8) }, at: now)
         } catch {
             throw HTTPAPIError(.unprocessableEntity, code: "unsupported_checks", error.message)
         }
-        let checks = resolved.map(\.check)
         switch outcome {
         case .decided(let result):
             counts.count(result, byVerdict: countsVerdict, in: policies)

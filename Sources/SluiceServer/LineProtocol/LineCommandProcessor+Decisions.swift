@@ -56,10 +56,11 @@ extension LineCommandProcessor {
             output.writeRESPDecision(decision)
             return .proceed
         case .success(.pending(let request)):
-            let (context, policies, key) = (context, policies, command.string(2))
+            // The key's text is made only if someone listens (the command's buffer is kept, not copied).
+            let (context, policies) = (context, policies)
             return .wait(
                 PendingAnswer(request, countsVerdict: false) { result, now in
-                    context.report(result.decisions[0], of: check, policies: policies, key: key, now: now)
+                    context.report(result.decisions[0], of: check, policies: policies, key: command.string(2), now: now)
                 } render: { result, _ in
                     var reply = ByteBuffer()
                     reply.writeRESPDecision(result.decisions[0])
@@ -109,10 +110,11 @@ extension LineCommandProcessor {
             return .proceed
         case .pending(let request):
             let (context, policies) = (context, policies)
-            let keys = checks.indices.map { String(decoding: keyBytes($0), as: UTF8.self) }
+            // Keys as text only while someone listens: no allocation per waiting request otherwise.
+            let keys = context.events?.isListening == true ? checks.indices.map { String(decoding: keyBytes($0), as: UTF8.self) } : []
             return .wait(
                 PendingAnswer(request, countsVerdict: countsVerdict) { result, now in
-                    context.report(result, of: checks, policies: policies, key: { keys[$0] }, now: now)
+                    context.report(result, of: checks, policies: policies, key: { $0 < keys.count ? keys[$0] : "" }, now: now)
                 } render: { result, _ in
                     var reply = ByteBuffer()
                     render(result, &reply)
