@@ -125,7 +125,7 @@ let package = Package(
         // and the traits that skip tests whose outside programs are missing.
         .target(
             name: "SluiceTestSupport",
-            dependencies: ["SluiceWorkload", .product(name: "Logging", package: "swift-log")],
+            dependencies: ["SluiceCore", "SluiceWorkload", .product(name: "Logging", package: "swift-log")],
             path: "Tests/SluiceTestSupport",
             swiftSettings: swiftSettings
         ),

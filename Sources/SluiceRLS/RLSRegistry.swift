@@ -10,13 +10,13 @@ public final class RLSRegistry: Sendable {
         public let settings: SluiceConfiguration.RLS
     }
 
-    private let current: Mutex<Snapshot>
+    private let current: Locked<Snapshot>
 
     /// Compiles `settings`'s domains.
     ///
     /// - Throws: ``PolicyError`` if two generated policy names collide.
     public init(_ settings: SluiceConfiguration.RLS) throws(PolicyError) {
-        current = Mutex(Snapshot(matcher: try DescriptorMatcher(domains: settings.domains), settings: settings))
+        current = Locked(Snapshot(matcher: try DescriptorMatcher(domains: settings.domains), settings: settings))
     }
 
     /// What is in force now.

@@ -1,6 +1,7 @@
 import Glibc
 import Logging
 import SluiceConfig
+import SluiceCore
 import Synchronization
 
 /// A Redis Cluster: the slot map learned from whichever known node answers (`CLUSTER SLOTS`), one worker
@@ -23,7 +24,7 @@ final class ClusterRouter: RedisRouter {
     private let settings: SluiceConfiguration.Redis
     private let logger: Logger
     private let tick: @Sendable () -> Void
-    private let topology: Mutex<Topology>
+    private let topology: Locked<Topology>
     private let refreshWanted = Atomic<Bool>(true)
     private let stopping = Atomic<Bool>(false)
     private let refreshes = Atomic<Int>(0)
@@ -34,7 +35,7 @@ final class ClusterRouter: RedisRouter {
         self.settings = settings
         self.logger = logger
         self.tick = tick
-        topology = Mutex(Topology(known: seeds))
+        topology = Locked(Topology(known: seeds))
     }
 
     func start() -> Bool {

@@ -17,7 +17,7 @@ final class LeaseTable: Sendable {
 
     private static let shardCount = 64
     private final class Shard: Sendable {
-        let table = Mutex<[BucketKey: Lease]>([:])
+        let table = Locked<[BucketKey: Lease]>([:])
     }
 
     private let shards: [Shard]

@@ -60,7 +60,7 @@ final class RedisWorker: Sendable {
     private let redirect: @Sendable (RedisJob, Redirect) -> Void
     /// Called on the worker thread when the connection is lost (a Cluster refreshes its map).
     private let lost: @Sendable () -> Void
-    private let finished = Mutex<Bool>(false)
+    private let finished = Locked<Bool>(false)
     private let started = Atomic<Bool>(false)
     /// The most jobs sent in one pipelined batch.
     static let maximumBatch = 512

@@ -15,9 +15,9 @@ final class ScriptedTransport: WebhookTransport {
         let body: String
     }
 
-    private let state = Mutex<(statuses: [Int], requests: [Request])>(([], []))
+    private let state = Locked<(statuses: [Int], requests: [Request])>(([], []))
     /// Whether every POST waits until ``release()``.
-    private let held = Mutex<[CheckedContinuation<Void, Never>]?>(nil)
+    private let held = Locked<[CheckedContinuation<Void, Never>]?>(nil)
 
     init(statuses: [Int] = []) { state.withLock { $0.statuses = statuses } }
 
@@ -120,7 +120,7 @@ struct EventsTests {
             url: "http://user:pass@127.0.0.1:1/h?token=t", secret: "whsec_x", retryNanoseconds: [10_000_000, 10_000_000]
         )
         let dispatcher = WebhookDispatcher(webhooks: [webhook], transport: transport, clock: clock, logger: Self.logger)
-        let failing = Mutex<[String]>([])
+        let failing = Locked<[String]>([])
         dispatcher.onFailing { url in failing.withLock { $0.append(url) } }
         let run = Task { await dispatcher.run() }
         defer { run.cancel() }

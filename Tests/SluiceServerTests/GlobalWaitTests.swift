@@ -14,7 +14,7 @@ import Testing
 /// for the handlers' waiting state machine. (Redis itself is exercised by SluiceRedisTests and the
 /// executable tests.)
 final class ScriptedGlobalLimiter: GlobalLimiter {
-    let waiting = Mutex<[PendingDecision]>([])
+    let waiting = Locked<[PendingDecision]>([])
     let refunds = Atomic<Int>(0)
     let timeout: Duration = .milliseconds(50)
 
@@ -43,7 +43,7 @@ final class ScriptedGlobalLimiter: GlobalLimiter {
 
     /// Answers the oldest waiting decision (or the newest) as allowed, with `remaining` left.
     /// Resets are counted, and confirmed.
-    let resets = Mutex<Int>(0)
+    let resets = Locked<Int>(0)
 
     func reset(_ check: Check, policy: Policy, key: [UInt8]) async -> Bool {
         resets.withLock { $0 += 1 }

@@ -1,10 +1,11 @@
 public import Logging
 import Synchronization
+import SluiceCore
 
 /// What a logger was told, each record rendered as text with its metadata: for checking what reaches logs
 /// (a secret never does).
 public final class LogRecords: Sendable {
-    private let lines = Mutex<[String]>([])
+    private let lines = Locked<[String]>([])
 
     public init() {}
 

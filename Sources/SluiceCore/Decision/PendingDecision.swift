@@ -12,7 +12,7 @@ public final class PendingDecision: Sendable {
         case answered(Decision, GlobalCharge?)
     }
 
-    private let state = Mutex(State.waiting(nil))
+    private let state = Locked(State.waiting(nil))
     private let fallback: @Sendable (Timestamp) -> (Decision, GlobalCharge?)
 
     /// Creates a pending decision; `fallback` decides by the policy's failure behaviour when time runs out

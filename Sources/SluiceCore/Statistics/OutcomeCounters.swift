@@ -10,7 +10,7 @@ public final class OutcomeCounters: Sendable {
         public var denied: Int
     }
 
-    private let counts = Mutex<[String: (allowed: Int, denied: Int)]>([:])
+    private let counts = Locked<[String: (allowed: Int, denied: Int)]>([:])
 
     /// Creates empty counters.
     public init() {}

@@ -32,7 +32,7 @@ public final class PolicyCounters: Sendable {
     /// The process's counters.
     public static let shared = PolicyCounters()
 
-    private let cells = Mutex<[String: Cell]>([:])
+    private let cells = Locked<[String: Cell]>([:])
     /// The inline limits' cell.
     public let inline: Cell
 

@@ -46,7 +46,7 @@ final class BucketShard: @unchecked Sendable {
     let slotMask: Int
     let probeWindow: Int
     let maximumKeys: Int
-    let lock = Mutex(Bookkeeping())
+    let lock = Locked(Bookkeeping())
     /// Mirrors `Bookkeeping.liveKeys` for lock-free reading by INFO and metrics.
     let liveKeyCount = Atomic<Int>(0)
     /// Keys dropped while not yet full again (state lost under memory pressure).

@@ -25,7 +25,7 @@ public final class EventHub: Sendable {
 
     /// Events kept for streams to read and resume from.
     static let ringCapacity = 4096
-    private let ring: Mutex<Ring>
+    private let ring: Locked<Ring>
     private let subscribers = Atomic<Int>(0)
     /// Events lost by streams that fell behind the ring.
     let droppedEvents = Atomic<Int>(0)
@@ -36,7 +36,7 @@ public final class EventHub: Sendable {
     private let wantsExceeded: Bool
     private let wantsThreshold: Bool
     /// (type, policy, key) -> the window it was last sent for: each once per window.
-    private let sent = Mutex<[SentKey: Int64]>([:])
+    private let sent = Locked<[SentKey: Int64]>([:])
     /// The most (type, policy, key) remembered; past it, the oldest windows are forgotten.
     static let sentCapacity = 65_536
 
@@ -48,7 +48,7 @@ public final class EventHub: Sendable {
 
     /// Creates a hub with `settings`' threshold, sending to `webhooks` (nil: none).
     public init(settings: SluiceConfiguration.Events = SluiceConfiguration.Events(), webhooks: WebhookDispatcher? = nil) {
-        ring = Mutex(Ring(events: Array(repeating: nil, count: Self.ringCapacity)))
+        ring = Locked(Ring(events: Array(repeating: nil, count: Self.ringCapacity)))
         threshold = settings.threshold
         self.webhooks = webhooks
         wantsExceeded = webhooks?.wants(.limitExceeded) ?? false

@@ -65,7 +65,7 @@ public final class WebhookDispatcher: Sendable {
     private let clock: any SluiceClock
     private let logger: Logger
     /// Told when an endpoint becomes failing (the hub says so on the live stream).
-    private let failingHandler = Mutex<(@Sendable (String) -> Void)?>(nil)
+    private let failingHandler = Locked<(@Sendable (String) -> Void)?>(nil)
 
     /// Creates a dispatcher for `webhooks`, POSTing through `transport`; `clock` dates the events.
     public init(webhooks: [SluiceConfiguration.Events.Webhook], transport: any WebhookTransport, clock: any SluiceClock, logger: Logger) {

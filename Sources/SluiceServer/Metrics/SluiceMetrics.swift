@@ -24,8 +24,8 @@ public final class SluiceMetrics: Sendable {
     private let factory: any CoreMetrics.MetricsFactory
     private let latency: [Server: CoreMetrics.Timer]
     /// Each counter series with the total it has been given so far.
-    private let counters = Mutex<[String: (counter: CoreMetrics.Counter, published: Int)]>([:])
-    private let gauges = Mutex<[String: CoreMetrics.Gauge]>([:])
+    private let counters = Locked<[String: (counter: CoreMetrics.Counter, published: Int)]>([:])
+    private let gauges = Locked<[String: CoreMetrics.Gauge]>([:])
 
     /// The decision latency histogram's name and buckets (10 µs to 250 ms).
     static let latencyName = "sluice_decision_duration_seconds"

@@ -41,14 +41,14 @@ public final class ConfigurationState: Sendable {
     let registry: PolicyRegistry
     /// Differs at every start, so an ETag never survives a restart into a different configuration.
     private let boot = UInt64.random(in: 1...UInt64.max)
-    private let current: Mutex<Current>
+    private let current: Locked<Current>
 
     /// Creates the state of a process that started with `configuration`, read from `text` of the file at `path`
     /// (both nil on the embedded default), whose policies `registry` holds.
     public init(path: String?, configuration: SluiceConfiguration, text: String?, registry: PolicyRegistry) {
         self.path = path
         self.registry = registry
-        current = Mutex(Current(configuration: configuration, fileDigest: text.map(Self.digest), revision: 1))
+        current = Locked(Current(configuration: configuration, fileDigest: text.map(Self.digest), revision: 1))
     }
 
     /// What is in force now.

@@ -1,5 +1,6 @@
 import NIOCore
 import Synchronization
+import SluiceCore
 
 /// The open connections of one listener, so a graceful shutdown can ask each to finish and close.
 final class ConnectionTracker: Sendable {
@@ -8,7 +9,7 @@ final class ConnectionTracker: Sendable {
         var quiescing = false
     }
 
-    private let state = Mutex(State())
+    private let state = Locked(State())
 
     /// Records a new connection; one that arrives after shutdown began is asked to close at once.
     func add(_ channel: any Channel) {

@@ -12,13 +12,13 @@ public final class PolicyRegistry: Sendable {
         public let forwardAuth: ForwardAuthRules
     }
 
-    private let current: Mutex<Snapshot>
+    private let current: Locked<Snapshot>
     // Bumped on every replacement, so a connection re-reads the set only when it changed.
     private let version = Atomic<UInt64>(0)
 
     /// Creates a registry holding `policies` and `forwardAuth`.
     public init(_ policies: PolicySet, forwardAuth: ForwardAuthRules = .none) {
-        current = Mutex(Snapshot(policies: policies, forwardAuth: forwardAuth))
+        current = Locked(Snapshot(policies: policies, forwardAuth: forwardAuth))
     }
 
     /// Everything in force now.
