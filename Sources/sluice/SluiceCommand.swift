@@ -154,7 +154,12 @@ struct Serve: AsyncParsableCommand {
                         )
                     }
                 ),
-                eventLoopGroup: eventLoopGroup, logger: logger
+                eventLoopGroup: eventLoopGroup, logger: logger,
+                guards: RLSListenerService.Guards(
+                    maxConnections: configuration.limits.maxConnections,
+                    idleTimeout: configuration.limits.idleTimeoutNanoseconds > 0 ? .nanoseconds(configuration.limits.idleTimeoutNanoseconds) : nil,
+                    onRefused: { [statistics = context.statistics] in statistics.connectionRefused() }
+                )
             )
         }
         var services: [any Service] = []

@@ -84,16 +84,27 @@ public final class RawConnection {
         return connection.readUntilClosed().text
     }
 
-    /// Reads until the server closes the connection (or 5 s pass); returns what arrived and whether it closed.
-    public func readUntilClosed() -> (text: String, closed: Bool) {
+    /// Reads until the server closes the connection (or `limit` passes); returns what arrived and whether it closed.
+    public func readUntilClosed(limit: Duration = .seconds(5)) -> (text: String, closed: Bool) {
+        let (bytes, closed) = readBytesUntilClosed(limit: limit)
+        return (String(decoding: bytes, as: UTF8.self), closed)
+    }
+
+    /// Reads until the server closes the connection (or `limit` passes); returns the bytes and whether it closed.
+    public func readBytesUntilClosed(limit: Duration = .seconds(5)) -> (bytes: [UInt8], closed: Bool) {
         var received: [UInt8] = []
         var chunk = [UInt8](repeating: 0, count: 65_536)
-        while true {
+        let deadline = ContinuousClock.now + limit
+        defer { setReceiveTimeout(.seconds(5)) }
+        while ContinuousClock.now < deadline {
+            setReceiveTimeout(max(deadline - ContinuousClock.now, .milliseconds(10)))
             let count = chunk.withUnsafeMutableBytes { recv(descriptor, $0.baseAddress, $0.count, 0) }
-            if count == 0 { return (String(decoding: received, as: UTF8.self), true) }
-            if count < 0 { return (String(decoding: received, as: UTF8.self), errno == ECONNRESET) }
+            if count == 0 { return (received, true) }
+            if count < 0, errno == EAGAIN || errno == EWOULDBLOCK { continue }  // the receive timeout: the deadline again
+            if count < 0 { return (received, errno == ECONNRESET) }
             received.append(contentsOf: chunk[0..<count])
         }
+        return (received, false)
     }
 
     /// Reads until what arrived satisfies `done` (or the server closes, or `limit` passes); returns what arrived.

@@ -1,5 +1,4 @@
 import NIOCore
-import Synchronization
 import SluiceCore
 
 /// The open connections of one listener, so a graceful shutdown can ask each to finish and close.

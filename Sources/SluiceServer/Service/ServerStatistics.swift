@@ -92,7 +92,7 @@ public final class ServerStatistics: Sendable {
     func protocolErrorOccurred() { protocolErrors.add(1, ordering: .relaxed) }
 
     /// A connection over `limits.max_connections` was told so and closed.
-    func connectionRefused() { connectionsRefused.add(1, ordering: .relaxed) }
+    public func connectionRefused() { connectionsRefused.add(1, ordering: .relaxed) }
 
     /// A connection silent for `limits.idle_timeout` was closed.
     func connectionClosedIdle() { idleClosed.add(1, ordering: .relaxed) }
