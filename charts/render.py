@@ -64,6 +64,41 @@ def core(data):
     return svg(width, height, body + caption(data, y + 16))
 
 
+def soak(data):
+    """Two panels over the run's time: resident memory, and each protocol's p99 (probe decisions, 10 s windows)."""
+    samples = data["samples"]
+    width, panel_h, left, plot_w = 760, 170, 70, 640
+    end = max(s["t"] for s in samples)
+    body = (f'<text x="10" y="22" font-size="15" font-weight="bold">Soak: {data["duration_s"] // 60} min, '
+            f'{data["mean_decisions_per_second_after_warmup"]:,} decisions/s (line maximum {data["line_maximum_per_second"]:,}), '
+            f'keys churning over {data["keyspace"] // 1_000_000}M with max_keys {data["max_keys"]:,}</text>')
+
+    def panel(top, title, series, unit):
+        peak = max(v for _, values, _ in series for v in values if v is not None) * 1.15 or 1
+        out = f'<text x="10" y="{top - 6}" font-weight="bold">{escape(title)}</text>'
+        out += f'<rect x="{left}" y="{top}" width="{plot_w}" height="{panel_h}" fill="none" stroke="#cbd5e0"/>'
+        for fraction in (0, 0.5, 1):
+            y = top + panel_h * (1 - fraction)
+            out += f'<text x="{left - 6}" y="{y + 4:.0f}" text-anchor="end" font-size="10">{peak * fraction:.1f}</text>'
+        warm = left + plot_w * data["warmup_s"] / end
+        out += f'<line x1="{warm:.1f}" y1="{top}" x2="{warm:.1f}" y2="{top + panel_h}" stroke="#e2e8f0" stroke-dasharray="4"/>'
+        for index, (name, values, color) in enumerate(series):
+            points = " ".join(f'{left + plot_w * s["t"] / end:.1f},{top + panel_h * (1 - v / peak):.1f}'
+                              for s, v in zip(samples, values) if v is not None)
+            out += f'<polyline points="{points}" fill="none" stroke="{color}" stroke-width="1.5"/>'
+            out += f'<text x="{left + 10 + 110 * index}" y="{top + 14}" fill="{color}" font-size="11">{escape(name)} ({unit})</text>'
+        return out
+
+    body += panel(60, f"Resident memory (MiB): growth after the {data['warmup_s']} s warm-up {data['rss_growth_after_warmup_pct']}%",
+                  [("Sluice RSS", [s["rss_mib"] for s in samples], SLUICE)], "MiB")
+    body += panel(60 + panel_h + 50, "p99 per 10 s of one decision every 5 ms per protocol, under the load (ms)",
+                  [(name, [s[f"{name}_p99_ms"] for s in samples], color)
+                   for name, color in (("line", SLUICE), ("http", "#38a169"), ("grpc", "#d69e2e"))], "ms")
+    y = 60 + 2 * panel_h + 70
+    body += f'<text x="{left}" y="{y - 6}" font-size="10">0 s</text><text x="{left + plot_w}" y="{y - 6}" text-anchor="end" font-size="10">{end} s</text>'
+    return svg(width, y + 50, body + caption(data, y + 8))
+
+
 def main():
     made = []
     line = RESULTS / "line_vs_redis.json"
@@ -93,6 +128,10 @@ def main():
     if core_results.exists():
         (HERE / "core.svg").write_text(core(json.loads(core_results.read_text())))
         made.append("core.svg")
+    soak_results = RESULTS / "soak.json"
+    if soak_results.exists():
+        (HERE / "soak.svg").write_text(soak(json.loads(soak_results.read_text())))
+        made.append("soak.svg")
     print("wrote", ", ".join(made) if made else "nothing (no results yet)")
 
 

@@ -1,11 +1,27 @@
-import SluiceCore
+import Synchronization
 import Testing
+
+@testable import SluiceCore
 
 struct StoreTests {
     let fixedFive: RateLimit
 
     init() throws {
         fixedFive = try RateLimit(algorithm: .fixedWindow, limit: 5, periodNanoseconds: TestTime.second)
+    }
+
+    @Test("An empty slot is all zero bytes: the store's zeroed reservation needs no writing, and stays untouched until used")
+    func emptySlotIsZeroBytes() {
+        let full = BucketState.full.words
+        #expect(full.first == 0 && full.second == 0)
+        #expect(MemoryLayout<BucketSlot>.size == 32)
+        // A store fresh from the kernel: every slot reads as empty, and a decision takes one.
+        let limiter = RateLimiter(store: BucketStore(maximumKeys: 1_000_000))
+        let now = Timestamp(nanoseconds: TestTime.start)
+        #expect(limiter.store.keyCount == 0)
+        #expect(limiter.store.sweep(now: now) == 0)
+        #expect(limiter.decide(Check(rateLimit: fixedFive, key: BucketKey(seed: 1, key: "user:1"), cost: 1), at: now).remaining == 4)
+        #expect(limiter.store.keyCount == 1)
     }
 
     @Test func keysPersistBetweenDecisions() throws {

@@ -54,13 +54,12 @@ final class BucketShard: @unchecked Sendable {
     /// Keys dropped because they were back to full (no state lost).
     let idleEvictions = Atomic<Int>(0)
 
-    /// Creates a shard over `capacity` uninitialized slots at `slots`, and initializes them.
+    /// Creates a shard over `capacity` slots at `slots`, which must be zero bytes: an empty slot (tag 0, state
+    /// `BucketState.full`) is all zeros, so the store's zeroed reservation needs no writing, and its pages stay
+    /// untouched until keys arrive.
     init(slots: UnsafeMutablePointer<BucketSlot>, capacity: Int, maximumKeys: Int, probeWindow: Int) {
         precondition(capacity > 0 && capacity & (capacity - 1) == 0, "shard capacity must be a power of two")
         self.slots = slots
-        for index in 0..<capacity {
-            (slots + index).initialize(to: BucketSlot())
-        }
         slotMask = capacity - 1
         self.maximumKeys = maximumKeys
         self.probeWindow = min(probeWindow, capacity)

@@ -1,11 +1,16 @@
+#if canImport(Glibc)
+import Glibc
+#endif
 import Synchronization
 
 /// The in-memory state of every bucket: power-of-two shards chosen by a stable hash of the key.
 ///
-/// Memory is bounded and allocated up front: each slot takes 32 bytes, and each shard holds the next power
+/// Memory is bounded and reserved up front: each slot takes 32 bytes, and each shard holds the next power
 /// of two above 4/3 of its share of `maximumKeys` (at least one probe window), so a store configured for
-/// `maximumKeys` keys uses between 43 and 86 bytes per configured key (64 MiB for one million keys with
-/// 64 shards). At most `maximumKeys` keys are live at once: a shard that is full replaces the bucket in the
+/// `maximumKeys` keys reserves between 43 and 86 bytes per configured key (64 MiB for one million keys with
+/// 64 shards). The reservation is an anonymous mapping whose pages the kernel gives, zeroed, as keys first
+/// touch them: an empty slot is all zero bytes, so nothing is written at start and an idle sidecar is not
+/// resident for a table it has not used. At most `maximumKeys` keys are live at once: a shard that is full replaces the bucket in the
 /// new key's probe window that will be full soonest, preferring ones already full (no state lost).
 public final class BucketStore: @unchecked Sendable {
     // @unchecked: `views` and `region` are raw allocations written once in init and freed in deinit;
@@ -23,8 +28,10 @@ public final class BucketStore: @unchecked Sendable {
     public static let bytesPerSlot = MemoryLayout<BucketSlot>.stride
 
     let shards: [BucketShard]
-    /// One allocation for every shard's slots (so huge pages can back it).
+    /// One reservation for every shard's slots (so huge pages can back it), all zero bytes at first.
     private let region: UnsafeMutableRawPointer
+    /// The bytes mapped at `region`; 0 when it came from the allocator instead (see ``reserve(byteCount:alignment:)``).
+    private let mappedBytes: Int
     /// `shards[i].view`, for the decision path.
     private let views: UnsafeMutablePointer<ShardView>
     let shardMask: Int
@@ -66,9 +73,7 @@ public final class BucketStore: @unchecked Sendable {
         let totalSlots = capacities.reduce(0, +)
         let byteCount = totalSlots * MemoryLayout<BucketSlot>.stride
         let hugePage = 2 << 20
-        region = UnsafeMutableRawPointer.allocate(
-            byteCount: byteCount, alignment: byteCount >= hugePage ? hugePage : MemoryLayout<BucketSlot>.alignment
-        )
+        (region, mappedBytes) = Self.reserve(byteCount: byteCount, alignment: byteCount >= hugePage ? hugePage : MemoryLayout<BucketSlot>.alignment)
         adviseMemory?(region, byteCount)
         let base = region.bindMemory(to: BucketSlot.self, capacity: totalSlots)
         var built: [BucketShard] = []
@@ -89,8 +94,27 @@ public final class BucketStore: @unchecked Sendable {
     deinit {
         views.deinitialize(count: shards.count)
         views.deallocate()
-        region.bindMemory(to: BucketSlot.self, capacity: slotCount).deinitialize(count: slotCount)
-        region.deallocate()
+        // Slots are atomics of plain integers: nothing to deinitialize.
+        if mappedBytes > 0 { munmap(region, mappedBytes) } else { region.deallocate() }
+    }
+
+    /// Zeroed memory for `byteCount` bytes at `alignment`: an anonymous private mapping, trimmed to the alignment,
+    /// whose pages become resident only when touched; the allocator, zeroed by hand, if the kernel refuses.
+    private static func reserve(byteCount: Int, alignment: Int) -> (UnsafeMutableRawPointer, mappedBytes: Int) {
+        let page = Int(sysconf(Int32(_SC_PAGESIZE)))
+        let length = (byteCount + page - 1) / page * page
+        let slack = max(0, alignment - page)
+        let mapped = mmap(nil, length + slack, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0)
+        guard let mapped, mapped != MAP_FAILED else {
+            let memory = UnsafeMutableRawPointer.allocate(byteCount: byteCount, alignment: alignment)
+            memory.initializeMemory(as: UInt8.self, repeating: 0, count: byteCount)
+            return (memory, 0)
+        }
+        let start = (Int(bitPattern: mapped) + alignment - 1) / alignment * alignment
+        let head = start - Int(bitPattern: mapped)
+        if head > 0 { munmap(mapped, head) }
+        if slack - head > 0 { munmap(mapped + head + length, slack - head) }
+        return (mapped + head, length)
     }
 
     @inline(__always)

@@ -6,121 +6,12 @@ time, talks only to 127.0.0.1, and stops what it started by PID. Prints a table 
 Usage: drills.py SLUICE_BINARY [--out FILE] [--only NAME ...]
 Needs redis-server on PATH and, for the gRPC drill, grpcio (the test venv has it)."""
 
-import argparse, asyncio, json, os, random, signal, socket, struct, subprocess, sys, tempfile, time
+import argparse, asyncio, json, os, random, signal, socket, struct, sys, tempfile, time
+
+from harness import Redis, Sluice, encode, rss_kib, summarize
 
 TIMEOUT_MS = 50          # redis.timeout of every drill
 SLACK_MS = 100           # what a loaded 2-core machine may add to a timeout before we call it a wait
-
-
-def free_port():
-    while True:
-        port = random.randint(20000, 29999)
-        for p in (port, port + 10000):
-            with socket.socket() as s:
-                try:
-                    s.bind(("127.0.0.1", p)); break
-                except OSError:
-                    pass
-        else:
-            continue
-        return port
-
-
-def wait_port(port, seconds=10):
-    deadline = time.time() + seconds
-    while time.time() < deadline:
-        with socket.socket() as s:
-            if s.connect_ex(("127.0.0.1", port)) == 0:
-                return
-        time.sleep(0.05)
-    raise RuntimeError(f"port {port} never came up")
-
-
-def rss_kib(pid):
-    with open(f"/proc/{pid}/status") as f:
-        for line in f:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1])
-    return 0
-
-
-class Redis:
-    def __init__(self, directory, persistent=False):
-        self.port = free_port()
-        self.directory = directory
-        self.persistent = persistent
-        self.process = None
-
-    def start(self):
-        args = ["redis-server", "--port", str(self.port), "--bind", "127.0.0.1", "--dir", self.directory, "--save", ""]
-        args += ["--appendonly", "yes", "--appendfsync", "always"] if self.persistent else ["--appendonly", "no"]
-        self.process = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        wait_port(self.port)
-
-    def signal(self, sig):
-        self.process.send_signal(sig)
-
-    def kill(self):
-        if self.process and self.process.poll() is None:
-            self.process.send_signal(signal.SIGCONT)
-            self.process.kill()
-            self.process.wait()
-
-
-class Sluice:
-    def __init__(self, binary, directory, config):
-        self.binary, self.directory = binary, directory
-        self.line, self.http, self.grpc = free_port(), free_port(), free_port()
-        self.path = os.path.join(directory, "sluice.yaml")
-        self.write(config)
-        self.log = open(os.path.join(directory, "sluice.log"), "w")
-        self.process = None
-
-    def write(self, config):
-        text = f'listen: {{ line: "127.0.0.1:{self.line}", http: "127.0.0.1:{self.http}", grpc: "127.0.0.1:{self.grpc}" }}\n' + config
-        with open(self.path + ".tmp", "w") as f:
-            f.write(text)
-        os.replace(self.path + ".tmp", self.path)
-
-    def start(self):
-        self.process = subprocess.Popen([self.binary, "serve", "--config", self.path], stdout=self.log, stderr=subprocess.STDOUT, cwd=self.directory)
-        wait_port(self.line); wait_port(self.grpc)
-
-    def alive(self):
-        return self.process.poll() is None
-
-    def info(self):
-        with socket.create_connection(("127.0.0.1", self.line), timeout=5) as s:
-            s.sendall(b"INFO\r\n")
-            data = b""
-            while True:
-                chunk = s.recv(65536)
-                if not chunk:
-                    break
-                data += chunk
-                if data.startswith(b"$"):
-                    head, _, rest = data.partition(b"\r\n")
-                    if len(rest) >= int(head[1:]) + 2:
-                        break
-        return dict(line.split(":", 1) for line in data.decode().splitlines() if ":" in line and not line.startswith("#"))
-
-    def stop(self):
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-            try:
-                return self.process.wait(15)
-            except subprocess.TimeoutExpired:
-                self.process.kill(); self.process.wait()
-                return "killed"
-        return self.process.returncode
-
-
-def encode(*args):
-    out = [b"*%d\r\n" % len(args)]
-    for a in args:
-        a = a if isinstance(a, bytes) else str(a).encode()
-        out.append(b"$%d\r\n%s\r\n" % (len(a), a))
-    return b"".join(out)
 
 
 async def read_reply(reader):
@@ -173,9 +64,11 @@ class Load:
         marks = []
         for name, seconds, action in phases:
             marks.append((name, time.time()))
-            if action:
-                await asyncio.get_running_loop().run_in_executor(None, action)
+            # A phase lasts `seconds`, or until its action is done if that takes longer.
+            running = asyncio.get_running_loop().run_in_executor(None, action) if action else None
             await asyncio.sleep(seconds)
+            if running:
+                await running
         marks.append(("end", time.time()))
         self.stopped = True
         await asyncio.gather(*tasks, return_exceptions=True)
@@ -184,17 +77,6 @@ class Load:
             samples = [s for s in self.samples if start <= s[0] < end]
             result[name] = summarize(samples, end - start)
         return result
-
-
-def summarize(samples, seconds):
-    latencies = sorted(s[1] for s in samples)
-    def pct(p):
-        return round(latencies[min(len(latencies) - 1, int(p * len(latencies)))], 2) if latencies else None
-    outcomes = {}
-    for s in samples:
-        outcomes[s[2]] = outcomes.get(s[2], 0) + 1
-    return {"decisions": len(samples), "per_second": round(len(samples) / seconds) if seconds else None,
-            "p50_ms": pct(0.5), "p99_ms": pct(0.99), "max_ms": round(latencies[-1], 2) if latencies else None, **outcomes}
 
 
 def take(policy, keys):
@@ -229,14 +111,21 @@ def drill_sigstop(binary, directory):
     sluice = Sluice(binary, directory, REDIS_POLICIES.format(port=redis.port, timeout=TIMEOUT_MS, window=1000))
     sluice.start()
     try:
+        recovery = {}
+        def pause():
+            redis.signal(signal.SIGSTOP)
+            recovery["redis_down_ms_after_sigstop"] = wait_redis_state(sluice, False, seconds=3.5)
+        def resume():
+            redis.signal(signal.SIGCONT)
+            recovery["redis_up_ms_after_sigcont"] = wait_redis_state(sluice, True)
         load = Load(sluice.line, redis_commands())
         phases = asyncio.run(load.run([
             ("before", 2, None),
-            ("redis stopped (SIGSTOP)", 4, lambda: redis.signal(signal.SIGSTOP)),
-            ("after SIGCONT", 3, lambda: redis.signal(signal.SIGCONT)),
+            ("redis stopped (SIGSTOP)", 4, pause),
+            ("after SIGCONT", 3, resume),
         ]))
         stopped = phases["redis stopped (SIGSTOP)"]
-        return {"phases": phases, "sluice_alive": sluice.alive(),
+        return {"phases": phases, **recovery, "sluice_alive": sluice.alive(),
                 "verdict": "ok" if sluice.alive() and stopped["max_ms"] <= TIMEOUT_MS + SLACK_MS and not stopped.get("error") and not stopped.get("no answer") else "FAILED",
                 "exit": sluice.stop()}
     finally:
@@ -263,20 +152,21 @@ def drill_kill_restart(binary, directory, persistent):
         before = asyncio.run(spend(300))
         recovery = {}
         def kill():
-            redis.kill(); recovery["killed"] = time.time()
+            redis.kill()
+            recovery["redis_down_ms_after_kill"] = wait_redis_state(sluice, False)
         def restart():
-            redis.start(); recovery["restarted"] = time.time()
+            redis.start()
+            recovery["redis_up_ms_after_restart"] = wait_redis_state(sluice, True)
         load = Load(sluice.line, redis_commands())
         phases = asyncio.run(load.run([
             ("before", 2, None),
             ("redis killed (SIGKILL)", 3, kill),
             ("after restart", 4, restart),
         ]))
-        up_after_ms = wait_redis_state(sluice, True)
         after = asyncio.run(spend(window))
         down = phases["redis killed (SIGKILL)"]
         result = {"phases": phases, "window_limit": window, "allowed_before": before, "allowed_after_restart": after,
-                  "allowed_total": before + after, "redis_up_ms_after_restart_checked": up_after_ms,
+                  "allowed_total": before + after, **recovery,
                   "sluice_alive": sluice.alive()}
         ok = sluice.alive() and down["max_ms"] <= TIMEOUT_MS + SLACK_MS and not down.get("error") and not down.get("no answer")
         # Data kept: the window's count survives, so the total stays within the limit. Restarted empty: the count
@@ -328,6 +218,24 @@ def vanish(port, payload):
     s.close()
 
 
+def vanish_storm(line, http, pipeline, request):
+    for _ in range(1000):
+        vanish(line, pipeline)
+        vanish(http, request)
+
+
+def in_process(function, *args):
+    """Runs function(*args) in a fresh Python process (spawned, not forked: grpcio does not survive a fork) and waits."""
+    import multiprocessing
+    process = multiprocessing.get_context("spawn").Process(target=function, args=args)
+    process.start()
+    process.join(60)
+    if process.is_alive():
+        process.kill()
+    if process.exitcode != 0:
+        raise RuntimeError(f"{function.__name__} exited with {process.exitcode}")
+
+
 def drill_vanishing(binary, directory):
     sluice = Sluice(binary, directory, "policies:\n  api: { algorithm: token_bucket, limit: 100000, period: 1s }\n")
     sluice.start()
@@ -335,10 +243,8 @@ def drill_vanishing(binary, directory):
         pipeline = b"".join(encode("TAKE", "api", f"k{i}") for i in range(200)) + b"*3\r\n$4\r\nTAKE\r\n$3\r\nap"
         http = b"".join(b"GET /v1/check?policy=api&key=k%d HTTP/1.1\r\nHost: x\r\n\r\n" % i for i in range(100)) + b"GET /v1/check?po"
         rss_before = rss_kib(sluice.process.pid)
-        def storm():
-            for i in range(1000):
-                vanish(sluice.line, pipeline)
-                vanish(sluice.http, http)
+        def storm():   # in a process of its own, so the bystanders here are not slowed by Python's lock
+            in_process(vanish_storm, sluice.line, sluice.http, pipeline, http)
         load = Load(sluice.line, [take("api", 1000)], connections=2)
         phases = asyncio.run(load.run([("before", 1, None), ("2,000 clients vanishing mid-pipeline", 0.1, storm), ("after", 1, None)]))
         time.sleep(0.5)
@@ -356,13 +262,34 @@ def drill_vanishing(binary, directory):
 RLS_DOMAIN = "domain: d\ndescriptors:\n  - key: k\n    rate_limit: { unit: second, requests_per_unit: 1000000 }\n"
 
 
+def grpc_storm(port, directory):
+    """2,000 calls cancelled at once or after a moment, then 1,000 connections of garbage (half after a valid
+    preface and SETTINGS), each reset without reading."""
+    sys.path.insert(0, directory)
+    import grpc, rls_pb2, rls_pb2_grpc
+    channel = grpc.insecure_channel(f"127.0.0.1:{port}")
+    stub = rls_pb2_grpc.RateLimitServiceStub(channel)
+    for i in range(2000):
+        request = rls_pb2.RateLimitRequest(domain="d", descriptors=[rls_pb2.RateLimitDescriptor(entries=[rls_pb2.RateLimitDescriptor.Entry(key="k", value=f"c{i}")])])
+        future = stub.ShouldRateLimit.future(request, timeout=5)
+        if i % 3:
+            time.sleep(random.random() / 1000)
+        future.cancel()
+    channel.close()
+    hello = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n" + b"\x00\x00\x00\x04\x00\x00\x00\x00\x00"
+    for i in range(1000):
+        garbage = bytes(random.getrandbits(8) for _ in range(random.randint(1, 300)))
+        vanish(port, hello + garbage if i % 2 else garbage)
+
+
 def drill_grpc(binary, directory):
     sys.path.insert(0, directory)
     here = os.path.dirname(os.path.abspath(__file__))
-    proto_dir = os.path.join(here, "..", "..", "Sources", "SluiceRLS", "Proto")
+    proto_dir = os.path.join(here, "..", "Sources", "SluiceRLS", "Proto")
     from grpc_tools import protoc
     import grpc
-    if protoc.main(["protoc", f"-I{proto_dir}", f"--python_out={directory}", f"--grpc_python_out={directory}", os.path.join(proto_dir, "rls.proto")]) != 0:
+    includes = os.path.join(os.path.dirname(protoc.__file__), "_proto")
+    if protoc.main(["protoc", f"-I{proto_dir}", f"-I{includes}", f"--python_out={directory}", f"--grpc_python_out={directory}", "rls.proto"]) != 0:
         raise RuntimeError("protoc failed")
     import rls_pb2, rls_pb2_grpc
     os.makedirs(os.path.join(directory, "ratelimit"), exist_ok=True)
@@ -372,8 +299,6 @@ def drill_grpc(binary, directory):
     try:
         def request(i):
             return rls_pb2.RateLimitRequest(domain="d", descriptors=[rls_pb2.RateLimitDescriptor(entries=[rls_pb2.RateLimitDescriptor.Entry(key="k", value=f"v{i % 100}")])])
-        channel = grpc.insecure_channel(f"127.0.0.1:{sluice.grpc}")
-        stub = rls_pb2_grpc.RateLimitServiceStub(channel)
         samples = []
         stop = {"now": False}
         def bystander():
@@ -394,27 +319,17 @@ def drill_grpc(binary, directory):
         thread = threading.Thread(target=bystander); thread.start()
         time.sleep(1)
         start = time.time()
-        cancelled = 0
-        for i in range(2000):   # calls cancelled at once or after a moment
-            future = stub.ShouldRateLimit.future(request(i), timeout=5)
-            if i % 3:
-                time.sleep(random.random() / 1000)
-            cancelled += 1 if future.cancel() else 0
-        frames = [b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n" + b"\x00\x00\x00\x04\x00\x00\x00\x00\x00" + bytes(random.getrandbits(8) for _ in range(random.randint(1, 300))) for _ in range(500)]
-        frames += [bytes(random.getrandbits(8) for _ in range(random.randint(1, 300))) for _ in range(500)]
-        for payload in frames:
-            vanish(sluice.grpc, payload)
+        in_process(grpc_storm, sluice.grpc, directory)
         storm = time.time() - start
         time.sleep(1)
         stop["now"] = True; thread.join()
-        channel.close()
         before = summarize([s for s in samples if s[0] < start], start - samples[0][0] if samples else 1)
         during = summarize([s for s in samples if start <= s[0] < start + storm], storm)
         after = summarize([s for s in samples if s[0] >= start + storm], 1)
         errors = sum(1 for s in samples if s[2].startswith("error"))
         ok = sluice.alive() and errors == 0 and after["decisions"] > 0
-        return {"phases": {"before": before, "2,000 cancelled calls and 1,000 garbage connections": during, "after": after},
-                "cancelled": cancelled, "garbage_connections": len(frames), "bystander_errors": errors,
+        return {"phases": {"before": before, "2,000 cancelled calls, 1,000 garbage connections": during, "after": after},
+                "cancelled_calls": 2000, "garbage_connections": 1000, "bystander_errors": errors,
                 "sluice_alive": sluice.alive(), "verdict": "ok" if ok else "FAILED", "exit": sluice.stop()}
     finally:
         if sluice.alive(): sluice.process.kill()
