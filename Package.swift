@@ -1,4 +1,5 @@
 // swift-tools-version:6.1
+import Foundation
 import PackageDescription
 
 /// One list of settings for every target: Swift 6 mode plus the upcoming features that keep imports honest.
@@ -165,3 +166,31 @@ let package = Package(
         ),
     ]
 )
+
+// Subsets of the package for the sanitizer runs (scripts/sanitize), each built in a folder of its own: a sanitizer
+// instruments everything it builds, so building only what the chosen suites need saves minutes of CI.
+//   SLUICE_PACKAGE_SUBSET=servers  the core, Redis and server suites and what they need (no gRPC, no executables;
+//                                  the end-to-end tests among them run the plain build's `sluice`)
+//   SLUICE_PACKAGE_SUBSET=redis    the hiredis wrapper's suite and what it needs
+let subsets: [String: (targets: Set<String>, packages: Set<String>)] = [
+    "servers": (
+        [
+            "SluiceCore", "SluiceWorkload", "SluiceConfig", "CHiredis", "SluiceRedis", "SluiceServer", "SluiceTestSupport",
+            "SluiceCoreTests", "SluiceRedisTests", "SluiceServerTests",
+        ],
+        [
+            "swift-nio", "swift-log", "swift-service-lifecycle", "Yams", "swift-crypto", "swift-metrics", "swift-prometheus",
+            "async-http-client",
+        ]
+    ),
+    "redis": (["SluiceCore", "SluiceWorkload", "SluiceConfig", "CHiredis", "SluiceRedis", "SluiceTestSupport", "SluiceRedisTests"], ["swift-log", "Yams"]),
+]
+if let name = ProcessInfo.processInfo.environment["SLUICE_PACKAGE_SUBSET"], let subset = subsets[name] {
+    package.targets.removeAll { !subset.targets.contains($0.name) }
+    package.products = []
+    package.dependencies.removeAll { dependency in
+        guard case .sourceControl(_, let location, _) = dependency.kind else { return false }
+        return !subset.packages.contains { location.hasSuffix("/\($0).git") }
+    }
+}
+

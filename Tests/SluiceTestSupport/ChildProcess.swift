@@ -50,12 +50,14 @@ public final class ChildProcess: @unchecked Sendable {
     /// Waits until 127.0.0.1:`port` accepts connections (at most `limit`).
     public func waitUntilListening(port: Int, limit: Duration = .seconds(10)) async throws {
         let deadline = ContinuousClock.now + limit
-        while ContinuousClock.now < deadline {
-            if !process.isRunning { throw TestFailure("\(process.arguments?.dropFirst().first ?? "the process") exited early:\n\(output)") }
+        // Look once more after the deadline: on a starved machine (under TSan, with the test pool's two threads
+        // busy) this task may first run after the deadline has passed.
+        while true {
             if canConnect(port: port) { return }
+            if !process.isRunning { throw TestFailure("\(process.arguments?.dropFirst().first ?? "the process") exited early:\n\(output)") }
+            if ContinuousClock.now >= deadline { throw TestFailure("nothing listened on \(port) within \(limit):\n\(output)") }
             try await Task.sleep(for: .milliseconds(20))
         }
-        throw TestFailure("nothing listened on \(port) within \(limit):\n\(output)")
     }
 
     /// ``waitUntilListening(port:limit:)``, blocking.
