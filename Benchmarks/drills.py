@@ -242,8 +242,9 @@ def drill_vanishing(binary, directory):
     try:
         pipeline = b"".join(encode("TAKE", "api", f"k{i}") for i in range(200)) + b"*3\r\n$4\r\nTAKE\r\n$3\r\nap"
         http = b"".join(b"GET /v1/check?policy=api&key=k%d HTTP/1.1\r\nHost: x\r\n\r\n" % i for i in range(100)) + b"GET /v1/check?po"
-        rss_before = rss_kib(sluice.process.pid)
+        rss = {}
         def storm():   # in a process of its own, so the bystanders here are not slowed by Python's lock
+            rss["rss_kib_before"] = rss_kib(sluice.process.pid)
             in_process(vanish_storm, sluice.line, sluice.http, pipeline, http)
         load = Load(sluice.line, [take("api", 1000)], connections=2)
         phases = asyncio.run(load.run([("before", 1, None), ("2,000 clients vanishing mid-pipeline", 0.1, storm), ("after", 1, None)]))
@@ -252,8 +253,7 @@ def drill_vanishing(binary, directory):
         during = phases["2,000 clients vanishing mid-pipeline"]
         connected = int(info.get("connected_clients", "-1"))
         ok = sluice.alive() and not during.get("error") and not during.get("no answer") and connected == 1
-        return {"phases": phases, "connected_clients_after": connected, "rss_kib_before": rss_before,
-                "rss_kib_after": rss_kib(sluice.process.pid), "sluice_alive": sluice.alive(),
+        return {"phases": phases, "connected_clients_after": connected, **rss, "rss_kib_after": rss_kib(sluice.process.pid), "sluice_alive": sluice.alive(),
                 "verdict": "ok" if ok else "FAILED", "exit": sluice.stop()}
     finally:
         if sluice.alive(): sluice.process.kill()

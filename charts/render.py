@@ -69,9 +69,9 @@ def soak(data):
     samples = data["samples"]
     width, panel_h, left, plot_w = 760, 170, 70, 640
     end = max(s["t"] for s in samples)
-    body = (f'<text x="10" y="22" font-size="15" font-weight="bold">Soak: {data["duration_s"] // 60} min, '
-            f'{data["mean_decisions_per_second_after_warmup"]:,} decisions/s (line maximum {data["line_maximum_per_second"]:,}), '
-            f'keys churning over {data["keyspace"] // 1_000_000}M with max_keys {data["max_keys"]:,}</text>')
+    body = (f'<text x="10" y="22" font-size="15" font-weight="bold">Soak, {data["duration_s"] // 60} min: '
+            f'{data["mean_decisions_per_second_after_warmup"]:,} decisions/s, {data["keyspace"] // 1_000_000}M keys '
+            f'churning through max_keys {data["max_keys"]:,}</text>')
 
     def panel(top, title, series, unit):
         peak = max(v for _, values, _ in series for v in values if v is not None) * 1.15 or 1

@@ -90,10 +90,14 @@ struct Serve: AsyncParsableCommand {
         }
         let eventLoopGroup = MultiThreadedEventLoopGroup(numberOfThreads: eventLoops ?? System.coreCount)
         let clock = MonotonicClock(epochNanoseconds: Self.wallClockNanoseconds())
-        // Transparent huge pages for the slot table: random lookups in a large table otherwise pay a page
-        // walk per decision (two-dimensional under virtualization).
+        // Transparent huge pages for the slot table once it is busy: random lookups in a large table otherwise pay
+        // a page walk per decision (two-dimensional under virtualization). Not before: see adviseMemoryIfBusy.
         let store = BucketStore(maximumKeys: configuration.store.maxKeys, shardCount: configuration.store.shards) { region, byteCount in
             _ = madvise(region, byteCount, MADV_HUGEPAGE)
+            // Collapse the pages already touched now rather than whenever khugepaged gets to them (tens of seconds
+            // for a large table). MADV_COLLAPSE (Linux 6.1) is not in Debian 12's C headers; an older kernel
+            // refuses it and khugepaged does it later.
+            _ = madvise(region, byteCount, 25)
         }
         let registry = PolicyRegistry(
             configuration.policySet, forwardAuth: ForwardAuthRules(configuration.forwardAuth, policies: configuration.policySet)

@@ -24,6 +24,24 @@ struct StoreTests {
         #expect(limiter.store.keyCount == 1)
     }
 
+    @Test("Huge pages are asked for once, when the live keys are twice the table's small pages, not before")
+    func memoryAdviceWaitsForABusyTable() {
+        let calls = Locked(0)
+        let store = BucketStore(maximumKeys: 100_000) { _, _ in calls.withLock { $0 += 1 } }
+        let limiter = RateLimiter(store: store)
+        let now = Timestamp(nanoseconds: TestTime.start)
+        let threshold = 2 * store.slotCount * BucketStore.bytesPerSlot / 4096
+        for index in 0..<(threshold - 1) {
+            _ = limiter.decide(Check(rateLimit: fixedFive, key: BucketKey(seed: 1, key: "user:\(index)"), cost: 1), at: now)
+        }
+        store.adviseMemoryIfBusy()
+        #expect(calls.withLock { $0 } == 0, "\(store.keyCount) keys, below \(threshold)")
+        _ = limiter.decide(Check(rateLimit: fixedFive, key: BucketKey(seed: 1, key: "one more"), cost: 1), at: now)
+        store.adviseMemoryIfBusy()
+        store.adviseMemoryIfBusy()
+        #expect(calls.withLock { $0 } == 1)
+    }
+
     @Test func keysPersistBetweenDecisions() throws {
         let limiter = RateLimiter(store: BucketStore(maximumKeys: 100, shardCount: 1))
         let now = Timestamp(nanoseconds: TestTime.start)

@@ -280,9 +280,10 @@ final class DecisionWorkload: Sendable {
         precondition(threads == 1 || threads == 2, "one or two threads")
         let policy = try Policy(name: "bench", rateLimit: rateLimit)
         policySet = try PolicySet([policy.with(overrides: Self.prefixOverrides(overrides, of: policy))])
-        // As the executable does: transparent huge pages for the slot table (THP is `madvise`-only here).
+        // As the executable does: transparent huge pages for the slot table once busy (THP is `madvise`-only here).
         let store = BucketStore(maximumKeys: distribution == .hotKey ? 1024 : Self.maximumKeys) { region, byteCount in
             _ = madvise(region, byteCount, MADV_HUGEPAGE)
+            _ = madvise(region, byteCount, 25)  // MADV_COLLAPSE, as the executable does
         }
         limiter = RateLimiter(store: store)
         self.expectation = expectation
@@ -310,6 +311,8 @@ final class DecisionWorkload: Sendable {
             let check = KeyFormat.bytes(of: index).withUnsafeBytes { policySet.check(policy: 0, key: $0, cost: 1) }
             _ = limiter.decide(check, at: now)
         }
+        // As the executable's sweeper does once the table is busy: huge pages from here on.
+        store.adviseMemoryIfBusy()
         clock.advance(nanoseconds: Self.nanosecondsPerBatch)
         guard store.keyCount == prefilled.count, store.pressureEvictions == 0 else {
             throw WorkloadError(message: "store holds \(store.keyCount) keys after inserting \(prefilled.count)")

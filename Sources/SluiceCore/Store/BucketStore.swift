@@ -32,6 +32,9 @@ public final class BucketStore: @unchecked Sendable {
     private let region: UnsafeMutableRawPointer
     /// The bytes mapped at `region`; 0 when it came from the allocator instead (see ``reserve(byteCount:alignment:)``).
     private let mappedBytes: Int
+    private let adviseMemory: (@Sendable (UnsafeMutableRawPointer, Int) -> Void)?
+    private let advised = Atomic<Bool>(false)
+    private let regionBytes: Int
     /// `shards[i].view`, for the decision path.
     private let views: UnsafeMutablePointer<ShardView>
     let shardMask: Int
@@ -51,12 +54,12 @@ public final class BucketStore: @unchecked Sendable {
     ///   - shardCount: the number of shards, rounded down to a power of two, and lowered so each shard has
     ///     room for at least ``minimumKeysPerShard`` keys.
     ///   - probeWindow: slots scanned from a key's home slot (default 64).
-    ///   - adviseMemory: called once with the slot region before it is first touched; the executable uses it
-    ///     to ask for transparent huge pages (`madvise(MADV_HUGEPAGE)`), which the core cannot call itself.
-    ///     A large region is 2 MiB-aligned so huge pages can back it.
+    ///   - adviseMemory: called at most once with the slot region, by ``adviseMemoryIfBusy()`` once enough keys
+    ///     live; the executable uses it to ask for transparent huge pages (`madvise(MADV_HUGEPAGE)`), which the
+    ///     core cannot call itself. A large region is 2 MiB-aligned so huge pages can back it.
     public init(
         maximumKeys: Int, shardCount: Int = 64, probeWindow: Int = 64,
-        adviseMemory: ((UnsafeMutableRawPointer, Int) -> Void)? = nil
+        adviseMemory: (@Sendable (UnsafeMutableRawPointer, Int) -> Void)? = nil
     ) {
         let keys = max(1, maximumKeys)
         var shards = 1
@@ -74,7 +77,8 @@ public final class BucketStore: @unchecked Sendable {
         let byteCount = totalSlots * MemoryLayout<BucketSlot>.stride
         let hugePage = 2 << 20
         (region, mappedBytes) = Self.reserve(byteCount: byteCount, alignment: byteCount >= hugePage ? hugePage : MemoryLayout<BucketSlot>.alignment)
-        adviseMemory?(region, byteCount)
+        self.adviseMemory = adviseMemory
+        regionBytes = byteCount
         let base = region.bindMemory(to: BucketSlot.self, capacity: totalSlots)
         var built: [BucketShard] = []
         built.reserveCapacity(shards)
@@ -222,6 +226,17 @@ public final class BucketStore: @unchecked Sendable {
     @discardableResult
     public func sweep(now: Timestamp) -> Int {
         shards.reduce(0) { $0 + $1.sweep(now: now.nanoseconds) }
+    }
+
+    /// Calls the `adviseMemory` given at init, once, when the live keys are twice the table's small pages: by then
+    /// nearly every page holds a key and is resident anyway, and huge pages spare the decision path its TLB misses.
+    /// Before that, huge pages would make a sidecar with a few keys resident for its whole table (a few hundred
+    /// random keys touch every 2 MiB page). Cheap enough for a sweeper's every tick.
+    public func adviseMemoryIfBusy() {
+        guard let adviseMemory, !advised.load(ordering: .relaxed) else { return }
+        let smallPages = regionBytes / Int(sysconf(Int32(_SC_PAGESIZE)))
+        guard keyCount >= 2 * smallPages, advised.compareExchange(expected: false, desired: true, ordering: .relaxed).exchanged else { return }
+        adviseMemory(region, regionBytes)
     }
 
     /// Live keys now (a relaxed sum; exact when the store is quiet).

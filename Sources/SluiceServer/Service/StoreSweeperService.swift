@@ -2,7 +2,8 @@ import Logging
 public import ServiceLifecycle
 public import SluiceCore
 
-/// Drops idle keys (buckets that are full again) in the background, one shard per tick.
+/// Drops idle keys (buckets that are full again) in the background, one shard per tick, and asks for huge pages
+/// for the store's table once it is busy (``BucketStore/adviseMemoryIfBusy()``).
 ///
 /// Deciding never waits for it: a sweep holds one shard's insert lock, which decisions on existing keys
 /// do not take.
@@ -31,6 +32,7 @@ public struct StoreSweeperService: Service {
                     return  // cancelled: shutting down
                 }
                 store.sweep(shard: shard, now: clock.now())
+                store.adviseMemoryIfBusy()
                 shard = (shard + 1) % store.shardCount
             }
         }
