@@ -2,7 +2,7 @@ extension SluiceConfiguration {
     /// The in-memory bucket store: the `store` section.
     ///
     /// The store allocates its slots up front (32 bytes each, 43 to 86 bytes per configured key), so
-    /// `max_keys` decides the process's memory: 64 MiB for the default million keys.
+    /// `max_keys` decides the process's memory: about 41 MiB of slots for the default million keys, reserved at start and resident as keys arrive.
     ///
     /// ```yaml
     /// store:

@@ -239,15 +239,17 @@ struct StoreTests {
         let store = BucketStore(maximumKeys: 1_000, shardCount: 64)
         #expect(store.shardCount == 2)
         #expect(store.maximumKeys == 1_000)
-        // 500 keys per shard need 667 slots at 3/4 load: the next power of two is 1,024.
-        #expect(store.slotCount == 2 * 1_024)
+        // 500 keys per shard need 667 slots at 3/4 load, 668 to stay even (whole cache lines).
+        #expect(store.slotCount == 2 * 668)
         #expect(BucketStore(maximumKeys: 100_000, shardCount: 3).shardCount == 2)
         #expect(BucketStore(maximumKeys: 5, shardCount: 64).shardCount == 1)
         #expect(BucketStore(maximumKeys: 1_000_000, shardCount: 64).shardCount == 64)
         #expect(BucketStore(maximumKeys: 0).maximumKeys == 1)
         let big = BucketStore(maximumKeys: 100_000, shardCount: 8)
-        // 12,500 keys per shard need 16,667 slots at 3/4 load: the next power of two is 32,768.
-        #expect(big.slotCount == 8 * 32_768)
+        // 12,500 keys per shard need 16,667 slots at 3/4 load, 16,668 to stay even.
+        #expect(big.slotCount == 8 * 16_668)
+        // The default: 41 MiB of slots for a million keys.
+        #expect(BucketStore(maximumKeys: 1_000_000).slotCount * BucketStore.bytesPerSlot == 42_668_032)
     }
 
     /// Keys built to land in the same shard and on the same home slot still get buckets of their own.

@@ -5,11 +5,17 @@ import Synchronization
 /// threads on one shard would contend on its count).
 struct ShardView {
     let slots: UnsafeMutablePointer<BucketSlot>
-    let slotMask: Int
+    let capacity: Int
     let probeWindow: Int
 
+    /// The key's first slot: its secondary hash scaled to the capacity (a multiply, not a modulo, so the
+    /// capacity need not be a power of two; the primary hash's top bits chose the shard, its low bits the tag).
     @inline(__always)
-    func homeIndex(of key: BucketKey) -> Int { Int(truncatingIfNeeded: key.secondary) & slotMask }
+    func homeIndex(of key: BucketKey) -> Int { Int(truncatingIfNeeded: key.secondary.multipliedFullWidth(by: UInt64(capacity)).high) }
+
+    /// The slot after `index`, wrapping at the end of the shard.
+    @inline(__always)
+    func next(_ index: Int) -> Int { index + 1 == capacity ? 0 : index + 1 }
 
     /// Finds the key's slot without locking.
     ///
@@ -23,7 +29,7 @@ struct ShardView {
             if tag & BucketSlot.keyBitsMask == wanted, slots[index].check.load(ordering: .relaxed) == key.secondary {
                 return (index, UInt16(truncatingIfNeeded: tag >> 48))
             }
-            index = (index + 1) & slotMask
+            index = next(index)
         }
         return nil
     }
@@ -43,7 +49,7 @@ final class BucketShard: @unchecked Sendable {
     }
 
     let slots: UnsafeMutablePointer<BucketSlot>
-    let slotMask: Int
+    let capacity: Int
     let probeWindow: Int
     let maximumKeys: Int
     let lock = Locked(Bookkeeping())
@@ -58,18 +64,20 @@ final class BucketShard: @unchecked Sendable {
     /// `BucketState.full`) is all zeros, so the store's zeroed reservation needs no writing, and its pages stay
     /// untouched until keys arrive.
     init(slots: UnsafeMutablePointer<BucketSlot>, capacity: Int, maximumKeys: Int, probeWindow: Int) {
-        precondition(capacity > 0 && capacity & (capacity - 1) == 0, "shard capacity must be a power of two")
+        precondition(capacity > 0, "a shard has slots")
         self.slots = slots
-        slotMask = capacity - 1
+        self.capacity = capacity
         self.maximumKeys = maximumKeys
         self.probeWindow = min(probeWindow, capacity)
     }
 
-    var view: ShardView { ShardView(slots: slots, slotMask: slotMask, probeWindow: probeWindow) }
+    var view: ShardView { ShardView(slots: slots, capacity: capacity, probeWindow: probeWindow) }
 
     func homeIndex(of key: BucketKey) -> Int { view.homeIndex(of: key) }
 
     func find(_ key: BucketKey) -> (index: Int, generation: UInt16)? { view.find(key) }
+
+    func next(_ index: Int) -> Int { view.next(index) }
 
     /// Gives a slot to `key` with `initial` as its bucket, unless another thread inserted it first.
     ///
@@ -92,7 +100,7 @@ final class BucketShard: @unchecked Sendable {
                         victimIndex = index
                     }
                 }
-                index = (index + 1) & slotMask
+                index = next(index)
             }
             if book.liveKeys >= maximumKeys {
                 // Full: a key must go. Prefer one in this window (the free slot, if any, stays free).
@@ -177,7 +185,7 @@ final class BucketShard: @unchecked Sendable {
         var bestHorizon = Int64.max
         var index = book.sweepHand
         var seen = 0
-        for _ in 0...slotMask where seen < probeWindow {
+        for _ in 0..<capacity where seen < probeWindow {
             if slots[index].tag.load(ordering: .relaxed) & BucketSlot.keyBitsMask != 0 {
                 seen += 1
                 let horizon = BucketState(slots[index].state.load(ordering: .relaxed)).horizon
@@ -186,7 +194,7 @@ final class BucketShard: @unchecked Sendable {
                     best = index
                 }
             }
-            index = (index + 1) & slotMask
+            index = next(index)
         }
         book.sweepHand = index
         guard let victim = best else { return }
@@ -201,7 +209,7 @@ final class BucketShard: @unchecked Sendable {
     func sweep(now: Int64) -> Int {
         lock.withLock { book in
             var dropped = 0
-            for index in 0...slotMask where free(at: index, now: now, force: false) {
+            for index in 0..<capacity where free(at: index, now: now, force: false) {
                 dropped += 1
             }
             book.liveKeys -= dropped

@@ -5,10 +5,9 @@ import Synchronization
 
 /// The in-memory state of every bucket: power-of-two shards chosen by a stable hash of the key.
 ///
-/// Memory is bounded and reserved up front: each slot takes 32 bytes, and each shard holds the next power
-/// of two above 4/3 of its share of `maximumKeys` (at least one probe window), so a store configured for
-/// `maximumKeys` keys reserves between 43 and 86 bytes per configured key (64 MiB for one million keys with
-/// 64 shards). The reservation is an anonymous mapping whose pages the kernel gives, zeroed, as keys first
+/// Memory is bounded and reserved up front: each slot takes 32 bytes, and each shard holds 4/3 of its share of
+/// `maximumKeys` slots (at least one probe window), so a store configured for `maximumKeys` keys reserves
+/// about 43 bytes per configured key (41 MiB for one million keys). The reservation is an anonymous mapping whose pages the kernel gives, zeroed, as keys first
 /// touch them: an empty slot is all zero bytes, so nothing is written at start and an idle sidecar is not
 /// resident for a table it has not used. At most `maximumKeys` keys are live at once: a shard that is full replaces the bucket in the
 /// new key's probe window that will be full soonest, preferring ones already full (no state lost).
@@ -68,9 +67,9 @@ public final class BucketStore: @unchecked Sendable {
         var shares: [Int] = []
         for shard in 0..<shards {
             let share = keys / shards + (shard < keys % shards ? 1 : 0)
-            var capacity = 1
-            while capacity < max(probeWindow, (share * 4 + 2) / 3) { capacity *= 2 }
-            capacities.append(capacity)
+            // 4/3 of the share (a table at most 3/4 full), even so that every shard starts on a cache line.
+            let capacity = max(probeWindow, (share * 4 + 2) / 3)
+            capacities.append(capacity + capacity % 2)
             shares.append(share)
         }
         let totalSlots = capacities.reduce(0, +)
