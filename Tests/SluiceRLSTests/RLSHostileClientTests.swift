@@ -29,12 +29,13 @@ struct RLSHostileClientTests {
         ("a half preface, then silence", Array(preface[0..<10])),
     ]
 
-    static func start() async throws -> RLSEndToEndTests.Running {
+    /// `sluice serve` with a gRPC listener, an idle timeout of 1 s and at most `maxConnections` connections.
+    static func start(maxConnections: Int = 2) async throws -> RLSEndToEndTests.Running {
         try await RLSEndToEndTests.Running.start(
             configuration: { line, http, grpc in
                 """
                 listen: { line: "127.0.0.1:\(line)", http: "127.0.0.1:\(http)", grpc: "127.0.0.1:\(grpc)" }
-                limits: { max_connections: 2, idle_timeout: 1s }
+                limits: { max_connections: \(maxConnections), idle_timeout: 1s }
                 rls: { files: [ratelimit/d.yaml] }
                 """
             },
@@ -93,7 +94,8 @@ struct RLSHostileClientTests {
         arguments: garbageCases
     )
     func garbage(name: String, bytes: [UInt8]) async throws {
-        let sluice = try await Self.start()
+        // No tight cap here: each cancelled call below is a connection of its own, still closing when the next starts.
+        let sluice = try await Self.start(maxConnections: 1_000)
         let connection = try RawConnection(port: sluice.ports.grpc)
         connection.send(bytes)
         // Closed at once, or (the half preface) after the idle timeout and the grace time.
