@@ -7,10 +7,11 @@ import Synchronization
 ///
 /// Memory is bounded and reserved up front: each slot takes 32 bytes, and each shard holds 4/3 of its share of
 /// `maximumKeys` slots (at least one probe window), so a store configured for `maximumKeys` keys reserves
-/// about 43 bytes per configured key (41 MiB for one million keys). The reservation is an anonymous mapping whose pages the kernel gives, zeroed, as keys first
-/// touch them: an empty slot is all zero bytes, so nothing is written at start and an idle sidecar is not
-/// resident for a table it has not used. At most `maximumKeys` keys are live at once: a shard that is full replaces the bucket in the
-/// new key's probe window that will be full soonest, preferring ones already full (no state lost).
+/// about 43 bytes per configured key (41 MiB for one million keys). The reservation is an anonymous mapping
+/// whose pages the kernel gives, zeroed, as keys first touch them: an empty slot is all zero bytes, so nothing
+/// is written at start and an idle sidecar is not resident for a table it has not used. At most `maximumKeys`
+/// keys are live at once: a shard that is full replaces the bucket in the new key's probe window that will be
+/// full soonest, preferring ones already full (no state lost).
 public final class BucketStore: @unchecked Sendable {
     // @unchecked: `views` and `region` are raw allocations written once in init and freed in deinit;
     // the slots in `region` are only touched through atomics (installs and sweeps under a shard's lock).
