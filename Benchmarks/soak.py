@@ -263,9 +263,9 @@ def steal_ticks():
 
 
 def machine():
-    model = subprocess.run(["sh", "-c", "lscpu | awk -F: '/Model name/{gsub(/^ +/,\"\",$2); print $2; exit}'"], capture_output=True, text=True).stdout.strip()
-    memory = subprocess.run(["sh", "-c", "free -g | awk '/Mem:/{print $2}'"], capture_output=True, text=True).stdout.strip()
-    return f"{os.cpu_count()} vCPU {model}, {memory} GiB, Debian 12"
+    """The machine line every chart carries: `machine_note` of the load scripts' helpers."""
+    common = os.path.join(os.path.dirname(os.path.abspath(__file__)), "load", "common.sh")
+    return subprocess.run(["bash", "-c", f'. "{common}"; machine_note'], capture_output=True, text=True).stdout.strip()
 
 
 def main():
