@@ -2,12 +2,21 @@
 import Foundation
 import PackageDescription
 
+// A fuzz build (`SLUICE_FUZZ=1`, made by scripts/fuzz): Sluice's own modules get libFuzzer's coverage and
+// AddressSanitizer, and the fuzz targets link libFuzzer's driver (called from their own `main`, see FuzzSupport).
+// The dependencies are built exactly as in a plain build, so a fuzz build in the same folder reuses them (CI fuzzes
+// in `.build` after the tests, recompiling only Sluice); `swift build --sanitize=fuzzer` would instrument all of
+// gRPC and BoringSSL too, which took 13 minutes on 2 cores.
+let fuzzing = ProcessInfo.processInfo.environment["SLUICE_FUZZ"] == "1"
+let fuzzSettings: [SwiftSetting] = fuzzing ? [.define("SLUICE_FUZZ"), .unsafeFlags(["-sanitize=fuzzer,address"])] : []
+let fuzzLinkerSettings: [LinkerSetting] = fuzzing ? [.unsafeFlags(["-sanitize=fuzzer,address"])] : []
+
 /// One list of settings for every target: Swift 6 mode plus the upcoming features that keep imports honest.
 let swiftSettings: [SwiftSetting] = [
     .enableUpcomingFeature("ExistentialAny"),
     .enableUpcomingFeature("MemberImportVisibility"),
     .enableUpcomingFeature("InternalImportsByDefault"),
-]
+] + fuzzSettings
 
 // Sluice is built and tested on Linux only (Debian 12): it calls Glibc directly (pthreads for the Redis thread,
 // madvise for huge pages, hiredis from Debian's libhiredis-dev). No other platform is declared or claimed.
@@ -101,12 +110,15 @@ let package = Package(
             swiftSettings: swiftSettings
         ),
         // Fuzzing: one executable per input surface (scripts/fuzz builds them with libFuzzer; a plain build replays
-        // a corpus, which the tests do). FuzzSupport holds the replay mode and the invariant check.
-        .target(name: "FuzzSupport", path: "Fuzz/FuzzSupport", swiftSettings: swiftSettings),
+        // a corpus, which the tests do). FuzzSupport holds their main and the invariant check; CFuzzDriver declares
+        // libFuzzer's driver.
+        .target(name: "CFuzzDriver", path: "Fuzz/CFuzzDriver"),
+        .target(name: "FuzzSupport", dependencies: ["CFuzzDriver"], path: "Fuzz/FuzzSupport", swiftSettings: swiftSettings),
         .executableTarget(
             name: "FuzzRESP",
             dependencies: ["FuzzSupport", "SluiceServer", "SluiceConfig", "SluiceCore", .product(name: "NIOCore", package: "swift-nio"), .product(name: "Logging", package: "swift-log")],
-            path: "Fuzz/FuzzRESP", swiftSettings: swiftSettings
+            path: "Fuzz/FuzzRESP", swiftSettings: swiftSettings,
+            linkerSettings: fuzzLinkerSettings
         ),
         .executableTarget(
             name: "FuzzHTTP",
@@ -114,13 +126,18 @@ let package = Package(
                 "FuzzSupport", "SluiceServer", "SluiceConfig", "SluiceCore", .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"), .product(name: "Logging", package: "swift-log"),
             ],
-            path: "Fuzz/FuzzHTTP", swiftSettings: swiftSettings
+            path: "Fuzz/FuzzHTTP", swiftSettings: swiftSettings,
+            linkerSettings: fuzzLinkerSettings
         ),
-        .executableTarget(name: "FuzzConfig", dependencies: ["FuzzSupport", "SluiceConfig", "SluiceCore"], path: "Fuzz/FuzzConfig", swiftSettings: swiftSettings),
+        .executableTarget(
+            name: "FuzzConfig", dependencies: ["FuzzSupport", "SluiceConfig", "SluiceCore"], path: "Fuzz/FuzzConfig", swiftSettings: swiftSettings,
+            linkerSettings: fuzzLinkerSettings
+        ),
         .executableTarget(
             name: "FuzzRLS",
             dependencies: ["FuzzSupport", "SluiceRLS", "SluiceConfig", "SluiceCore", .product(name: "SwiftProtobuf", package: "swift-protobuf")],
-            path: "Fuzz/FuzzRLS", swiftSettings: swiftSettings
+            path: "Fuzz/FuzzRLS", swiftSettings: swiftSettings,
+            linkerSettings: fuzzLinkerSettings
         ),
         // What the test targets share: child processes (redis-server, gateways) stopped by PID, free loopback ports,
         // and the traits that skip tests whose outside programs are missing.

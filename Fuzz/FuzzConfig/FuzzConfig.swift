@@ -30,14 +30,12 @@ enum FuzzConfig {
 }
 
 @_cdecl("LLVMFuzzerTestOneInput")
-public func fuzzConfig(_ data: UnsafePointer<UInt8>, _ size: Int) -> CInt {
+public func fuzzConfig(_ data: UnsafePointer<UInt8>?, _ size: Int) -> CInt {
     FuzzConfig.run(UnsafeRawBufferPointer(start: data, count: size))
     return 0
 }
 
-#if !FUZZING
 @main
-enum Replay {
-    static func main() { Fuzz.replay(FuzzConfig.run) }
+enum Main {
+    static func main() { Fuzz.main(fuzzConfig) }
 }
-#endif

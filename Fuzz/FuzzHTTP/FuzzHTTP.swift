@@ -94,14 +94,12 @@ enum FuzzHTTP {
 }
 
 @_cdecl("LLVMFuzzerTestOneInput")
-public func fuzzHTTP(_ data: UnsafePointer<UInt8>, _ size: Int) -> CInt {
+public func fuzzHTTP(_ data: UnsafePointer<UInt8>?, _ size: Int) -> CInt {
     FuzzHTTP.run(UnsafeRawBufferPointer(start: data, count: size))
     return 0
 }
 
-#if !FUZZING
 @main
-enum Replay {
-    static func main() { Fuzz.replay(FuzzHTTP.run) }
+enum Main {
+    static func main() { Fuzz.main(fuzzHTTP) }
 }
-#endif

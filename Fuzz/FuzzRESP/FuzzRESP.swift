@@ -129,14 +129,12 @@ indirect enum RESPValue: Equatable {
 }
 
 @_cdecl("LLVMFuzzerTestOneInput")
-public func fuzzRESP(_ data: UnsafePointer<UInt8>, _ size: Int) -> CInt {
+public func fuzzRESP(_ data: UnsafePointer<UInt8>?, _ size: Int) -> CInt {
     FuzzRESP.run(UnsafeRawBufferPointer(start: data, count: size))
     return 0
 }
 
-#if !FUZZING
 @main
-enum Replay {
-    static func main() { Fuzz.replay(FuzzRESP.run) }
+enum Main {
+    static func main() { Fuzz.main(fuzzRESP) }
 }
-#endif

@@ -74,14 +74,12 @@ enum FuzzRLS {
 }
 
 @_cdecl("LLVMFuzzerTestOneInput")
-public func fuzzRLS(_ data: UnsafePointer<UInt8>, _ size: Int) -> CInt {
+public func fuzzRLS(_ data: UnsafePointer<UInt8>?, _ size: Int) -> CInt {
     FuzzRLS.run(UnsafeRawBufferPointer(start: data, count: size))
     return 0
 }
 
-#if !FUZZING
 @main
-enum Replay {
-    static func main() { Fuzz.replay(FuzzRLS.run) }
+enum Main {
+    static func main() { Fuzz.main(fuzzRLS) }
 }
-#endif

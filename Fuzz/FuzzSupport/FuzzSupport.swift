@@ -1,15 +1,37 @@
 import Foundation
 
-/// What every fuzz target shares: a replay mode for plain builds, and a check that stops the fuzzer on a
-/// broken invariant.
+#if SLUICE_FUZZ
+import CFuzzDriver
+#endif
+
+/// What every fuzz target shares: its `main`, which runs libFuzzer in a fuzz build and replays inputs in a plain
+/// one, and a check that stops the fuzzer on a broken invariant.
 ///
-/// A fuzz target is an executable whose one file exports `LLVMFuzzerTestOneInput`. Built by `scripts/fuzz`
-/// (`--sanitize=fuzzer --sanitize=address -Xswiftc -DFUZZING`), libFuzzer supplies `main`. In a plain
-/// `swift build` the target's `@main` runs ``replay(_:)`` instead: each argument is a file or a folder of
-/// inputs, run through the same function, so the committed corpus is a regression test (`swift test` runs it).
+/// A fuzz target is an executable that exports its test function as `LLVMFuzzerTestOneInput` and hands it to
+/// ``main(_:)`` from its `@main`. `scripts/fuzz` builds it with `SLUICE_FUZZ=1`: Sluice's own modules get libFuzzer's
+/// coverage and AddressSanitizer, the dependencies are built as usual (so a fuzz build reuses a plain build's), and
+/// `main(_:)` runs libFuzzer's driver. (The export is needed even so: `-sanitize=fuzzer` links libFuzzer's own `main`,
+/// which refers to it, while SwiftPM points `main` at the target's entry.) In a plain `swift build`, `main(_:)`
+/// replays instead: each argument is a file or a folder of inputs, run through the same function, so the committed
+/// corpus is a regression test (`swift test` runs it).
 public enum Fuzz {
-    /// Runs `body` on every input named by the command line (files, or folders of files); prints how many.
-    public static func replay(_ body: (UnsafeRawBufferPointer) -> Void) {
+    /// A test function as libFuzzer calls it: the input's bytes; returns 0.
+    public typealias TestOneInput = @convention(c) (UnsafePointer<UInt8>?, Int) -> CInt
+
+    /// Fuzzes `testOneInput` (a fuzz build) or replays the inputs named on the command line through it; exits.
+    public static func main(_ testOneInput: TestOneInput) -> Never {
+        #if SLUICE_FUZZ
+        var argc = CommandLine.argc
+        var argv: UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>? = CommandLine.unsafeArgv
+        exit(LLVMFuzzerRunDriver(&argc, &argv, testOneInput))
+        #else
+        replay(testOneInput)
+        exit(0)
+        #endif
+    }
+
+    /// Runs `testOneInput` on every input named by the command line (files, or folders of files); prints how many.
+    static func replay(_ testOneInput: TestOneInput) {
         var count = 0
         for argument in CommandLine.arguments.dropFirst() {
             var isDirectory: ObjCBool = false
@@ -22,7 +44,7 @@ public enum Fuzz {
                 ? ((try? FileManager.default.contentsOfDirectory(atPath: argument)) ?? []).sorted().map { "\(argument)/\($0)" } : [argument]
             for path in paths {
                 guard let data = FileManager.default.contents(atPath: path) else { continue }
-                data.withUnsafeBytes { body($0) }
+                _ = data.withUnsafeBytes { testOneInput($0.bindMemory(to: UInt8.self).baseAddress, $0.count) }
                 count += 1
             }
         }

@@ -1,0 +1,1 @@
+// Nothing to compile: the target exists for its header (LLVMFuzzerRunDriver is libFuzzer's).
