@@ -31,7 +31,7 @@ enum FuzzRESP {
 
     static func run(_ input: UnsafeRawBufferPointer) {
         var buffer = ByteBuffer(bytes: input)
-        var parser = RESPParser(limits: limits)
+        let parser = RESPParser(limits: limits)
         var processor = LineCommandProcessor(context: context, connectionID: 1)
         let now = context.clock.now()
         while true {
@@ -66,7 +66,7 @@ enum FuzzRESP {
             encoded.writeBytes(bytes)
             encoded.writeString("\r\n")
         }
-        var parser = RESPParser(limits: SluiceConfiguration.Limits(maxLineBytes: 1 << 20, maxArguments: 1 << 16, maxFrameBytes: 1 << 24))
+        let parser = RESPParser(limits: SluiceConfiguration.Limits(maxLineBytes: 1 << 20, maxArguments: 1 << 16, maxFrameBytes: 1 << 24))
         let again = try? parser.parse(&encoded)
         Fuzz.require(again.map { $0.count == command.count && (0..<command.count).allSatisfy { again?.bytes($0) == command.bytes($0) } } == true,
             "re-encoded command parses back to the same arguments")

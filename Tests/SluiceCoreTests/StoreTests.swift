@@ -24,6 +24,20 @@ struct StoreTests {
         #expect(limiter.store.keyCount == 1)
     }
 
+    @Test("The two-halves read of a slot's state (the decision path's guess) finds what the atomic load finds")
+    func stateGuessReadsTheSlotsState() {
+        let memory = UnsafeMutableRawPointer.allocate(byteCount: 32, alignment: 16)
+        defer { memory.deallocate() }
+        memory.initializeMemory(as: UInt8.self, repeating: 0, count: 32)
+        let slot = memory.bindMemory(to: BucketSlot.self, capacity: 1)
+        let words = WordPair(first: 0x0123_4567_89AB_CDEF, second: 0xFEDC_BA98_7654_3210)
+        slot.pointee.tag.store(0x1111, ordering: .relaxed)
+        slot.pointee.check.store(0x2222, ordering: .relaxed)
+        slot.pointee.state.store(words, ordering: .relaxed)
+        #expect(BucketSlot.stateGuess(at: slot) == words)
+        #expect(BucketSlot.stateGuess(at: slot) == slot.pointee.state.load(ordering: .relaxed))
+    }
+
     @Test("Huge pages are asked for once, when the live keys are twice the table's small pages, not before")
     func memoryAdviceWaitsForABusyTable() {
         let calls = Locked(0)

@@ -1,3 +1,4 @@
+internal import CSluiceAtomics
 import Synchronization
 
 /// One slot of a shard's open-addressing table: 32 bytes, two to a cache line.
@@ -22,4 +23,16 @@ struct BucketSlot: ~Copyable {
     static let keyBitsMask: UInt64 = (1 << 48) - 1
 
     static func keyBits(of key: BucketKey) -> UInt64 { (key.primary & keyBitsMask) | 1 }
+
+    /// Where `state` lies in a slot (after `tag` and `check`, at its 16-byte alignment); `StoreTests` holds to it.
+    static let stateOffset = 16
+
+    /// The slot's state as two relaxed 64-bit loads (see SluiceAtomics.h): cheaper than `state.load`, a locked
+    /// cmpxchg16b on x86-64, but possibly torn, the halves of two different states. Use it only as the expected
+    /// value of a compare-and-exchange, or confirm it with `state.load` before answering from it.
+    @inline(__always)
+    static func stateGuess(at slot: UnsafeMutablePointer<BucketSlot>) -> WordPair {
+        let halves = sluice_load_halves(UnsafeRawPointer(slot) + stateOffset)
+        return WordPair(first: UInt(halves.first), second: UInt(halves.second))
+    }
 }

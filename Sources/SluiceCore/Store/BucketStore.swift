@@ -167,12 +167,19 @@ public final class BucketStore: @unchecked Sendable {
     ) -> (Evaluation, Reservation?)? {
         let slots = views[shardIndex].slots
         // Relaxed suffices: the state word is self-contained and every update is a read-modify-write on it.
-        var observed = slots[slot.index].state.load(ordering: .relaxed)
+        // A guess, possibly torn: the exchange below validates it, or the whole load before a decision that writes
+        // nothing. (The generation is in the first word alone, so a mismatch is real.)
+        var observed = BucketSlot.stateGuess(at: slots + slot.index)
         while true {
             let state = BucketState(observed)
             guard state.generation == slot.generation else { return nil }
             let evaluation = limit.evaluate(state, now: now, cost: cost)
-            guard consume, evaluation.decision.outcome == .allowed else { return (evaluation, nil) }
+            guard consume, evaluation.decision.outcome == .allowed else {
+                let whole = slots[slot.index].state.load(ordering: .relaxed)
+                if whole == observed { return (evaluation, nil) }
+                observed = whole
+                continue
+            }
             let (exchanged, original) = slots[slot.index].state.compareExchange(
                 expected: observed, desired: evaluation.newState.words, ordering: .relaxed
             )

@@ -1,5 +1,5 @@
 import Crypto
-public import SluiceConfig
+import SluiceConfig
 
 /// Admin API keys: made by `sluice keygen`, stored only as their SHA-256, compared in constant time, and
 /// shown in logs by their first characters only.

@@ -1,0 +1,1 @@
+// Nothing to compile: SluiceAtomics.h is all static inline functions.
