@@ -3,7 +3,8 @@
 #   sluice:  redis-benchmark -c 50 -r 100000 TAKE bench key:__rand_int__   (token bucket, 1e9/s: all allowed)
 #   redis:   redis-benchmark -c 50 -r 100000 INCR key:__rand_int__
 # without pipelining and with -P 16. Prints medians and the ratio sluice/redis; writes JSON (RESULTS=file).
-# Env: REPS (3), N (500000), C (50), R (100000), RESULTS (Benchmarks/results/line_vs_redis.json)
+# Env: REPS (3), N (500000), C (50), R (100000), RESULTS (Benchmarks/results/line_vs_redis.json),
+#      EVENT_LOOPS (sluice's --event-loops; default one per core)
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd); . "$here/common.sh"
 N=${N:-500000}; C=${C:-50}; R=${R:-100000}
@@ -18,7 +19,7 @@ policies:
 YAML
 redis-server --bind 127.0.0.1 --port "$RPORT" --save '' --appendonly no --daemonize no --logfile "$TMP/redis.log" --dir "$TMP" &
 RPID=$!
-"$BIN" serve --config "$TMP/sluice.yaml" --log-level warning 2>"$TMP/sluice.log" &
+"$BIN" serve --config "$TMP/sluice.yaml" --log-level warning ${EVENT_LOOPS:+--event-loops "$EVENT_LOOPS"} 2>"$TMP/sluice.log" &
 SPID=$!
 trap 'stop_pid $RPID; stop_pid $SPID; rm -rf "$TMP"' EXIT
 wait_port "$RPORT"; wait_port "$SPORT"
@@ -37,7 +38,7 @@ errors=$(redis-cli -h 127.0.0.1 -p "$SPORT" INFO | awk -F: '/^protocol_errors/{p
 med() { awk -v l="$1" -v c="$2" '$1==l{print $c}' "$TMP/rows" | median; }
 echo "# machine: $(machine_note)"
 echo "# redis-server $(redis-server --version | awk '{print $3}' | cut -d= -f2), sluice $("$BIN" --version); protocol errors: $errors"
-echo "# cmd: redis-benchmark -h 127.0.0.1 -p PORT -c $C -n $N -r $R -P {1,16} --csv {INCR key:__rand_int__ | TAKE bench key:__rand_int__}  (x$REPS alternating, medians)"
+echo "# cmd: redis-benchmark -h 127.0.0.1 -p PORT -c $C -n $N -r $R -P {1,16} --csv {INCR key:__rand_int__ | TAKE bench key:__rand_int__}  (x$REPS alternating, medians); sluice --event-loops ${EVENT_LOOPS:-default}"
 mkdir -p "$(dirname "$RESULTS")"
 json_rows=()
 for P in 1 16; do
@@ -50,7 +51,7 @@ for P in 1 16; do
 done
 {
   echo "{\"benchmark\": \"line_vs_redis\", \"reference\": \"redis-server INCR\", \"date\": \"$(date -u +%FT%TZ)\", \"machine\": \"$(machine_note)\","
-  echo " \"command\": \"redis-benchmark -c $C -n $N -r $R -P {1,16}: TAKE bench key:__rand_int__ vs INCR key:__rand_int__, x$REPS alternating, medians\","
+  echo " \"command\": \"redis-benchmark -c $C -n $N -r $R -P {1,16}: TAKE bench key:__rand_int__ vs INCR key:__rand_int__, x$REPS alternating, medians\", \"event_loops\": \"${EVENT_LOOPS:-one per core}\","
   echo " \"rows\": [$(IFS=,; echo "${json_rows[*]}")]}"
 } > "$RESULTS"
 python3 -m json.tool "$RESULTS" >/dev/null
