@@ -142,6 +142,30 @@ struct AdminConfigurationTests {
         #expect(try SluiceConfiguration.parse(yaml: appended + "redis: { url: \"redis://127.0.0.1:6379/0\" }\n").policies == Self.policies)
     }
 
+    @Test("The policies section ends where the parser says, not at the first unindented line (found by FuzzConfig)")
+    func rewritingFindsTheSectionByTheParser() throws {
+        // A flow mapping may go on in the first column: a text scan took `, limit: 1, …` for the next top-level key
+        // and left the old section's tail behind, which did not parse (the admin API then refused to write).
+        let document = """
+            policies:
+              api: { algorithm: token_bucket
+            , limit: 1, period: 1s }
+              old: { algorithm: fixed_window, limit: 3, period: 1m }
+            limits: { max_key_bytes: 100 }
+            redis: { url: "redis://127.0.0.1:6379/0" }
+
+            """
+        let replaced = ConfigurationText.replacingPolicies(in: document, with: Self.policies)
+        let parsed = try SluiceConfiguration.parse(yaml: replaced)
+        #expect(parsed.policies == Self.policies, "\(replaced)")
+        #expect(parsed.limits.maxKeyBytes == 100)
+        #expect(!replaced.contains("old:"))
+        // The whole document in flow style: `policies` shares its line with other keys, so no line can be
+        // replaced whole; the document comes back unchanged, which the admin API's read-back then refuses.
+        let flow = "{ policies: { api: { algorithm: token_bucket, limit: 1, period: 1s } }, limits: { max_key_bytes: 100 } }\n"
+        #expect(ConfigurationText.replacingPolicies(in: flow, with: Self.policies) == flow)
+    }
+
     @Test func aPoliciesDocumentReportsEveryBadFieldByPath() throws {
         let body = #"{"policies": {"a": {"algorithm": "token_bucket", "limit": -1, "period": "1s"}, "b": {"algorithm": "leaky", "limit": 1, "period": "1s"}, "c": {"algorithm": "fixed_window", "limit": 1, "period": "1s", "burst": 3}}}"#
         guard case .failure(let errors) = SluiceConfiguration.policies(yaml: body) else {

@@ -1,4 +1,5 @@
 public import SluiceCore
+import Yams
 
 /// Writes configuration back as text: the `policies` section as YAML (for the admin API's writes to the
 /// configuration file), with every other part of the file kept as it was.
@@ -86,26 +87,55 @@ public enum ConfigurationText {
     }
 
     /// `document` with its top-level `policies` section replaced by `policies`; every other line is kept as it
-    /// was. The section runs from its `policies:` line to the next top-level key, less the blank and comment
-    /// lines just before that key (they belong to it). Comments inside the old section are not kept. A
-    /// document without the section gets it at its end.
+    /// was. The section runs from its `policies:` line to the line of the next top-level key, as the YAML parser
+    /// places them, less the blank and comment lines just before that key (they belong to it). Comments inside the
+    /// old section are not kept. A document without the section gets it at its end. A document whose `policies`
+    /// shares a line with another top-level key (flow style, `{ policies: …, limits: … }`) is returned unchanged:
+    /// its lines cannot be replaced whole, and the caller, which reads the result back, refuses the change.
     public static func replacingPolicies(in document: String, with policies: [Policy]) -> String {
         var lines = document.split(separator: "\n", omittingEmptySubsequences: false).map(String.init)
         let section = policiesSection(policies).split(separator: "\n", omittingEmptySubsequences: true).map(String.init)
-        func isTopLevel(_ line: String) -> Bool {
-            guard let first = line.unicodeScalars.first else { return false }
-            return first != " " && first != "\t" && first != "#" && first != "\r"
-        }
-        guard let start = lines.firstIndex(where: { $0.hasPrefix("policies:") || $0.hasPrefix("policies :") || $0.hasPrefix("\"policies\":") }) else {
+        // A trailing empty string is the file's final newline, not a line of the document.
+        let lineCount = lines.last == "" ? lines.count - 1 : lines.count
+        let span: Range<Int>
+        switch policiesLines(in: document, lineCount: lineCount) {
+        case .absent:
             if lines.last == "" { lines.removeLast() }
             return (lines + (lines.isEmpty ? [] : [""]) + section).joined(separator: "\n") + "\n"
+        case .sharedLine:
+            return document
+        case .lines(let lines): span = lines
         }
-        var end = lines[(start + 1)...].firstIndex(where: isTopLevel) ?? lines.endIndex
-        // A trailing empty string is the file's final newline, not a line of the section.
-        if end == lines.endIndex, lines.last == "" { end -= 1 }
-        while end > start + 1, lines[end - 1].trimmingWhitespace.isEmpty || lines[end - 1].hasPrefix("#") { end -= 1 }
-        lines.replaceSubrange(start..<end, with: section)
+        var end = span.upperBound
+        while end > span.lowerBound + 1, lines[end - 1].trimmingWhitespace.isEmpty || lines[end - 1].hasPrefix("#") { end -= 1 }
+        lines.replaceSubrange(span.lowerBound..<end, with: section)
         return lines.joined(separator: "\n")
+    }
+
+    private enum PoliciesLines {
+        case absent
+        case sharedLine
+        case lines(Range<Int>)
+    }
+
+    /// Where the top-level `policies` entry is, in 0-based lines, from the parser's marks: its key's line up to the
+    /// next top-level key's line (or `lineCount`). Found by the parser, not by scanning for unindented text: a flow
+    /// mapping may continue on a line that starts in the first column.
+    private static func policiesLines(in document: String, lineCount: Int) -> PoliciesLines {
+        guard let root = try? compose(yaml: document), let mapping = root.mapping else { return .absent }
+        let keys = Array(mapping.keys)
+        guard let index = keys.firstIndex(where: { $0.string == "policies" }) else { return .absent }
+        guard let keyMark = keys[index].mark, keyMark.column == 1 else { return .sharedLine }
+        let start = keyMark.line - 1
+        let end: Int
+        if index + 1 < keys.count {
+            guard let next = keys[index + 1].mark, next.line - 1 > start else { return .sharedLine }
+            end = next.line - 1
+        } else {
+            end = lineCount
+        }
+        guard 0 <= start, start < end, end <= lineCount else { return .sharedLine }
+        return .lines(start..<end)
     }
 }
 
