@@ -1,4 +1,5 @@
 import SluiceConfig
+import SluiceCore
 import NIOCore
 import NIOEmbedded
 import NIOTestUtils
@@ -300,5 +301,28 @@ struct RESPParserTests {
     @Test func commandsCompareByArguments() throws {
         #expect(try UnitRESP.command("TAKE api k\r\n") == UnitRESP.command(UnitRESP.array(["TAKE", "api", "k"])))
         #expect(try UnitRESP.command("TAKE api k\r\n") != UnitRESP.command("TAKE api j\r\n"))
+    }
+}
+
+/// The decision reply, written byte by byte in place: every field's sign and width, the widest values included.
+struct RESPDecisionReplyTests {
+    static let cases: [(Decision, String)] = [
+        (Decision(outcome: .allowed, limit: 10, remaining: 9, resetAfterNanoseconds: 1, retryAfterNanoseconds: 0), "*5\r\n:1\r\n:10\r\n:9\r\n:1\r\n:0\r\n"),
+        (
+            Decision(outcome: .denied, limit: 1_000_000_000, remaining: 0, resetAfterNanoseconds: 999_000_001, retryAfterNanoseconds: 5_000_000),
+            "*5\r\n:0\r\n:1000000000\r\n:0\r\n:1000\r\n:5\r\n"
+        ),
+        (Decision(outcome: .denied, limit: 5, remaining: 0, resetAfterNanoseconds: 0, retryAfterNanoseconds: -1), "*5\r\n:0\r\n:5\r\n:0\r\n:0\r\n:-1\r\n"),
+        (
+            Decision(outcome: .denied, limit: .max, remaining: .min, resetAfterNanoseconds: .max, retryAfterNanoseconds: .max),
+            "*5\r\n:0\r\n:9223372036854775807\r\n:-9223372036854775808\r\n:9223372036855\r\n:9223372036855\r\n"
+        ),
+    ]
+
+    @Test("A decision is *5 integers: allowed, limit, remaining, reset and retry in milliseconds", arguments: cases)
+    func decisionReply(decision: Decision, expected: String) {
+        var buffer = ByteBufferAllocator().buffer(capacity: 0)
+        buffer.writeRESPDecision(decision)
+        #expect(String(buffer: buffer) == expected)
     }
 }

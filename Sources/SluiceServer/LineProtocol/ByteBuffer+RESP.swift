@@ -76,45 +76,49 @@ extension ByteBuffer {
         let fields: (Int64, Int64, Int64, Int64, Int64) = (
             allowed ? 1 : 0, decision.limit, decision.remaining, decision.resetAfterMilliseconds, decision.retryAfterMilliseconds
         )
-        // One capacity check for the whole reply (at most 4 + 5 × 23 bytes) instead of one per piece.
+        // One capacity check for the whole reply (at most 4 + 5 × 23 bytes) instead of one per piece. Written with
+        // an explicit position and no nested functions: a local variable captured by nested functions is checked
+        // for exclusive access at run time on every use (swift_beginAccess, 5% of a pipelined load's profile).
         writeWithUnsafeMutableBytes(minimumWritableBytes: 128) { buffer in
-            var position = 0
-            func put(_ byte: UInt8) {
-                buffer[position] = byte
-                position += 1
-            }
-            func integer(_ value: Int64) {
-                put(UInt8(ascii: ":"))
-                if value < 0 { put(UInt8(ascii: "-")) }
-                var magnitude = value.magnitude
-                var digits: (UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8) =
-                    (0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0)
-                var count = 0
-                withUnsafeMutableBytes(of: &digits) { digitBytes in
-                    repeat {
-                        digitBytes[count] = UInt8(0x30 + magnitude % 10)
-                        magnitude /= 10
-                        count += 1
-                    } while magnitude > 0
-                    while count > 0 {
-                        count -= 1
-                        put(digitBytes[count])
-                    }
-                }
-                put(0x0D)
-                put(0x0A)
-            }
-            put(UInt8(ascii: "*"))
-            put(UInt8(ascii: "5"))
-            put(0x0D)
-            put(0x0A)
-            integer(fields.0)
-            integer(fields.1)
-            integer(fields.2)
-            integer(fields.3)
-            integer(fields.4)
-            return position
+            buffer[0] = UInt8(ascii: "*")
+            buffer[1] = UInt8(ascii: "5")
+            buffer[2] = 0x0D
+            buffer[3] = 0x0A
+            var position = Self.putRESPInteger(fields.0, into: buffer, at: 4)
+            position = Self.putRESPInteger(fields.1, into: buffer, at: position)
+            position = Self.putRESPInteger(fields.2, into: buffer, at: position)
+            position = Self.putRESPInteger(fields.3, into: buffer, at: position)
+            return Self.putRESPInteger(fields.4, into: buffer, at: position)
         }
+    }
+
+    /// Writes `:<value>\r\n` at `start` (at most 23 bytes) and returns the position after it.
+    @inline(__always)
+    static func putRESPInteger(_ value: Int64, into buffer: UnsafeMutableRawBufferPointer, at start: Int) -> Int {
+        var position = start
+        buffer[position] = UInt8(ascii: ":")
+        position += 1
+        if value < 0 {
+            buffer[position] = UInt8(ascii: "-")
+            position += 1
+        }
+        var magnitude = value.magnitude
+        var digits = 1
+        var scan = magnitude
+        while scan >= 10 {
+            scan /= 10
+            digits += 1
+        }
+        var index = position + digits
+        repeat {
+            index -= 1
+            buffer[index] = UInt8(truncatingIfNeeded: 0x30 + magnitude % 10)
+            magnitude /= 10
+        } while magnitude > 0
+        position += digits
+        buffer[position] = 0x0D
+        buffer[position + 1] = 0x0A
+        return position + 2
     }
 
     /// `value` in decimal ASCII, without allocating.
