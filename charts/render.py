@@ -105,7 +105,8 @@ def main():
     if line.exists():
         data = json.loads(line.read_text())
         (HERE / "line_vs_redis.svg").write_text(comparison(
-            data, "Line protocol: Sluice TAKE vs redis-server INCR (redis-benchmark -c 50 -r 100000)", "ops/s",
+            data, "Line protocol: Sluice TAKE vs redis-server INCR (redis-benchmark -c 50 -r 100000"
+            + (f"; sluice --event-loops {data['event_loops']})" if data.get("event_loops", "").isdigit() else ")"), "ops/s",
             lambda r: "no pipelining" if r["pipeline"] == 1 else f"pipeline -P {r['pipeline']}"))
         made.append("line_vs_redis.svg")
     http = RESULTS / "http_vs_nginx.json"
