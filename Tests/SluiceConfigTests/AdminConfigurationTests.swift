@@ -160,6 +160,14 @@ struct AdminConfigurationTests {
         #expect(parsed.policies == Self.policies, "\(replaced)")
         #expect(parsed.limits.maxKeyBytes == 100)
         #expect(!replaced.contains("old:"))
+        // A lone carriage return ends a line for YAML (so do NEL, LS and PS): `policies:` after one is on line 2.
+        for lineBreak in ["\r", "\u{85}", "\u{2028}"] {
+            let broken = "# a comment\(lineBreak)policies:\n  old: { algorithm: fixed_window, limit: 3, period: 1m }\n"
+                + "redis: { url: \"redis://127.0.0.1:6379/0\" }\n"
+            let rewritten = ConfigurationText.replacingPolicies(in: broken, with: Self.policies)
+            #expect(try SluiceConfiguration.parse(yaml: rewritten).policies == Self.policies, "\(rewritten.debugDescription)")
+            #expect(rewritten.hasPrefix("# a comment\(lineBreak)policies:") && !rewritten.contains("old:"))
+        }
         // The whole document in flow style: `policies` shares its line with other keys, so no line can be
         // replaced whole; the document comes back unchanged, which the admin API's read-back then refuses.
         let flow = "{ policies: { api: { algorithm: token_bucket, limit: 1, period: 1s } }, limits: { max_key_bytes: 100 } }\n"

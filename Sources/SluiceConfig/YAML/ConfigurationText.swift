@@ -93,23 +93,49 @@ public enum ConfigurationText {
     /// shares a line with another top-level key (flow style, `{ policies: …, limits: … }`) is returned unchanged:
     /// its lines cannot be replaced whole, and the caller, which reads the result back, refuses the change.
     public static func replacingPolicies(in document: String, with policies: [Policy]) -> String {
-        var lines = document.split(separator: "\n", omittingEmptySubsequences: false).map(String.init)
-        let section = policiesSection(policies).split(separator: "\n", omittingEmptySubsequences: true).map(String.init)
-        // A trailing empty string is the file's final newline, not a line of the document.
-        let lineCount = lines.last == "" ? lines.count - 1 : lines.count
+        let lines = yamlLines(document)
+        let section = policiesSection(policies).split(separator: "\n", omittingEmptySubsequences: true).joined(separator: "\n") + "\n"
         let span: Range<Int>
-        switch policiesLines(in: document, lineCount: lineCount) {
+        switch policiesLines(in: document, lineCount: lines.count) {
         case .absent:
-            if lines.last == "" { lines.removeLast() }
-            return (lines + (lines.isEmpty ? [] : [""]) + section).joined(separator: "\n") + "\n"
+            guard let last = lines.last else { return section }
+            return document + (last.end.isEmpty ? "\n\n" : "\n") + section
         case .sharedLine:
             return document
         case .lines(let lines): span = lines
         }
         var end = span.upperBound
-        while end > span.lowerBound + 1, lines[end - 1].trimmingWhitespace.isEmpty || lines[end - 1].hasPrefix("#") { end -= 1 }
-        lines.replaceSubrange(span.lowerBound..<end, with: section)
-        return lines.joined(separator: "\n")
+        while end > span.lowerBound + 1 {
+            let text = String(lines[end - 1].text)
+            guard text.trimmingWhitespace.isEmpty || text.hasPrefix("#") else { break }
+            end -= 1
+        }
+        let before = lines[..<span.lowerBound].map { $0.text + $0.end }.joined()
+        let after = lines[end...].map { $0.text + $0.end }.joined()
+        return before + section + after
+    }
+
+    /// The document's lines as YAML counts them, each with the break that ends it (empty for a last line without
+    /// one): a line ends at LF, CR LF, a lone CR, NEL, LS or PS, so the parser's line numbers index this array.
+    static func yamlLines(_ document: String) -> [(text: Substring, end: Substring)] {
+        let scalars = document.unicodeScalars
+        var lines: [(text: Substring, end: Substring)] = []
+        var lineStart = scalars.startIndex
+        var index = scalars.startIndex
+        while index < scalars.endIndex {
+            let scalar = scalars[index]
+            guard scalar == "\n" || scalar == "\r" || scalar == "\u{85}" || scalar == "\u{2028}" || scalar == "\u{2029}" else {
+                index = scalars.index(after: index)
+                continue
+            }
+            var next = scalars.index(after: index)
+            if scalar == "\r", next < scalars.endIndex, scalars[next] == "\n" { next = scalars.index(after: next) }
+            lines.append((Substring(scalars[lineStart..<index]), Substring(scalars[index..<next])))
+            lineStart = next
+            index = next
+        }
+        if lineStart < scalars.endIndex { lines.append((Substring(scalars[lineStart...]), "")) }
+        return lines
     }
 
     private enum PoliciesLines {
