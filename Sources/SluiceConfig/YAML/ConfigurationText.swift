@@ -90,8 +90,9 @@ public enum ConfigurationText {
     /// was. The section runs from its `policies:` line to the line of the next top-level key, as the YAML parser
     /// places them, less the blank and comment lines just before that key (they belong to it). Comments inside the
     /// old section are not kept. A document without the section gets it at its end. A document whose `policies`
-    /// shares a line with another top-level key (flow style, `{ policies: …, limits: … }`) is returned unchanged:
-    /// its lines cannot be replaced whole, and the caller, which reads the result back, refuses the change.
+    /// key does not begin its line, or shares a line with another top-level key (flow style, `{ policies: …,
+    /// limits: … }`), is returned unchanged: its lines cannot be replaced whole, and the caller, which reads the
+    /// result back, refuses the change.
     public static func replacingPolicies(in document: String, with policies: [Policy]) -> String {
         let lines = yamlLines(document)
         let section = policiesSection(policies).split(separator: "\n", omittingEmptySubsequences: true).joined(separator: "\n") + "\n"
