@@ -172,6 +172,10 @@ struct AdminConfigurationTests {
         // replaced whole; the document comes back unchanged, which the admin API's read-back then refuses.
         let flow = "{ policies: { api: { algorithm: token_bucket, limit: 1, period: 1s } }, limits: { max_key_bytes: 100 } }\n"
         #expect(ConfigurationText.replacingPolicies(in: flow, with: Self.policies) == flow)
+        // Every top-level key indented (valid YAML; found by FuzzConfig): a section appended in column 1 would not
+        // parse, so the document comes back unchanged too.
+        let indented = "# a comment\n rls:\n\n"
+        #expect(ConfigurationText.replacingPolicies(in: indented, with: Self.policies) == indented)
     }
 
     @Test func aPoliciesDocumentReportsEveryBadFieldByPath() throws {

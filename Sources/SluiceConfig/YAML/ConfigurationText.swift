@@ -91,7 +91,7 @@ public enum ConfigurationText {
     /// places them, less the blank and comment lines just before that key (they belong to it). Comments inside the
     /// old section are not kept. A document without the section gets it at its end. A document whose `policies`
     /// key does not begin its line, or shares a line with another top-level key (flow style, `{ policies: …,
-    /// limits: … }`), is returned unchanged: its lines cannot be replaced whole, and the caller, which reads the
+    /// limits: … }`), or whose top-level keys are indented, is returned unchanged: its lines cannot be replaced whole, and the caller, which reads the
     /// result back, refuses the change.
     public static func replacingPolicies(in document: String, with policies: [Policy]) -> String {
         let lines = yamlLines(document)
@@ -151,6 +151,8 @@ public enum ConfigurationText {
     private static func policiesLines(in document: String, lineCount: Int) -> PoliciesLines {
         guard let root = try? compose(yaml: document), let mapping = root.mapping else { return .absent }
         let keys = Array(mapping.keys)
+        // Top-level keys indented (valid YAML when all are): a section written in column 1 would not fit.
+        if let first = keys.first?.mark, first.column != 1 { return .sharedLine }
         guard let index = keys.firstIndex(where: { $0.string == "policies" }) else { return .absent }
         guard let keyMark = keys[index].mark, keyMark.column == 1 else { return .sharedLine }
         let start = keyMark.line - 1
