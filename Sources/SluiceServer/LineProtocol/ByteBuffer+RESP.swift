@@ -96,19 +96,27 @@ extension ByteBuffer {
     /// Writes `:<value>\r\n` at `start` (at most 23 bytes) and returns the position after it.
     @inline(__always)
     static func putRESPInteger(_ value: Int64, into buffer: UnsafeMutableRawBufferPointer, at start: Int) -> Int {
+        buffer[start] = UInt8(ascii: ":")
+        let end = putDecimal(value, into: buffer, at: start + 1)
+        buffer[end] = 0x0D
+        buffer[end + 1] = 0x0A
+        return end + 2
+    }
+
+    /// Writes `value` in decimal ASCII at `start` (at most 20 bytes) and returns the position after it.
+    @inline(__always)
+    static func putDecimal(_ value: Int64, into buffer: UnsafeMutableRawBufferPointer, at start: Int) -> Int {
         var position = start
-        buffer[position] = UInt8(ascii: ":")
-        position += 1
         if value < 0 {
             buffer[position] = UInt8(ascii: "-")
             position += 1
         }
         var magnitude = value.magnitude
         var digits = 1
-        var scan = magnitude
-        while scan >= 10 {
-            scan /= 10
+        var probe = magnitude / 10
+        while probe > 0 {
             digits += 1
+            probe /= 10
         }
         var index = position + digits
         repeat {
@@ -116,10 +124,7 @@ extension ByteBuffer {
             buffer[index] = UInt8(truncatingIfNeeded: 0x30 + magnitude % 10)
             magnitude /= 10
         } while magnitude > 0
-        position += digits
-        buffer[position] = 0x0D
-        buffer[position + 1] = 0x0A
-        return position + 2
+        return position + digits
     }
 
     /// `value` in decimal ASCII, without allocating.
@@ -128,26 +133,6 @@ extension ByteBuffer {
             writeInteger(UInt8(0x30 + value))
             return
         }
-        writeWithUnsafeMutableBytes(minimumWritableBytes: 20) { buffer in
-            var magnitude = value.magnitude
-            var digits = 0
-            var probe = magnitude
-            repeat {
-                digits += 1
-                probe /= 10
-            } while probe > 0
-            var position = 0
-            if value < 0 {
-                buffer[0] = UInt8(ascii: "-")
-                position = 1
-            }
-            var index = position + digits - 1
-            repeat {
-                buffer[index] = UInt8(0x30 + magnitude % 10)
-                magnitude /= 10
-                index -= 1
-            } while magnitude > 0
-            return position + digits
-        }
+        writeWithUnsafeMutableBytes(minimumWritableBytes: 20) { Self.putDecimal(value, into: $0, at: 0) }
     }
 }
