@@ -42,6 +42,7 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-metrics.git", from: "2.13.0"),
         .package(url: "https://github.com/swift-server/swift-prometheus.git", from: "2.4.1"),
         .package(url: "https://github.com/swift-server/async-http-client.git", from: "1.37.0"),
+        .package(url: "https://github.com/HdrHistogram/hdrhistogram-swift.git", from: "0.2.0"),
     ],
     targets: [
         // The store's two-halves read of a bucket's state (C11-style atomics Swift's Synchronization lacks).
@@ -94,6 +95,21 @@ let package = Package(
             exclude: ["Proto"],
             swiftSettings: swiftSettings
         ),
+        // `sluice bench`: the load generator (SwiftNIO connections for the line protocol and HTTP, grpc-swift for gRPC).
+        .target(
+            name: "SluiceBench",
+            dependencies: [
+                "SluiceWorkload",
+                "SluiceRLS",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
+                .product(name: "Histogram", package: "hdrhistogram-swift"),
+                .product(name: "GRPCCore", package: "grpc-swift-2"),
+                .product(name: "GRPCNIOTransportHTTP2Posix", package: "grpc-swift-nio-transport"),
+            ],
+            swiftSettings: swiftSettings
+        ),
         .executableTarget(
             name: "sluice",
             dependencies: [
@@ -102,6 +118,7 @@ let package = Package(
                 "SluiceServer",
                 "SluiceRedis",
                 "SluiceRLS",
+                "SluiceBench",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
@@ -162,6 +179,14 @@ let package = Package(
                 .product(name: "GRPCCore", package: "grpc-swift-2"),
                 .product(name: "GRPCNIOTransportHTTP2Posix", package: "grpc-swift-nio-transport"),
                 .product(name: "SwiftProtobuf", package: "swift-protobuf"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
+            name: "SluiceBenchTests",
+            dependencies: [
+                "SluiceBench", "SluiceTestSupport", .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "Histogram", package: "hdrhistogram-swift"),
             ],
             swiftSettings: swiftSettings
         ),

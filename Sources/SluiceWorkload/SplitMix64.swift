@@ -1,6 +1,6 @@
 /// A small, fast, seeded generator (SplitMix64), so every run of a test, a benchmark or `sluice bench` replays the
 /// same sequence.
-public struct SplitMix64: RandomNumberGenerator {
+public struct SplitMix64: RandomNumberGenerator, Sendable {
     private var state: UInt64
 
     /// Starts the sequence at `seed`.

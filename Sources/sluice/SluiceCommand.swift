@@ -23,7 +23,7 @@ struct SluiceCommand: AsyncParsableCommand {
         commandName: "sluice",
         abstract: "A rate-limiting sidecar: answers \"may this caller do this now?\" in microseconds.",
         version: LineCommandProcessor.version,
-        subcommands: [Serve.self, Validate.self, Keygen.self],
+        subcommands: [Serve.self, Validate.self, Keygen.self, Bench.self],
         defaultSubcommand: Serve.self
     )
 }

@@ -10,6 +10,10 @@ public enum External {
     /// Whether end-to-end tests must run (`SLUICE_REQUIRE_E2E=1`).
     public static let isRequired = ProcessInfo.processInfo.environment["SLUICE_REQUIRE_E2E"] == "1"
 
+    /// Whether the load tests run (`SLUICE_LOAD_TESTS=1`): they measure throughput and timing, so they need the
+    /// machine to themselves; `scripts/test` runs them after the rest of the suite.
+    public static let runsLoadTests = ProcessInfo.processInfo.environment["SLUICE_LOAD_TESTS"] == "1"
+
     /// Whether `program` is an executable on PATH.
     public static func isInstalled(_ program: String) -> Bool {
         let path = ProcessInfo.processInfo.environment["PATH"] ?? "/usr/local/bin:/usr/bin:/bin"
@@ -43,6 +47,15 @@ public enum External {
 }
 
 extension Trait where Self == ConditionTrait {
+    /// Runs the test only when ``External/runsLoadTests``: alone, not beside the rest of the suite, whose tests
+    /// would slow it and be slowed by it.
+    public static var loadTest: Self {
+        .enabled(
+            if: External.runsLoadTests,
+            Comment(rawValue: "a load test, which needs the machine to itself: scripts/test runs it after the rest (SLUICE_LOAD_TESTS=1)")
+        )
+    }
+
     /// Runs the test only when every one of `programs` is on PATH, or when ``External/isRequired``.
     public static func requires(_ programs: String...) -> Self {
         let missing = programs.filter { !External.isInstalled($0) }
