@@ -4,11 +4,15 @@ resident memory with the embedded default configuration (store.max_keys 1,000,00
 key with 1,000,000 live keys. Runs `sluice serve` with no --config (the embedded default: ports 7379 and 7380
 must be free), several times, and takes medians. Writes JSON.
 
-Usage: footprint.py SLUICE_BINARY [--runs N] [--out FILE]"""
+With --sweep N,N,...: resident memory against key count instead, one run per count, each with a configuration
+whose store.max_keys is that count (up to 10,000,000 keys: about a minute to fill).
 
-import argparse, json, os, signal, socket, subprocess, sys, time
+Usage: footprint.py SLUICE_BINARY [--runs N] [--out FILE]
+       footprint.py SLUICE_BINARY --sweep 100000,1000000,10000000 [--out FILE]"""
 
-from harness import encode, rss_kib
+import argparse, json, os, signal, socket, subprocess, sys, tempfile, time
+
+from harness import encode, machine, rss_kib
 
 LINE = 7379
 
@@ -47,10 +51,13 @@ def main():
     parser.add_argument("--runs", type=int, default=5)
     parser.add_argument("--keys", type=int, default=1_000_000)
     parser.add_argument("--out")
+    parser.add_argument("--sweep", help="key counts, comma-separated: memory against keys")
     args = parser.parse_args()
     with socket.socket() as probe:
         if probe.connect_ex(("127.0.0.1", LINE)) == 0:
             sys.exit(f"something already listens on 127.0.0.1:{LINE}; the embedded default needs it")
+    if args.sweep:
+        return sweep(args.binary, [int(n) for n in args.sweep.split(",")], args.out)
     starts, idle, full = [], [], []
     for run in range(args.runs):
         process = subprocess.Popen([args.binary, "serve"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
@@ -75,6 +82,39 @@ def main():
     print(json.dumps(document, indent=1))
     if args.out:
         json.dump(document, open(args.out, "w"), indent=1)
+
+
+def sweep(binary, counts, out):
+    """Resident memory with N live keys, the store sized for N (store.max_keys), for each N."""
+    rows = []
+    with tempfile.TemporaryDirectory() as directory:
+        for keys in counts:
+            config = os.path.join(directory, "sluice.yaml")
+            with open(config, "w") as file:
+                file.write(f'listen: {{ line: "127.0.0.1:{LINE}", http: "127.0.0.1:0" }}\nstore: {{ max_keys: {keys} }}\n'
+                           "policies:\n  api: { algorithm: token_bucket, limit: 100, period: 1s }\n")
+            process = subprocess.Popen([binary, "serve", "--config", config], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            try:
+                first_answer(process)
+                time.sleep(1)
+                idle = rss_kib(process.pid) / 1024
+                fill(keys)
+                time.sleep(1)
+                full = rss_kib(process.pid) / 1024
+            finally:
+                process.send_signal(signal.SIGTERM)
+                process.wait(30)
+            row = {"keys": keys, "idle_rss_mib": round(idle, 1), "rss_mib": round(full, 1),
+                   "bytes_per_key": round(full * 1024 * 1024 / keys, 1)}
+            print(f"  {keys:>10,} keys: {row['rss_mib']:8.1f} MiB resident, {row['bytes_per_key']:6.1f} bytes per key "
+                  f"(idle {row['idle_rss_mib']} MiB)", file=sys.stderr)
+            rows.append(row)
+    document = {"benchmark": "memory", "machine": machine(), "date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+                "command": f"Benchmarks/footprint.py BINARY --sweep {','.join(map(str, counts))} (store.max_keys = keys; TAKE on each key)",
+                "rows": rows}
+    if out:
+        json.dump(document, open(out, "w"), indent=1)
+    print(json.dumps(document, indent=1))
 
 
 if __name__ == "__main__":

@@ -125,3 +125,9 @@ def summarize(samples, seconds):
         outcomes[s[2]] = outcomes.get(s[2], 0) + 1
     return {"decisions": len(samples), "per_second": round(len(samples) / seconds) if seconds else None,
             "p50_ms": pct(0.5), "p99_ms": pct(0.99), "max_ms": round(latencies[-1], 2) if latencies else None, **outcomes}
+
+
+def machine():
+    """The machine line every chart carries: `machine_note` of the load scripts' helpers."""
+    common = os.path.join(os.path.dirname(os.path.abspath(__file__)), "load", "common.sh")
+    return subprocess.run(["bash", "-c", f'. "{common}"; machine_note'], capture_output=True, text=True).stdout.strip()

@@ -15,7 +15,7 @@ Usage: soak.py SLUICE_BINARY [--duration SECONDS] [--warmup SECONDS] [--out FILE
 
 import argparse, json, os, random, signal, socket, struct, subprocess, sys, tempfile, threading, time
 
-from harness import Redis, Sluice, encode, rss_kib, summarize, wait_port
+from harness import Redis, Sluice, encode, machine, rss_kib, summarize, wait_port
 
 MAX_KEYS = 100_000
 KEYSPACE = 10_000_000
@@ -260,12 +260,6 @@ def steal_ticks():
     with open("/proc/stat") as f:
         values = [int(v) for v in f.readline().split()[1:]]
     return sum(values), values[7] if len(values) > 7 else 0
-
-
-def machine():
-    """The machine line every chart carries: `machine_note` of the load scripts' helpers."""
-    common = os.path.join(os.path.dirname(os.path.abspath(__file__)), "load", "common.sh")
-    return subprocess.run(["bash", "-c", f'. "{common}"; machine_note'], capture_output=True, text=True).stdout.strip()
 
 
 def main():

@@ -39,3 +39,30 @@ build_sluice() {   # prints the path of a release build of sluice (SLUICE_BIN ov
   (cd "$root" && swift build -c release --product sluice >&2)
   echo "$root/.build/release/sluice"
 }
+
+# write_results FILE NAME COMMAND FIELDS ROW...: writes {"benchmark": NAME, "date", "machine", "command": COMMAND,
+# FIELDS (more "key": value pairs, or empty), "rows": [ROW, ...]} and checks that it parses.
+write_results() {
+  local file=$1 name=$2 command=$3 fields=$4; shift 4
+  mkdir -p "$(dirname "$file")"
+  echo "{\"benchmark\": \"$name\", \"date\": \"$(date -u +%FT%TZ)\", \"machine\": \"$(machine_note)\", \"command\": \"$command\",${fields:+ $fields,} \"rows\": [$(IFS=,; echo "$*")]}" > "$file"
+  python3 -m json.tool "$file" >/dev/null
+  echo "# results: $file" >&2
+}
+
+# bench_servers DIR: redis-server and `$BIN serve` (policy `bench`, a token bucket that allows everything; event
+# loops EVENT_LOOPS, default one per core) on free loopback ports, files in DIR. Sets RPORT SPORT RPID SPID and
+# waits until both listen; the caller stops them (stop_pid).
+bench_servers() {
+  RPORT=$(free_port 16379); SPORT=$(free_port 17379)
+  cat > "$1/sluice.yaml" <<YAML
+listen: { line: "127.0.0.1:$SPORT", http: "127.0.0.1:0" }
+policies:
+  bench: { algorithm: token_bucket, limit: 1000000000, period: 1s }
+YAML
+  redis-server --bind 127.0.0.1 --port "$RPORT" --save '' --appendonly no --daemonize no --logfile "$1/redis.log" --dir "$1" &
+  RPID=$!
+  "$BIN" serve --config "$1/sluice.yaml" --log-level warning ${EVENT_LOOPS:+--event-loops "$EVENT_LOOPS"} 2>"$1/sluice.log" &
+  SPID=$!
+  wait_port "$RPORT"; wait_port "$SPORT"
+}

@@ -74,11 +74,6 @@ for P in 1 16; do
     "$P" "$so" "$(med "strict/P$P" 3)" "$(med "strict/P$P" 4)" "$rs" "$(med "redis-lua/P$P" 3)" "$(med "redis-lua/P$P" 4)" "$ratio"
   json_rows+=("{\"mode\": \"strict\", \"pipeline\": $P, \"reference\": \"Redis+Lua token bucket (EVALSHA)\", \"reference_ops\": $rs, \"sluice_ops\": $so, \"ratio\": $ratio}")
 done
-mkdir -p "$(dirname "$RESULTS")"
-{
-  echo "{\"benchmark\": \"global_vs_local\", \"date\": \"$(date -u +%FT%TZ)\", \"machine\": \"$(machine_note)\","
-  echo " \"command\": \"leased: redis-benchmark -c $C -n $N -r 1000 -P 16 TAKE global|local repN:__rand_int__; strict: -c $C -n $NS -r 100000 -P {1,16} TAKE strict vs EVALSHA token_bucket.lua; x$REPS alternating, medians\","
-  echo " \"rows\": [$(IFS=,; echo "${json_rows[*]}")]}"
-} > "$RESULTS"
-python3 -m json.tool "$RESULTS" >/dev/null
-echo "# results: $RESULTS"
+write_results "$RESULTS" global_vs_local \
+  "leased: redis-benchmark -c $C -n $N -r 1000 -P 16 TAKE global|local repN:__rand_int__; strict: -c $C -n $NS -r 100000 -P {1,16} TAKE strict vs EVALSHA token_bucket.lua; x$REPS alternating, medians" \
+  "" "${json_rows[@]}"

@@ -11,18 +11,9 @@ N=${N:-500000}; C=${C:-50}; R=${R:-100000}
 RESULTS=${RESULTS:-$here/../results/line_vs_redis.json}
 BIN=$(build_sluice)
 TMP=$(mktemp -d -t sluice-line.XXXXXX)
-RPORT=$(free_port 16379); SPORT=$(free_port 17379)
-cat > "$TMP/sluice.yaml" <<YAML
-listen: { line: "127.0.0.1:$SPORT", http: "127.0.0.1:0" }
-policies:
-  bench: { algorithm: token_bucket, limit: 1000000000, period: 1s }
-YAML
-redis-server --bind 127.0.0.1 --port "$RPORT" --save '' --appendonly no --daemonize no --logfile "$TMP/redis.log" --dir "$TMP" &
-RPID=$!
-"$BIN" serve --config "$TMP/sluice.yaml" --log-level warning ${EVENT_LOOPS:+--event-loops "$EVENT_LOOPS"} 2>"$TMP/sluice.log" &
-SPID=$!
-trap 'stop_pid $RPID; stop_pid $SPID; rm -rf "$TMP"' EXIT
-wait_port "$RPORT"; wait_port "$SPORT"
+RPID=; SPID=
+trap 'stop_pid "$RPID"; stop_pid "$SPID"; rm -rf "$TMP"' EXIT
+bench_servers "$TMP"
 
 for rep in $(seq "$REPS"); do
   for P in 1 16; do
@@ -39,7 +30,6 @@ med() { awk -v l="$1" -v c="$2" '$1==l{print $c}' "$TMP/rows" | median; }
 echo "# machine: $(machine_note)"
 echo "# redis-server $(redis-server --version | awk '{print $3}' | cut -d= -f2), sluice $("$BIN" --version); protocol errors: $errors"
 echo "# cmd: redis-benchmark -h 127.0.0.1 -p PORT -c $C -n $N -r $R -P {1,16} --csv {INCR key:__rand_int__ | TAKE bench key:__rand_int__}  (x$REPS alternating, medians); sluice --event-loops ${EVENT_LOOPS:-default}"
-mkdir -p "$(dirname "$RESULTS")"
 json_rows=()
 for P in 1 16; do
   rs=$(med "redis/P$P" 2); so=$(med "sluice/P$P" 2)
@@ -49,10 +39,6 @@ for P in 1 16; do
     "$P" "$rs" "$rp50" "$rp99" "$so" "$sp50" "$sp99" "$ratio"
   json_rows+=("{\"pipeline\": $P, \"reference_ops\": $rs, \"sluice_ops\": $so, \"reference_p50_ms\": $rp50, \"sluice_p50_ms\": $sp50, \"reference_p99_ms\": $rp99, \"sluice_p99_ms\": $sp99, \"ratio\": $ratio}")
 done
-{
-  echo "{\"benchmark\": \"line_vs_redis\", \"reference\": \"redis-server INCR\", \"date\": \"$(date -u +%FT%TZ)\", \"machine\": \"$(machine_note)\","
-  echo " \"command\": \"redis-benchmark -c $C -n $N -r $R -P {1,16}: TAKE bench key:__rand_int__ vs INCR key:__rand_int__, x$REPS alternating, medians\", \"event_loops\": \"${EVENT_LOOPS:-one per core}\","
-  echo " \"rows\": [$(IFS=,; echo "${json_rows[*]}")]}"
-} > "$RESULTS"
-python3 -m json.tool "$RESULTS" >/dev/null
-echo "# results: $RESULTS"
+write_results "$RESULTS" line_vs_redis \
+  "redis-benchmark -c $C -n $N -r $R -P {1,16}: TAKE bench key:__rand_int__ vs INCR key:__rand_int__, x$REPS alternating, medians" \
+  "\"reference\": \"redis-server INCR\", \"event_loops\": \"${EVENT_LOOPS:-one per core}\"" "${json_rows[@]}"

@@ -1,6 +1,8 @@
 import GRPCCore
 import Histogram
 import NIOConcurrencyHelpers
+import NIOCore
+import NIOPosix
 import GRPCNIOTransportHTTP2Posix
 import SluiceRLS
 import SluiceWorkload
@@ -42,6 +44,9 @@ enum GRPCLoad {
 
     static func run(_ plan: BenchPlan, progress: @escaping @Sendable (BenchProgress) -> Void) async throws -> BenchReport {
         let recorder = SharedRecorder()
+        // --threads event loops, as for the other targets.
+        let eventLoops = MultiThreadedEventLoopGroup(numberOfThreads: plan.threads)
+        defer { eventLoops.shutdownGracefully { _ in } }
         let zipf: ZipfDistribution? = if case .zipf(let exponent) = plan.distribution { ZipfDistribution(count: plan.keys, exponent: exponent) } else { nil }
         let quotas = BenchRunner.quotas(plan)
         let start = monotonicNanoseconds()
@@ -83,7 +88,7 @@ enum GRPCLoad {
                     let target: any ResolvableTarget = host.contains(":")
                         ? ResolvableTargets.IPv6(addresses: [.init(host: host, port: port)])
                         : ResolvableTargets.IPv4(addresses: [.init(host: host, port: port)])
-                    let transport = try HTTP2ClientTransport.Posix(target: target, transportSecurity: .plaintext)
+                    let transport = try HTTP2ClientTransport.Posix(target: target, transportSecurity: .plaintext, eventLoopGroup: eventLoops)
                     try await withGRPCClient(transport: transport) { client in
                         let service = Envoy_Service_Ratelimit_V3_RateLimitService.Client(wrapping: client)
                         try await withThrowingDiscardingTaskGroup { calls in

@@ -90,10 +90,16 @@ final class LoopDriver {
         for slot in slots { slot.connect() }
     }
 
-    /// Open-loop runs release due requests every millisecond; every run checks for timeouts.
+    /// Ticks check for timeouts every 20 ms and, in an open-loop run, send each request when it falls due: the
+    /// next tick is at the earliest due time of this loop's connections (a fixed period would add up to a period
+    /// of waiting to every latency, since latency counts from the due time).
     private func scheduleTick() {
-        let period: TimeAmount = plan.rate == nil ? .milliseconds(20) : .milliseconds(1)
-        loop.assumeIsolated().scheduleTask(in: period) { [self] in
+        let now = monotonicNanoseconds()
+        var next = now + 20_000_000
+        if plan.rate != nil {
+            for slot in slots { next = min(next, slot.nextDue) }
+        }
+        loop.assumeIsolated().scheduleTask(deadline: .uptimeNanoseconds(UInt64(max(next, now)))) { [self] in
             guard ticking else { return }
             let now = monotonicNanoseconds()
             for slot in slots { slot.tick(now: now) }
@@ -211,14 +217,23 @@ final class LoadSlot {
         finishIfDone()
     }
 
+    /// Open loop: when this slot's next request falls due (monotonic nanoseconds); `.max` when none will.
+    var nextDue: Int64 {
+        guard !done, let rate = plan.rate, remaining > 0 else { return .max }
+        return due(scheduled, rate: rate)
+    }
+
+    /// The k-th request of slot i of C is due at start + (k C + i) / rate: the slots' requests interleave evenly.
+    private func due(_ number: Int, rate: Double) -> Int64 {
+        driver.start + Int64((Double(number * plan.connections + index) * 1e9 / rate).rounded())
+    }
+
     /// Makes due what the rate asks for (open loop), sends it, and times out late replies.
     func tick(now: Int64) {
         guard !done else { return }
         if let rate = plan.rate {
-            // The k-th request of slot i of C is due at start + (k C + i) / rate: the slots' requests interleave evenly.
-            let spacing = 1e9 / rate
             while remaining > 0 {
-                let due = driver.start + Int64((Double(scheduled * plan.connections + index) * spacing).rounded())
+                let due = due(scheduled, rate: rate)
                 guard due <= now, due < driver.sendingEnds else { break }
                 backlog.append(due)
                 scheduled += 1
