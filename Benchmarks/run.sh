@@ -2,7 +2,7 @@
 # The whole comparison in one command: builds Sluice (release), runs every load script against its reference on
 # loopback, the memory and start-up measurements and the core benchmarks, writes JSON under Benchmarks/results/,
 # and renders charts/ with matplotlib (in a venv this script makes, Benchmarks/.venv-charts).
-#   Benchmarks/run.sh           about 15 minutes after the first build (17 min measured before the Envoy step was halved)
+#   Benchmarks/run.sh           about 14 minutes after the first build (823 s measured)
 #   Benchmarks/run.sh --quick   about 2.5 minutes after the first build: fewer repetitions, shorter runs, smaller sweeps
 # Steps whose reference is not installed (nginx, wrk, Envoy, nghttpd) are skipped with the reason; scripts/install-deps
 # and scripts/test install them all. Every server binds 127.0.0.1 and is stopped by its PID.
