@@ -80,7 +80,8 @@ extension RateLimit {
         let current = ExactTime(nanoseconds: now, fraction: 0)
         let base = max(current, stored)
         let ceilingTime = adding(current, nanoseconds: burstToleranceNanoseconds, fraction: burstToleranceRemainder)
-        let available = base < ceilingTime ? wholeTokens(in: subtracting(ceilingTime, base)) : 0
+        // Whole tokens before the request: only a refusal reports them (an allowed one reports what is left).
+        var available: Int64 { base < ceilingTime ? wholeTokens(in: subtracting(ceilingTime, base)) : 0 }
         guard cost <= burst else {
             let decision = Decision(
                 outcome: .exceedsCapacity, limit: burst, remaining: available,
