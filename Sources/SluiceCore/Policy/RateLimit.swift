@@ -78,12 +78,16 @@ public struct RateLimit: Sendable, Hashable {
         self.burstToleranceRemainder = UInt64(total % Int128(limit))
     }
 
-    /// `floor(dividend / period)` for `0 ≤ dividend < 2^100`, exactly, without a hardware division.
+    /// `floor(dividend / period)` for `0 ≤ dividend < 2^100`, exactly.
     ///
-    /// A 128-by-64-bit `div` costs 40–90 cycles, more than the rest of a decision; a floating-point estimate
-    /// is off by at most one here (the quotient is below 2^48), and two multiplications correct it.
+    /// A dividend that fits in 64 bits (a span under `2^64 / limit` ns: always for 1,000 a second with
+    /// periods up to 213 days) takes one 64-bit division: 2.9 ns per call here (Zen 4), against 7.1 ns for the
+    /// general path (a standalone loop timing both, minimum of 15 rounds of 5M calls). Larger ones avoid the
+    /// 128-by-64-bit `div` (40–90 cycles): a floating-point estimate is off by at most one here (the quotient is
+    /// below 2^48), and two multiplications correct it.
     @inline(__always)
     func quotient(dividingByPeriod dividend: Int128) -> Int64 {
+        if dividend >> 64 == 0 { return Int64(UInt64(truncatingIfNeeded: dividend) / UInt64(periodNanoseconds)) }
         let high = Int64(truncatingIfNeeded: dividend >> 64)
         let low = UInt64(truncatingIfNeeded: dividend)
         let estimate = (Double(high) * 18_446_744_073_709_551_616.0 + Double(low)) * inversePeriod
