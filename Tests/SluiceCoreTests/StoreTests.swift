@@ -38,6 +38,24 @@ struct StoreTests {
         #expect(BucketSlot.stateGuess(at: slot) == slot.pointee.state.load(ordering: .relaxed))
     }
 
+    @Test("Prefetching is only a hint: keys present or absent, every shard's first and last slot, nothing changes")
+    func prefetchChangesNothing() {
+        let limiter = RateLimiter(store: BucketStore(maximumKeys: 4_096, shardCount: 8))
+        let now = Timestamp(nanoseconds: TestTime.start)
+        let present = (0..<100).map { BucketKey(seed: 1, key: "user:\($0)") }
+        for key in present { _ = limiter.decide(Check(rateLimit: fixedFive, key: key, cost: 1), at: now) }
+        // Absent keys, and hashes whose home slots are the ends of their shards (secondary 0 and all ones).
+        let absent = (0..<1_000).map { BucketKey(seed: 2, key: "other:\($0)") }
+            + (0..<8).flatMap { shard in
+                [UInt64(0), .max].map { BucketKey(primary: UInt64(shard) << 48 | 1, secondary: $0) }
+            }
+        for key in present + absent { limiter.prefetch(Check(rateLimit: fixedFive, key: key, cost: 1)) }
+        #expect(limiter.store.keyCount == 100)
+        for key in present {
+            #expect(limiter.decide(Check(rateLimit: fixedFive, key: key, cost: 1), at: now, consume: false).remaining == 3)
+        }
+    }
+
     @Test("Huge pages are asked for once, when the live keys are twice the table's small pages, not before")
     func memoryAdviceWaitsForABusyTable() {
         let calls = Locked(0)

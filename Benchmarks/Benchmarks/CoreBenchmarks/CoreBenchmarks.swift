@@ -128,6 +128,25 @@ let benchmarks: @Sendable () -> Void = {
                 }
             }
         }
+        // A pipeline of 16 requests, as a server would decide a read holding them (`redis-benchmark -P 16`): each
+        // request's key hashed and its slot prefetched 16 decisions ahead, so that the memory waits of a million-key
+        // table overlap. Against the uniform-1M row above.
+        decisions("\(algorithm.rawValue) uniform-1M 1-thread prefetch-16") {
+            try DecisionWorkload(
+                rateLimit: DecisionWorkload.generousLimit(for: algorithm), distribution: .uniform, threads: 1,
+                expectation: .allAllowed, lookahead: 16
+            )
+        }
+        // Requests of four checks each, decided all or nothing (`MTAKE`, an HTTP check naming four policies), whose
+        // buckets `RateLimiter` prefetches together before deciding the first. Per check, against uniform-1M.
+        if algorithm == .tokenBucket {
+            decisions("\(algorithm.rawValue) uniform-1M 1-thread all-or-nothing-4") {
+                try DecisionWorkload(
+                    rateLimit: DecisionWorkload.generousLimit(for: algorithm), distribution: .uniform, threads: 1,
+                    expectation: .allAllowed, checksPerRequest: 4
+                )
+            }
+        }
         // Denial must be cheap too: one hot key whose single token went in setup, so every decision is denied.
         decisions("\(algorithm.rawValue) hot-key-denied 1-thread") {
             try DecisionWorkload(
@@ -276,7 +295,17 @@ final class DecisionWorkload: Sendable {
         }
     }
 
-    init(rateLimit: RateLimit, distribution: KeyDistribution, threads: Int, expectation: Expectation, overrides: Int = 0) throws {
+    /// How many requests ahead of the one being decided are hashed and prefetched (0: none).
+    let lookahead: Int
+    /// Checks per request: more than one are decided together, all or nothing.
+    let checksPerRequest: Int
+
+    init(
+        rateLimit: RateLimit, distribution: KeyDistribution, threads: Int, expectation: Expectation, overrides: Int = 0,
+        lookahead: Int = 0, checksPerRequest: Int = 1
+    ) throws {
+        self.lookahead = lookahead
+        self.checksPerRequest = checksPerRequest
         precondition(threads == 1 || threads == 2, "one or two threads")
         let policy = try Policy(name: "bench", rateLimit: rateLimit)
         policySet = try PolicySet([policy.with(overrides: Self.prefixOverrides(overrides, of: policy))])
@@ -369,6 +398,8 @@ final class DecisionWorkload: Sendable {
     ///
     /// - Returns: how many were allowed.
     func decide(stream: RequestStream, from position: Int, count: Int, start: Timestamp) -> Int {
+        if lookahead > 0 { return decideAhead(stream: stream, from: position, count: count, start: start) }
+        if checksPerRequest > 1 { return decideTogether(stream: stream, from: position, count: count, start: start) }
         var allowed = 0
         var now = start
         stream.bytes.withUnsafeBytes { bytes in
@@ -381,6 +412,68 @@ final class DecisionWorkload: Sendable {
                     if limiter.decide(check, at: now).isAllowed { allowed &+= 1 }
                     position &+= 1
                     done &+= 1
+                }
+                now.nanoseconds &+= Self.nanosecondsPerBatch
+            }
+        }
+        return allowed
+    }
+}
+
+extension DecisionWorkload {
+    /// ``decide(stream:from:count:start:)`` with the checks of the next `lookahead` requests made and their slots
+    /// prefetched ahead of deciding: a ring of checks, each made `lookahead` decisions before it is decided.
+    func decideAhead(stream: RequestStream, from position: Int, count: Int, start: Timestamp) -> Int {
+        var allowed = 0
+        var now = start
+        stream.bytes.withUnsafeBytes { bytes in
+            func check(at position: Int) -> Check {
+                let check = policySet.check(policy: 0, key: stream.key(at: position, in: bytes), cost: 1)
+                limiter.prefetch(check)
+                return check
+            }
+            var ring = (0..<lookahead).map { check(at: position + $0) }
+            var slot = 0
+            var position = position
+            var done = 0
+            while done < count {
+                let batchEnd = min(count, done + Self.decisionsPerTimestamp)
+                while done < batchEnd {
+                    let current = ring[slot]
+                    ring[slot] = check(at: position &+ lookahead)
+                    slot = slot + 1 == lookahead ? 0 : slot + 1
+                    if limiter.decide(current, at: now).isAllowed { allowed &+= 1 }
+                    position &+= 1
+                    done &+= 1
+                }
+                now.nanoseconds &+= Self.nanosecondsPerBatch
+            }
+        }
+        return allowed
+    }
+}
+
+extension DecisionWorkload {
+    /// ``decide(stream:from:count:start:)`` in requests of ``checksPerRequest`` checks (consecutive keys of the
+    /// stream), each decided all or nothing; counts checks, so per-check figures compare with one-by-one rows.
+    func decideTogether(stream: RequestStream, from position: Int, count: Int, start: Timestamp) -> Int {
+        var allowed = 0
+        var now = start
+        stream.bytes.withUnsafeBytes { bytes in
+            var checks: [Check] = []
+            checks.reserveCapacity(checksPerRequest)
+            var position = position
+            var done = 0
+            while done < count {
+                let batchEnd = min(count, done + Self.decisionsPerTimestamp)
+                while done < batchEnd {
+                    checks.removeAll(keepingCapacity: true)
+                    for offset in 0..<checksPerRequest {
+                        checks.append(policySet.check(policy: 0, key: stream.key(at: position &+ offset, in: bytes), cost: 1))
+                    }
+                    if limiter.decide(checks, at: now).isAllowed { allowed &+= checksPerRequest }
+                    position &+= checksPerRequest
+                    done &+= checksPerRequest
                 }
                 now.nanoseconds &+= Self.nanosecondsPerBatch
             }

@@ -44,6 +44,11 @@ public final class RateLimiter: Sendable {
         decideReserving(check, at: now, consume: consume).0
     }
 
+    /// Starts loading the check's bucket into the cache: call it for each of a batch of checks, then decide
+    /// them, and their memory accesses overlap instead of queueing (see ``BucketStore/prefetch(_:)``).
+    @inline(__always)
+    public func prefetch(_ check: Check) { store.prefetch(check.key) }
+
     func decideReserving(_ check: Check, at now: Timestamp, consume: Bool) -> (Decision, BucketStore.Reservation?) {
         guard check.cost > 0 else { preconditionFailure("interfaces reject non-positive costs before deciding") }
         let (evaluation, reservation) = store.decide(check.rateLimit, key: check.key, cost: check.cost, now: now, consume: consume)
@@ -66,6 +71,11 @@ public final class RateLimiter: Sendable {
         decisions.reserveCapacity(checks.count)
         var reservations: [(reservation: BucketStore.Reservation, check: Check)] = []
         var deniedAt: Int?
+        // The buckets' memory loads overlap: over a table larger than the cache, 266-323 ns a check instead of
+        // 387-435 (the core benchmark's all-or-nothing-4), though this costs one more allocation per request here.
+        if checks.count > 1 {
+            for check in checks { prefetch(check) }
+        }
         for check in checks {
             let (decision, reservation) = decideReserving(check, at: now, consume: consume)
             decisions.append(decision)

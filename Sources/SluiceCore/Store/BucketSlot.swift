@@ -31,6 +31,9 @@ struct BucketSlot: ~Copyable {
     /// cmpxchg16b on x86-64, but possibly torn, the halves of two different states. Use it only as the expected
     /// value of a compare-and-exchange, or confirm it with `state.load` before answering from it.
     @inline(__always)
+    static func prefetch(_ slot: UnsafeMutablePointer<BucketSlot>) { sluice_prefetch_for_write(UnsafeRawPointer(slot)) }
+
+    @inline(__always)
     static func stateGuess(at slot: UnsafeMutablePointer<BucketSlot>) -> WordPair {
         let halves = sluice_load_halves(UnsafeRawPointer(slot) + stateOffset)
         return WordPair(first: UInt(halves.first), second: UInt(halves.second))

@@ -124,6 +124,15 @@ public final class BucketStore: @unchecked Sendable {
     @inline(__always)
     func shardIndex(of key: BucketKey) -> Int { Int(truncatingIfNeeded: key.primary >> 48) & shardMask }
 
+    /// Starts loading the key's home slot into the cache, for a decision on it soon after. Deciding a batch of
+    /// keys that are not in cache (a table larger than the last-level cache) costs one memory latency per key
+    /// when each waits for its own slot; prefetching the whole batch first lets those waits overlap.
+    @inline(__always)
+    public func prefetch(_ key: BucketKey) {
+        let view = views[shardIndex(of: key)]
+        BucketSlot.prefetch(view.slots + view.homeIndex(of: key))
+    }
+
     /// Decides a request against the key's bucket and, when allowed and `consume` is set, charges it.
     ///
     /// A key that is absent is judged against a full bucket, and stored only if the request consumed
