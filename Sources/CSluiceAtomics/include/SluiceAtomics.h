@@ -4,10 +4,11 @@
 #include <stdint.h>
 
 // The store's one use of C (see ARCHITECTURE.md, "Why a C header in the store"): reading a bucket's 128-bit state
-// as two 64-bit atomic loads, and prefetching a slot (Swift has no prefetch). Swift's Atomic<WordPair>.load is a locked cmpxchg16b on x86-64, a write to the cache
-// line, which costs as much as the compare-and-exchange that follows it on every decision. Two plain loads may
-// see halves of different states ("torn"): callers treat the result as a guess, validated by the 16-byte
-// compare-and-exchange that writes, or by one full load before answering from it without writing.
+// as two 64-bit atomic loads, and prefetching a slot (Swift has no prefetch). Swift's Atomic<WordPair>.load is a
+// locked cmpxchg16b on x86-64, a write to the cache line, which costs as much as the compare-and-exchange that
+// follows it on every decision. Two plain loads may see halves of different states ("torn"): callers treat the
+// result as a guess, validated by the 16-byte compare-and-exchange that writes, or by one full load before
+// answering from it without writing.
 
 typedef struct {
     uint64_t first;

@@ -27,12 +27,13 @@ struct BucketSlot: ~Copyable {
     /// Where `state` lies in a slot (after `tag` and `check`, at its 16-byte alignment); `StoreTests` holds to it.
     static let stateOffset = 16
 
-    /// The slot's state as two relaxed 64-bit loads (see SluiceAtomics.h): cheaper than `state.load`, a locked
-    /// cmpxchg16b on x86-64, but possibly torn, the halves of two different states. Use it only as the expected
-    /// value of a compare-and-exchange, or confirm it with `state.load` before answering from it.
+    /// Starts loading the slot's cache line, for writing (see SluiceAtomics.h); a hint that never faults.
     @inline(__always)
     static func prefetch(_ slot: UnsafeMutablePointer<BucketSlot>) { sluice_prefetch_for_write(UnsafeRawPointer(slot)) }
 
+    /// The slot's state as two relaxed 64-bit loads (see SluiceAtomics.h): cheaper than `state.load`, a locked
+    /// cmpxchg16b on x86-64, but possibly torn, the halves of two different states. Use it only as the expected
+    /// value of a compare-and-exchange, or confirm it with `state.load` before answering from it.
     @inline(__always)
     static func stateGuess(at slot: UnsafeMutablePointer<BucketSlot>) -> WordPair {
         let halves = sluice_load_halves(UnsafeRawPointer(slot) + stateOffset)
