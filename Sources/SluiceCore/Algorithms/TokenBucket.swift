@@ -92,12 +92,8 @@ extension RateLimit {
         let charge = tokenTime(cost: cost)
         let arrival = adding(base, nanoseconds: charge.nanoseconds, fraction: charge.fraction)
         if arrival <= ceilingTime {
-            // From a full bucket (TAT ≤ now) what is left is tau − cost × T = (burst − cost) × T exactly: burst − cost
-            // whole tokens, without the quotient (a quarter of a hot-key decision in `perf`).
-            let remaining = stored <= current ? burst - cost : wholeTokens(in: subtracting(ceilingTime, arrival))
-            assert(remaining == wholeTokens(in: subtracting(ceilingTime, arrival)))
             let decision = Decision(
-                outcome: .allowed, limit: burst, remaining: remaining,
+                outcome: .allowed, limit: burst, remaining: wholeTokens(in: subtracting(ceilingTime, arrival)),
                 resetAfterNanoseconds: arrival.ceiling - now, retryAfterNanoseconds: 0
             )
             let newState = BucketState(generation: state.generation, counters: arrival.fraction, horizon: arrival.nanoseconds)
