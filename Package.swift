@@ -145,7 +145,8 @@ let package = Package(
             name: "FuzzHTTP",
             dependencies: [
                 "FuzzSupport", "SluiceServer", "SluiceConfig", "SluiceCore", .product(name: "NIOCore", package: "swift-nio"),
-                .product(name: "NIOHTTP1", package: "swift-nio"), .product(name: "Logging", package: "swift-log"),
+                .product(name: "NIOHTTP1", package: "swift-nio"), .product(name: "NIOEmbedded", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
             ],
             path: "Fuzz/FuzzHTTP", swiftSettings: swiftSettings,
             linkerSettings: fuzzLinkerSettings

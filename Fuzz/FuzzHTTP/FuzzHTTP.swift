@@ -2,17 +2,26 @@ import Foundation
 import FuzzSupport
 import Logging
 import NIOCore
+import NIOEmbedded
 import NIOHTTP1
 import SluiceConfig
 import SluiceCore
 import SluiceServer
 
-/// The HTTP API's request handling, fed arbitrary requests: a method, a target (path and query string),
-/// header lines and a body, taken from the input.
+/// Two surfaces, chosen by the first byte (0xF0 and above: the parser):
 ///
-/// Invariants: a client's request never gets a 5xx here (there is no Redis to fail); a JSON response is valid
-/// JSON; no header name or value carries CR or LF (no response splitting, whatever the request held); a
-/// decision's numbers agree in its body and its headers (remaining within the limit, no wait when allowed).
+/// The HTTP API's request handling, fed arbitrary requests: a method, a target (path and query string),
+/// header lines and a body, taken from the input. Invariants: a client's request never gets a 5xx here (there
+/// is no Redis to fail); a JSON response is valid JSON; no header name or value carries CR or LF (no response
+/// splitting, whatever the request held); a decision's numbers agree in its body and its headers (remaining
+/// within the limit, no wait when allowed).
+///
+/// Sluice's HTTP/1.1 request parser (``HTTPRequestParser``), fed the raw bytes of a connection. Invariants: the
+/// parts are the same however the bytes are cut into reads (the second byte sets the cut); a body is never
+/// longer than its framing allows; and every request that both this parser and NIO's llhttp decoder read
+/// whole is read the same by both (method, target, version, fields, body): a framing disagreement shows as a
+/// differing request. Where the two differ in what they refuse, nothing is required: llhttp is laxer in places
+/// (bare LF) and stricter in others (unknown methods).
 enum FuzzHTTP {
     static let configuration = """
         policies:
@@ -43,6 +52,9 @@ enum FuzzHTTP {
     static let address = try? SocketAddress(ipAddress: "192.0.2.7", port: 40_000)
 
     static func run(_ data: UnsafeRawBufferPointer) {
+        if let first = data.first, first >= 0xF0 {
+            return parser(Array(data.dropFirst()))
+        }
         var input = FuzzInput(data)
         let method = methods[Int(input.byte()) % methods.count]
         // A request target as NIO's decoder hands it over: no controls, spaces or DEL.
@@ -67,6 +79,90 @@ enum FuzzHTTP {
         )
         let response = processor.respond(to: request, now: clock.now())
         check(response)
+    }
+
+    /// A request read whole: head, body bytes.
+    struct Request: Equatable {
+        let method: String
+        let uri: String
+        let version: HTTPVersion
+        let fields: [String]
+        var body: [UInt8] = []
+    }
+
+    /// What a parser read from a stream: its whole requests, in order, and whether it stopped at an error.
+    struct Reading: Equatable {
+        var requests: [Request] = []
+        var failed = false
+        var current: Request?
+
+        mutating func take(_ part: HTTPServerRequestPart) {
+            switch part {
+            case .head(let head):
+                Fuzz.require(current == nil, "a head inside a request")
+                current = Request(method: head.method.rawValue, uri: head.uri, version: head.version, fields: head.headers.map { "\($0.name): \($0.value)" })
+            case .body(let piece):
+                Fuzz.require(current != nil, "a body outside a request")
+                current?.body += piece.readableBytesView
+            case .end:
+                if let current { requests.append(current) }
+                current = nil
+            }
+        }
+    }
+
+    static func parser(_ bytes: [UInt8]) {
+        let pieceSize = 1 + Int(bytes.first ?? 0) % 64
+        let whole = sluiceReading(bytes, pieceSize: max(1, bytes.count))
+        let pieces = sluiceReading(bytes, pieceSize: pieceSize)
+        Fuzz.require(whole.requests == pieces.requests && whole.failed == pieces.failed, "the same parts in reads of \(pieceSize) bytes")
+        for request in whole.requests {
+            let length = request.fields.first { $0.lowercased().hasPrefix("content-length:") }
+            if let length, let stated = Int(length.dropFirst("content-length:".count).drop { $0 == " " }) {
+                Fuzz.require(request.body.count == stated, "a body of its Content-Length")
+            }
+        }
+        let nio = nioReading(bytes)
+        for (ours, theirs) in zip(whole.requests, nio.requests) {
+            // llhttp reads an Upgrade or CONNECT request's body as the next protocol's bytes: compare heads.
+            let switches = theirs.method == "CONNECT" || theirs.fields.contains { $0.lowercased().hasPrefix("upgrade:") }
+            Fuzz.require(
+                switches ? (ours.method, ours.uri, ours.fields) == (theirs.method, theirs.uri, theirs.fields) : ours == theirs,
+                "the same request as NIO's decoder: \(ours) against \(theirs)"
+            )
+            if switches { break }
+        }
+    }
+
+    static func sluiceReading(_ bytes: [UInt8], pieceSize: Int) -> Reading {
+        var parser = HTTPRequestParser()
+        var pending = ByteBuffer()
+        var reading = Reading()
+        var offset = 0
+        repeat {
+            pending.writeBytes(bytes[offset..<min(offset + pieceSize, bytes.count)])
+            offset += pieceSize
+            do {
+                while let part = try parser.next(&pending) { reading.take(part) }
+            } catch {
+                reading.failed = true
+                return reading
+            }
+        } while offset < bytes.count
+        return reading
+    }
+
+    static func nioReading(_ bytes: [UInt8]) -> Reading {
+        let channel = EmbeddedChannel(handler: ByteToMessageHandler(HTTPRequestDecoder(leftOverBytesStrategy: .dropBytes)))
+        var reading = Reading()
+        do {
+            try channel.writeInbound(ByteBuffer(bytes: bytes))
+        } catch {
+            reading.failed = true
+        }
+        while let part = try? channel.readInbound(as: HTTPServerRequestPart.self) { reading.take(part) }
+        _ = try? channel.finish()
+        return reading
     }
 
     static func isTokenByte(_ byte: UInt8) -> Bool {

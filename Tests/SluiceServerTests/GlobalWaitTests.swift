@@ -219,7 +219,6 @@ struct GlobalWaitTests {
         let context = try Self.context(global, clock: ManualClock())
         let channel = EmbeddedChannel()
         try channel.pipeline.syncOperations.addHandlers([
-            ByteToMessageHandler(HTTPRequestDecoder(leftOverBytesStrategy: .dropBytes)),
             HTTPServerHandler(processor: HTTPAPIProcessor(context: context), context: context),
         ])
         try channel.connect(to: SocketAddress(ipAddress: "127.0.0.1", port: 50_000)).wait()

@@ -50,11 +50,10 @@ struct HTTPUnitWireResponse {
 
 struct HTTPServerHandlerTests {
 
-    /// An active `EmbeddedChannel` with NIO's request decoder and an ``HTTPServerHandler`` over `fixture`.
+    /// An active `EmbeddedChannel` with an ``HTTPServerHandler`` over `fixture`.
     static func makeChannel(_ fixture: HTTPUnitFixture, peer: String = "127.0.0.1") throws -> EmbeddedChannel {
         let channel = EmbeddedChannel()
         try channel.pipeline.syncOperations.addHandlers([
-            ByteToMessageHandler(HTTPRequestDecoder(leftOverBytesStrategy: .dropBytes)),
             HTTPServerHandler(processor: fixture.processor, context: fixture.context),
         ])
         try channel.connect(to: SocketAddress(ipAddress: peer, port: 50_000)).wait()

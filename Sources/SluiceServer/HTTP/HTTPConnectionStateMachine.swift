@@ -34,7 +34,7 @@ struct HTTPConnectionStateMachine {
     private var awaiting = false
     private var held: [HTTPServerRequestPart] = []
     /// A parse error that arrived while awaiting: answered after the held requests, in order.
-    private var heldError: HTTPParserError?
+    private var heldError: HTTPRequestError?
     /// The body of the request being received, kept apart from `reading` so appending never copies it.
     private(set) var body: ByteBuffer?
     let maximumBodyBytes: Int
@@ -115,7 +115,7 @@ struct HTTPConnectionStateMachine {
         return keepAlive
     }
 
-    /// What to do about a request NIO's parser refused.
+    /// What to do about a request the parser refused.
     enum ParseErrorAction: Equatable {
         /// Nothing now: answered after the request that waits.
         case hold
@@ -126,7 +126,7 @@ struct HTTPConnectionStateMachine {
     }
 
     /// Takes a parse error.
-    mutating func parseFailed(_ error: HTTPParserError) -> ParseErrorAction {
+    mutating func parseFailed(_ error: HTTPRequestError) -> ParseErrorAction {
         if awaiting {
             heldError = error
             return .hold
@@ -144,7 +144,7 @@ struct HTTPConnectionStateMachine {
 
     /// What was held while a request waited, to replay in order now that it is answered; nil when no request
     /// waited (a late answer).
-    mutating func finishAwaiting() -> (parts: [HTTPServerRequestPart], error: HTTPParserError?)? {
+    mutating func finishAwaiting() -> (parts: [HTTPServerRequestPart], error: HTTPRequestError?)? {
         guard awaiting else { return nil }
         awaiting = false
         defer {

@@ -4,13 +4,15 @@ import NIOHTTP1
 import SluiceConfig
 import SluiceCore
 
-/// Carries out the HTTP API on one connection: gathers each request (body capped), asks the
-/// ``HTTPAPIProcessor``, and writes the responses of one read in a single flush.
+/// Carries out the HTTP API on one connection: parses the bytes it reads into requests (``HTTPRequestParser``),
+/// gathers each one (body capped), asks the ``HTTPAPIProcessor``, and writes the responses of one read in a
+/// single flush.
 ///
-/// Responses are encoded by ``HTTPAPIResponse/write(to:keepAlive:)``, so the pipeline holds only NIO's
-/// request decoder and this handler. Requests are answered in order, which is all HTTP/1.1 pipelining needs.
+/// Responses are encoded by ``HTTPAPIResponse/write(to:keepAlive:)`` and requests parsed here, so no handler of
+/// NIO's HTTP module stands between the socket and this one. Requests are answered in order, which is all
+/// HTTP/1.1 pipelining needs.
 final class HTTPServerHandler: ChannelInboundHandler, RemovableChannelHandler {
-    typealias InboundIn = HTTPServerRequestPart
+    typealias InboundIn = ByteBuffer
     typealias OutboundOut = ByteBuffer
 
     private let processor: HTTPAPIProcessor
@@ -34,6 +36,9 @@ final class HTTPServerHandler: ChannelInboundHandler, RemovableChannelHandler {
     private var deadlines: WaitDeadlines?
     /// The live event stream this connection became, if it did (`GET /v1/events`).
     private var stream: EventStream?
+    private var parser = HTTPRequestParser()
+    /// Bytes read and not yet parsed: an incomplete head or chunk line (a body is handed on as it arrives).
+    private var inbound: ByteBuffer?
 
     init(processor: HTTPAPIProcessor, context: ServerContext) {
         self.processor = processor
@@ -48,9 +53,24 @@ final class HTTPServerHandler: ChannelInboundHandler, RemovableChannelHandler {
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         // A connection serving a live stream reads nothing more.
         guard stream == nil else { return }
-        let part = unwrapInboundIn(data)
-        if case .end = part { context.triggerUserOutboundEvent(RequestTimeoutHandler.RequestComplete(), promise: nil) }
-        handle(part, context: context)
+        var bytes = unwrapInboundIn(data)
+        if var pending = inbound, pending.readableBytes > 0 {
+            pending.writeBuffer(&bytes)
+            bytes = pending
+        }
+        inbound = nil
+        do {
+            while stream == nil, let part = try parser.next(&bytes) {
+                if case .end = part { context.triggerUserOutboundEvent(RequestTimeoutHandler.RequestComplete(), promise: nil) }
+                handle(part, context: context)
+            }
+        } catch {
+            parseFailed(error, context: context)
+        }
+        if bytes.readableBytes > 0 {
+            bytes.discardReadBytes()
+            inbound = bytes
+        }
     }
 
     func channelInactive(context: ChannelHandlerContext) {
@@ -207,14 +227,10 @@ final class HTTPServerHandler: ChannelInboundHandler, RemovableChannelHandler {
     }
 
     func errorCaught(context: ChannelHandlerContext, error: any Error) {
-        guard let error = error as? HTTPParserError else {
-            context.close(promise: nil)
-            return
-        }
-        parseFailed(error, context: context)
+        context.close(promise: nil)
     }
 
-    private func parseFailed(_ error: HTTPParserError, context: ChannelHandlerContext) {
+    private func parseFailed(_ error: HTTPRequestError, context: ChannelHandlerContext) {
         switch state.parseFailed(error) {
         case .hold:
             return
