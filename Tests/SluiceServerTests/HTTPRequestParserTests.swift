@@ -96,9 +96,9 @@ struct HTTPRequestParserTests {
         #expect(Self.parse("POST / HTTP/1.1\r\nContent-Length: 0\r\n\r\n") == [Self.head("/", ["Content-Length: 0"], method: "POST"), .end])
     }
 
-    @Test func transferEncodingEndingInChunkedIsChunked() {
-        #expect(Self.parse("POST / HTTP/1.1\r\nTransfer-Encoding: gzip, CHUNKED\r\n\r\n1\r\nz\r\n0\r\n\r\n") == [
-            Self.head("/", ["Transfer-Encoding: gzip, CHUNKED"], method: "POST"), .body("z"), .end,
+    @Test func chunkedInAnyCaseWithExtensionsAndBlanks() {
+        #expect(Self.parse("POST / HTTP/1.1\r\nTransfer-Encoding: CHUNKED\r\n\r\n1 ;a=b\r\nz\r\n2\t\r\nzz\r\n0\r\n\r\n") == [
+            Self.head("/", ["Transfer-Encoding: CHUNKED"], method: "POST"), .body("zzz"), .end,
         ])
     }
 
@@ -141,6 +141,8 @@ struct HTTPRequestParserTests {
         ("POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\nContent-Length: 3\r\n\r\n", .conflictingLength),
         ("POST / HTTP/1.1\r\nTransfer-Encoding: gzip\r\n\r\n", .unsupportedTransferEncoding),
         ("POST / HTTP/1.1\r\nTransfer-Encoding: chunked, gzip\r\n\r\n", .unsupportedTransferEncoding),
+        ("POST / HTTP/1.1\r\nTransfer-Encoding: gzip, chunked\r\n\r\n", .unsupportedTransferEncoding),
+        ("POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n1 x\r\n", .invalidChunkSize),
         ("POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\nTransfer-Encoding: chunked\r\n\r\n", .unsupportedTransferEncoding),
         ("POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n", .invalidChunkSize),
         ("POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n\r\n", .invalidChunkSize),

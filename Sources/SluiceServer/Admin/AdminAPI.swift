@@ -38,7 +38,9 @@ public final class AdminAPI: Sendable {
 
     /// Whether `path` is one of the admin API's.
     static func isAdminPath(_ path: Substring) -> Bool {
-        path == "/v1/policies" || path.hasPrefix("/v1/policies/") || path.hasPrefix("/v1/buckets/") || path == "/v1/events"
+        let bytes = path.utf8
+        return bytes.elementsEqual("/v1/policies".utf8) || bytes.starts(with: "/v1/policies/".utf8) || bytes.starts(with: "/v1/buckets/".utf8)
+            || bytes.elementsEqual("/v1/events".utf8)
     }
 
     /// Answers an admin request.

@@ -114,18 +114,19 @@ public struct HTTPAPIProcessor: Sendable {
         to request: HTTPAPIRequest, now: Timestamp, snapshot: PolicyRegistry.Snapshot, counts: inout ServerStatistics.Batch
     ) -> HTTPAPIOutcome {
         counts.commands += 1
-        if AdminAPI.isAdminPath(request.path) {
+        let route = Route(path: request.path)
+        if route == .admin {
             guard routes != .api, let admin = context.admin else {
                 return .response(.error(.notFound, code: "not_found", "the admin API is not served here" + (routes == .api ? " (see listen.admin)" : "")))
             }
             return admin.respond(to: request, now: now, context: context)
         }
-        if routes == .admin, request.path != "/healthz" {
+        if routes == .admin, route != .healthz {
             return .response(.error(.notFound, code: "not_found", "this is the admin listener: /v1/policies, /v1/buckets/{policy}/{key}, /healthz"))
         }
         do {
-            switch request.path {
-            case "/v1/check":
+            switch route {
+            case .check:
                 switch request.method {
                 case .GET: return try decide([CheckFields(query: request.uri)], listed: false, policies: snapshot.policies, now: now, counts: &counts)
                 case .POST:
@@ -133,14 +134,14 @@ public struct HTTPAPIProcessor: Sendable {
                     return try decide(fields, listed: listed, policies: snapshot.policies, now: now, counts: &counts)
                 default: return .response(Self.methodNotAllowed(allow: "GET, POST"))
                 }
-            case "/v1/forward-auth":
+            case .forwardAuth:
                 return try forwardAuth(request, snapshot: snapshot, now: now, counts: &counts)
-            case "/v1/check/batch":
+            case .checkBatch:
                 guard request.method == .POST else { return .response(Self.methodNotAllowed(allow: "POST")) }
                 let fields = try checks(in: request, key: "checks", maximum: limits.maxBatch).fields
                 return decideBatch(fields, policies: snapshot.policies, now: now, counts: &counts)
             default:
-                return .response(respondWithoutDecision(to: request, snapshot: snapshot, now: now, counts: &counts))
+                return .response(respondWithoutDecision(to: request, route: route, snapshot: snapshot))
             }
         } catch {
             return .response(error.response)
@@ -148,20 +149,18 @@ public struct HTTPAPIProcessor: Sendable {
     }
 
     /// The routes that never wait.
-    private func respondWithoutDecision(
-        to request: HTTPAPIRequest, snapshot: PolicyRegistry.Snapshot, now: Timestamp, counts: inout ServerStatistics.Batch
-    ) -> HTTPAPIResponse {
-        switch request.path {
-        case "/healthz":
+    private func respondWithoutDecision(to request: HTTPAPIRequest, route: Route, snapshot: PolicyRegistry.Snapshot) -> HTTPAPIResponse {
+        switch route {
+        case .healthz:
             return HTTPAPIResponse(status: .ok, body: "{\"status\":\"ok\"}")
-        case "/readyz":
+        case .readyz:
             // Ready while Redis is down too: global policies then answer by their on_store_failure.
             let redis = context.limiter.global.map { global in
                 let status = global.status()
                 return ",\"redis\":\(status.isConnected ? "\"up\"" : "\"down\"")" + (status.authenticationFailed ? ",\"redis_error\":\"authentication failed\"" : "")
             } ?? ""
             return HTTPAPIResponse(status: .ok, body: "{\"status\":\"ready\",\"policies\":\(snapshot.policies.policies.count)\(redis)}")
-        case "/metrics":
+        case .metrics:
             guard request.method == .GET else { return Self.methodNotAllowed(allow: "GET") }
             context.publishMetrics()
             guard let text = context.metrics.render() else {
@@ -173,6 +172,25 @@ public struct HTTPAPIProcessor: Sendable {
                 .notFound, code: "not_found",
                 "no route for \(excerpt(String(request.path))); see /v1/check, /v1/check/batch, /v1/forward-auth, /healthz, /readyz, /metrics"
             )
+        }
+    }
+
+    /// The routes, told apart by the path's bytes: comparing Substrings is Unicode-aware, and cost more than
+    /// the decision on a check's path.
+    enum Route: Equatable {
+        case check, checkBatch, forwardAuth, healthz, readyz, metrics, admin, unknown
+
+        init(path: Substring) {
+            let bytes = path.utf8
+            self =
+                if bytes.elementsEqual("/v1/check".utf8) { .check }
+                else if bytes.elementsEqual("/v1/forward-auth".utf8) { .forwardAuth }
+                else if bytes.elementsEqual("/v1/check/batch".utf8) { .checkBatch }
+                else if bytes.elementsEqual("/healthz".utf8) { .healthz }
+                else if bytes.elementsEqual("/readyz".utf8) { .readyz }
+                else if bytes.elementsEqual("/metrics".utf8) { .metrics }
+                else if AdminAPI.isAdminPath(path) { .admin }
+                else { .unknown }
         }
     }
 

@@ -5,15 +5,17 @@ public import NIOHTTP1
 ///
 /// Sluice's own parser, in place of NIO's general decoder (llhttp behind a channel handler): the HTTP handler
 /// calls it on the bytes it reads, with no pipeline hop or boxing per part, and it does only what a server of
-/// this API needs. It is as strict as the decoder it replaced:
+/// this API needs. Its rules:
 /// - lines end in CRLF (a bare LF is refused); empty lines before a request line are skipped (§2.2);
 /// - a method and a field name are tokens; a request target has no controls, spaces or DEL; the version is
-///   `HTTP/1.0` or `HTTP/1.1`; a field value has no controls but HTAB, and loses its surrounding blanks;
+///   `HTTP/1.0` or `HTTP/1.1`; a field value has no controls but HTAB, and loses its surrounding blanks
+///   (RFC 9110 §5.5; llhttp kept trailing ones);
 ///   a line folded onto the previous one (obs-fold) or a blank before the colon is refused;
-/// - the body is framed by `Transfer-Encoding: chunked` (which must be the final coding) or by one
-///   `Content-Length` of digits; both at once, two lengths, or another coding is refused (§6.3), so the
+/// - the body is framed by `Transfer-Encoding: chunked` (the only coding: Sluice decodes no other) or by one
+///   `Content-Length` of digits; both at once, two lengths or another coding is refused (§6.3), so the
 ///   framing can never be read two ways; chunk extensions and trailer fields are read and dropped;
-/// - a head (or a chunk's size line, or the trailers) larger than ``maximumHeadBytes`` is refused.
+/// - a head or the trailers larger than ``maximumHeadBytes``, or a chunk-size line over 4 KiB, is refused.
+/// Unlike llhttp, it takes any token as a method: the API answers an unknown one 405 or 404, not 400.
 /// After a `CONNECT` or `Upgrade` request what follows is not HTTP/1.1: it is dropped (the server answers and
 /// closes). After an error the parser drops everything: the stream's framing is lost.
 ///
@@ -125,7 +127,7 @@ public struct HTTPRequestParser: Sendable {
         }
         guard let end else {
             guard buffer.readableBytes <= Self.maximumHeadBytes else { throw .headTooLarge }
-            // Resume at the last line's start next time: the end is an empty line, found from the LF before it.
+            // Resume at the last byte next time: an empty line is recognised at its LF, looking back.
             scanned = max(0, buffer.readableBytes - 1)
             return nil
         }
@@ -205,8 +207,8 @@ public struct HTTPRequestParser: Sendable {
                 guard contentLength == nil else { throw .conflictingLength }
                 contentLength = try Self.contentLength(value)
             } else if Self.equalsIgnoringCase(name, "transfer-encoding") {
-                // Only chunked, last: a request body in any other coding cannot be framed (RFC 9112 §6.3).
-                guard !chunked, Self.endsWithChunked(value) else { throw .unsupportedTransferEncoding }
+                // Chunked alone: a body in another coding could not be framed (RFC 9112 §6.3) or not be read.
+                guard !chunked, Self.equalsIgnoringCase(value, "chunked") else { throw .unsupportedTransferEncoding }
                 chunked = true
             } else if Self.equalsIgnoringCase(name, "upgrade") {
                 upgrade = true
@@ -273,17 +275,6 @@ public struct HTTPRequestParser: Sendable {
         return length
     }
 
-    /// Whether a `Transfer-Encoding` value's last coding is `chunked`.
-    private static func endsWithChunked(_ value: UnsafeRawBufferPointer) -> Bool {
-        var end = value.count
-        while end > 0, value[end - 1] == UInt8(ascii: " ") || value[end - 1] == UInt8(ascii: "\t") { end -= 1 }
-        var start = end
-        while start > 0, value[start - 1] != UInt8(ascii: ","), value[start - 1] != UInt8(ascii: " "), value[start - 1] != UInt8(ascii: "\t") {
-            start -= 1
-        }
-        return Self.equalsIgnoringCase(UnsafeRawBufferPointer(rebasing: value[start..<end]), "chunked")
-    }
-
     private static func equalsIgnoringCase(_ bytes: UnsafeRawBufferPointer, _ lowercase: StaticString) -> Bool {
         guard bytes.count == lowercase.utf8CodeUnitCount else { return false }
         let expected = UnsafeRawBufferPointer(start: lowercase.utf8Start, count: lowercase.utf8CodeUnitCount)
@@ -336,10 +327,9 @@ public struct HTTPRequestParser: Sendable {
                 index += 1
             }
             guard index > 0 else { throw .invalidChunkSize }
-            // Extensions (`;name=value`) are read past; no control but HTAB.
-            guard index == length - 2 || bytes[index] == UInt8(ascii: ";") || bytes[index] == UInt8(ascii: " ") || bytes[index] == UInt8(ascii: "\t") else {
-                throw .invalidChunkSize
-            }
+            // Blanks, then extensions (`;name=value`), read past: no control but HTAB.
+            while index < length - 2, bytes[index] == UInt8(ascii: " ") || bytes[index] == UInt8(ascii: "\t") { index += 1 }
+            guard index == length - 2 || bytes[index] == UInt8(ascii: ";") else { throw .invalidChunkSize }
             for position in index..<(length - 2) where !Self.isValueByte(bytes[position]) { throw .invalidChunkSize }
             return size
         }
@@ -379,7 +369,7 @@ public struct HTTPRequestError: Error, Equatable, CustomStringConvertible {
     public static let invalidField = Self("a header field is not a token, a colon and a value without control characters")
     public static let invalidContentLength = Self("Content-Length is not a decimal number")
     public static let conflictingLength = Self("the body's length is stated twice (two Content-Length fields, or one and Transfer-Encoding)")
-    public static let unsupportedTransferEncoding = Self("Transfer-Encoding does not end in chunked")
+    public static let unsupportedTransferEncoding = Self("Transfer-Encoding is not chunked (the only coding served)")
     public static let invalidChunkSize = Self("a chunk's size line is not hex digits with optional extensions")
     public static let missingChunkEnd = Self("a chunk's data is not followed by CRLF")
 }

@@ -54,11 +54,11 @@ final class HTTPServerHandler: ChannelInboundHandler, RemovableChannelHandler {
         // A connection serving a live stream reads nothing more.
         guard stream == nil else { return }
         var bytes = unwrapInboundIn(data)
-        if var pending = inbound, pending.readableBytes > 0 {
+        if var pending = inbound {
+            inbound = nil  // first, so that appending does not copy what is pending
             pending.writeBuffer(&bytes)
             bytes = pending
         }
-        inbound = nil
         do {
             while stream == nil, let part = try parser.next(&bytes) {
                 if case .end = part { context.triggerUserOutboundEvent(RequestTimeoutHandler.RequestComplete(), promise: nil) }
