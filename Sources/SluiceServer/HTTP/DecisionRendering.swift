@@ -11,35 +11,41 @@ import SluiceCore
 /// - `Retry-After` (denials only): whole seconds, rounded up, at least 1; absent when the cost exceeds the
 ///   capacity, since no wait would help.
 ///
-/// Both are written straight into a `ByteBuffer` (no intermediate strings on the decision path); the
+/// Both are written straight into a `ByteBuffer` (``ReservedBytes``: no intermediate strings on the decision path); the
 /// `String` forms, for callers that build a body around them and for tests, are read back from those bytes,
 /// so there is one way each is formatted.
 enum DecisionRendering {
+    /// Room for the header lines of a decision on `check` (an estimate, see ``ReservedBytes``).
+    static func headersEstimate(_ check: ResolvedCheck) -> Int { 330 + 2 * check.name.utf8.count }
+
+    /// Room for the members of a decision's JSON body (an estimate: a name that escaping lengthens takes a second pass).
+    static func fieldsEstimate(_ check: ResolvedCheck) -> Int { 200 + check.name.utf8.count }
+
     /// Writes the header lines (each ending in CRLF).
-    static func writeHeaders(_ decision: Decision, _ check: ResolvedCheck, now: Timestamp, to buffer: inout ByteBuffer) {
-        buffer.writeStaticString("X-RateLimit-Limit: ")
-        buffer.writeDecimal(decision.limit)
-        buffer.writeStaticString("\r\nX-RateLimit-Remaining: ")
-        buffer.writeDecimal(decision.remaining)
-        buffer.writeStaticString("\r\nX-RateLimit-Reset: ")
-        buffer.writeDecimal(RoundedUp.seconds(now.nanoseconds + decision.resetAfterNanoseconds))
-        buffer.writeStaticString("\r\nRateLimit-Policy: \"")
-        buffer.writeString(check.name)
-        buffer.writeStaticString("\";q=")
-        buffer.writeDecimal(check.check.rateLimit.limit)
-        buffer.writeStaticString(";w=")
-        buffer.writeDecimal(max(1, RoundedUp.seconds(check.check.rateLimit.periodNanoseconds)))
-        buffer.writeStaticString("\r\nRateLimit: \"")
-        buffer.writeString(check.name)
-        buffer.writeStaticString("\";r=")
-        buffer.writeDecimal(decision.remaining)
-        buffer.writeStaticString(";t=")
-        buffer.writeDecimal(RoundedUp.seconds(decision.resetAfterNanoseconds))
-        buffer.writeStaticString("\r\n")
+    static func writeHeaders(_ decision: Decision, _ check: ResolvedCheck, now: Timestamp, to out: inout ReservedBytes) {
+        out.append("X-RateLimit-Limit: ")
+        out.appendDecimal(decision.limit)
+        out.append("\r\nX-RateLimit-Remaining: ")
+        out.appendDecimal(decision.remaining)
+        out.append("\r\nX-RateLimit-Reset: ")
+        out.appendDecimal(RoundedUp.seconds(now.nanoseconds + decision.resetAfterNanoseconds))
+        out.append("\r\nRateLimit-Policy: \"")
+        out.append(check.name)
+        out.append("\";q=")
+        out.appendDecimal(check.check.rateLimit.limit)
+        out.append(";w=")
+        out.appendDecimal(max(1, RoundedUp.seconds(check.check.rateLimit.periodNanoseconds)))
+        out.append("\r\nRateLimit: \"")
+        out.append(check.name)
+        out.append("\";r=")
+        out.appendDecimal(decision.remaining)
+        out.append(";t=")
+        out.appendDecimal(RoundedUp.seconds(decision.resetAfterNanoseconds))
+        out.append("\r\n")
         if !decision.isAllowed, decision.retryAfterNanoseconds >= 0 {
-            buffer.writeStaticString("Retry-After: ")
-            buffer.writeDecimal(max(1, RoundedUp.seconds(decision.retryAfterNanoseconds)))
-            buffer.writeStaticString("\r\n")
+            out.append("Retry-After: ")
+            out.appendDecimal(max(1, RoundedUp.seconds(decision.retryAfterNanoseconds)))
+            out.append("\r\n")
         }
     }
 
@@ -47,25 +53,25 @@ enum DecisionRendering {
     /// "reset_after_ms":..,"retry_after_ms":..,"policy":".."`, plus `"shadowed":true` when a shadow policy let
     /// a denial through and `"reason":"cost_exceeds_capacity"` when it can never pass. `allowed` overrides the
     /// decision's own verdict (a multi-check response states the overall one).
-    static func writeFields(_ decision: Decision, _ check: ResolvedCheck, allowed: Bool? = nil, to buffer: inout ByteBuffer) {
-        buffer.writeStaticString((allowed ?? decision.isAllowed) ? "\"allowed\":true,\"limit\":" : "\"allowed\":false,\"limit\":")
-        buffer.writeDecimal(decision.limit)
-        buffer.writeStaticString(",\"remaining\":")
-        buffer.writeDecimal(decision.remaining)
-        buffer.writeStaticString(",\"reset_after_ms\":")
-        buffer.writeDecimal(decision.resetAfterMilliseconds)
-        buffer.writeStaticString(",\"retry_after_ms\":")
-        buffer.writeDecimal(decision.retryAfterMilliseconds)
-        buffer.writeStaticString(",\"policy\":")
-        buffer.writeString(JSONText.quoted(check.name))
-        if decision.isShadowed { buffer.writeStaticString(",\"shadowed\":true") }
-        if decision.outcome == .exceedsCapacity { buffer.writeStaticString(",\"reason\":\"cost_exceeds_capacity\"") }
+    static func writeFields(_ decision: Decision, _ check: ResolvedCheck, allowed: Bool? = nil, to out: inout ReservedBytes) {
+        out.append((allowed ?? decision.isAllowed) ? "\"allowed\":true,\"limit\":" : "\"allowed\":false,\"limit\":")
+        out.appendDecimal(decision.limit)
+        out.append(",\"remaining\":")
+        out.appendDecimal(decision.remaining)
+        out.append(",\"reset_after_ms\":")
+        out.appendDecimal(decision.resetAfterMilliseconds)
+        out.append(",\"retry_after_ms\":")
+        out.appendDecimal(decision.retryAfterMilliseconds)
+        out.append(",\"policy\":")
+        out.append(JSONText.quoted(check.name))
+        if decision.isShadowed { out.append(",\"shadowed\":true") }
+        if decision.outcome == .exceedsCapacity { out.append(",\"reason\":\"cost_exceeds_capacity\"") }
     }
 
     /// The header fields as name-value pairs.
     static func headers(_ decision: Decision, _ check: ResolvedCheck, now: Timestamp) -> [(name: String, value: String)] {
         var buffer = ByteBuffer()
-        writeHeaders(decision, check, now: now, to: &buffer)
+        buffer.writeReserved(estimate: headersEstimate(check)) { writeHeaders(decision, check, now: now, to: &$0) }
         return String(buffer: buffer).split(separator: "\r\n").compactMap { line -> (name: String, value: String)? in
             guard let colon = line.firstIndex(of: ":") else { return nil }
             return (String(line[..<colon]), String(line[colon...].dropFirst(2)))
@@ -78,7 +84,7 @@ enum DecisionRendering {
     /// The members of ``json(_:_:)`` without the braces.
     static func fields(_ decision: Decision, _ check: ResolvedCheck, allowed: Bool? = nil) -> String {
         var buffer = ByteBuffer()
-        writeFields(decision, check, allowed: allowed, to: &buffer)
+        buffer.writeReserved(estimate: fieldsEstimate(check)) { writeFields(decision, check, allowed: allowed, to: &$0) }
         return String(buffer: buffer)
     }
 }

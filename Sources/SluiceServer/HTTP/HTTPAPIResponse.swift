@@ -75,32 +75,39 @@ public struct HTTPAPIResponse: Sendable, Equatable {
     func write(to buffer: inout ByteBuffer, keepAlive: Bool, includeBody: Bool, scratch: inout ByteBuffer) {
         scratch.clear()
         if let single {
-            scratch.writeInteger(UInt8(ascii: "{"))
-            DecisionRendering.writeFields(single.decision, single.check, to: &scratch)
-            scratch.writeInteger(UInt8(ascii: "}"))
+            scratch.writeReserved(estimate: DecisionRendering.fieldsEstimate(single.check)) { out in
+                out.append(ascii: UInt8(ascii: "{"))
+                DecisionRendering.writeFields(single.decision, single.check, to: &out)
+                out.append(ascii: UInt8(ascii: "}"))
+            }
         } else {
             scratch.writeString(text)
         }
-        buffer.writeStaticString("HTTP/1.1 ")
-        buffer.writeDecimal(Int64(status.code))
-        buffer.writeInteger(UInt8(ascii: " "))
-        buffer.writeString(status.reasonPhrase)
-        if scratch.readableBytes > 0 {  // an empty body (forward auth's 200) has no type
-            buffer.writeStaticString("\r\nContent-Type: ")
-            buffer.writeString(contentType)
+        let bodyBytes = scratch.readableBytes
+        var estimate = 140 + contentType.utf8.count + (single.map { DecisionRendering.headersEstimate($0.check) } ?? 0)
+        for (name, value) in extraHeaders { estimate += name.utf8.count + value.utf8.count + 4 }
+        buffer.writeReserved(estimate: estimate) { out in
+            out.append("HTTP/1.1 ")
+            out.appendDecimal(Int64(status.code))
+            out.append(ascii: UInt8(ascii: " "))
+            out.append(status.reasonPhrase)
+            if bodyBytes > 0 {  // an empty body (forward auth's 200) has no type
+                out.append("\r\nContent-Type: ")
+                out.append(contentType)
+            }
+            out.append("\r\nCache-Control: no-store\r\nContent-Length: ")
+            out.appendDecimal(Int64(bodyBytes))
+            out.append("\r\n")
+            if let single { DecisionRendering.writeHeaders(single.decision, single.check, now: single.now, to: &out) }
+            for (name, value) in extraHeaders {
+                out.append(name)
+                out.append(": ")
+                out.append(value)
+                out.append("\r\n")
+            }
+            if !keepAlive { out.append("Connection: close\r\n") }
+            out.append("\r\n")
         }
-        buffer.writeStaticString("\r\nCache-Control: no-store\r\nContent-Length: ")
-        buffer.writeDecimal(Int64(scratch.readableBytes))
-        buffer.writeStaticString("\r\n")
-        if let single { DecisionRendering.writeHeaders(single.decision, single.check, now: single.now, to: &buffer) }
-        for (name, value) in extraHeaders {
-            buffer.writeString(name)
-            buffer.writeStaticString(": ")
-            buffer.writeString(value)
-            buffer.writeStaticString("\r\n")
-        }
-        if !keepAlive { buffer.writeStaticString("Connection: close\r\n") }
-        buffer.writeStaticString("\r\n")
         if includeBody { buffer.writeImmutableBuffer(scratch) }
     }
 

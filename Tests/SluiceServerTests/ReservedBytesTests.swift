@@ -1,0 +1,38 @@
+import NIOCore
+import Testing
+
+@testable import SluiceServer
+
+/// Writing into reserved room: the bytes come out the same whatever the estimate, and nothing is written
+/// past the room.
+struct ReservedBytesTests {
+    static func render(estimate: Int, repeats: Int) -> String {
+        var buffer = ByteBuffer(string: "before|")
+        buffer.writeReserved(estimate: estimate) { out in
+            for index in 0..<repeats {
+                out.append("field-")
+                out.appendDecimal(Int64(index))
+                out.append(ascii: UInt8(ascii: ":"))
+                out.append("value \(index) é")
+                out.append("\r\n")
+            }
+            out.appendDecimal(.min)
+            out.append(ascii: UInt8(ascii: " "))
+            out.appendDecimal(.max)
+        }
+        buffer.writeString("|after")
+        return String(buffer: buffer)
+    }
+
+    @Test(arguments: [0, 1, 63, 64, 200, 4096])
+    func anEstimateTooSmallTakesMoreRoomAndTheSameBytes(estimate: Int) {
+        let expected = "before|" + (0..<40).map { "field-\($0):value \($0) é\r\n" }.joined() + "-9223372036854775808 9223372036854775807|after"
+        #expect(Self.render(estimate: estimate, repeats: 40) == expected)
+    }
+
+    @Test func nothingWrittenIsNothingAppended() {
+        var buffer = ByteBuffer(string: "x")
+        buffer.writeReserved(estimate: 0) { _ in }
+        #expect(String(buffer: buffer) == "x")
+    }
+}
