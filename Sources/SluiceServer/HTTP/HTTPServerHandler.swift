@@ -84,7 +84,7 @@ final class HTTPServerHandler: ChannelInboundHandler, RemovableChannelHandler {
             break
         case .sendContinue:
             // After any responses already owed to earlier pipelined requests, in order.
-            var buffer = output ?? context.channel.allocator.buffer(capacity: 256)
+            var buffer = takeOutput(context)
             buffer.writeStaticString("HTTP/1.1 100 Continue\r\n\r\n")
             output = buffer
             flush(context: context)
@@ -92,7 +92,7 @@ final class HTTPServerHandler: ChannelInboundHandler, RemovableChannelHandler {
             let response = HTTPAPIResponse.error(
                 .payloadTooLarge, code: "body_too_large", "the body is larger than \(processor.limits.maxBodyBytes) bytes"
             )
-            var buffer = output ?? context.channel.allocator.buffer(capacity: 256)
+            var buffer = takeOutput(context)
             response.write(to: &buffer, keepAlive: false)
             output = buffer
             flush(context: context)
@@ -120,7 +120,7 @@ final class HTTPServerHandler: ChannelInboundHandler, RemovableChannelHandler {
 
     private func write(_ response: HTTPAPIResponse, for head: HTTPRequestHead, context: ChannelHandlerContext) {
         let keepAlive = state.keepAlive(afterResponseTo: head)
-        var buffer = output ?? context.channel.allocator.buffer(capacity: 512)
+        var buffer = takeOutput(context)
         // A response to HEAD states the body's length but carries no body (RFC 9110 §9.3.2).
         response.write(to: &buffer, keepAlive: keepAlive, includeBody: head.method != .HEAD, scratch: &scratch)
         output = buffer
@@ -186,6 +186,14 @@ final class HTTPServerHandler: ChannelInboundHandler, RemovableChannelHandler {
         context.fireChannelReadComplete()
     }
 
+    /// Where the next response goes: the output so far, taken out so that writing to it does not copy it
+    /// (`output` would still hold it), or a new buffer.
+    private func takeOutput(_ context: ChannelHandlerContext) -> ByteBuffer {
+        guard let buffer = output else { return context.channel.allocator.buffer(capacity: 512) }
+        output = nil
+        return buffer
+    }
+
     private func flush(context: ChannelHandlerContext) {
         let pendingOutput = output.flatMap { $0.readableBytes > 0 ? $0 : nil }
         output = nil
@@ -238,7 +246,7 @@ final class HTTPServerHandler: ChannelInboundHandler, RemovableChannelHandler {
             // Bytes after a close was decided (or the end of a refused body): the last response is already out.
             flush(context: context)
         case .refuse:
-            var buffer = output ?? context.channel.allocator.buffer(capacity: 256)
+            var buffer = takeOutput(context)
             HTTPAPIResponse.error(.badRequest, code: "malformed_request", "the request is not valid HTTP/1.1: \(error)")
                 .write(to: &buffer, keepAlive: false)
             output = buffer
