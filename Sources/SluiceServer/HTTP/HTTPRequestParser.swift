@@ -321,7 +321,7 @@ public struct HTTPRequestParser: Sendable {
         let size = try buffer.withUnsafeReadableBytes { bytes throws(HTTPRequestError) -> Int in
             var size = 0
             var index = 0
-            while index < length - 2, let digit = Self.hexValue(bytes[index]) {
+            while index < length - 2, let digit = HTTPAPIRequest.hexValue(bytes[index]) {
                 guard index < 15 else { throw .invalidChunkSize }  // beyond 2^60: no body here is that large
                 size = size << 4 | Int(digit)
                 index += 1
@@ -335,15 +335,6 @@ public struct HTTPRequestParser: Sendable {
         }
         buffer.moveReaderIndex(forwardBy: length)
         return size
-    }
-
-    private static func hexValue(_ byte: UInt8) -> UInt8? {
-        switch byte {
-        case UInt8(ascii: "0")...UInt8(ascii: "9"): byte - UInt8(ascii: "0")
-        case UInt8(ascii: "a")...UInt8(ascii: "f"): byte - UInt8(ascii: "a") + 10
-        case UInt8(ascii: "A")...UInt8(ascii: "F"): byte - UInt8(ascii: "A") + 10
-        default: nil
-        }
     }
 
     /// A trailer field line (`length` bytes with its CRLF) is a field line; its content is dropped.
