@@ -42,8 +42,11 @@ struct RedisJob: Sendable {
     let slot: Int
     /// Send `ASKING` first: the slot is being imported by the node this job is queued on (a Cluster `ASK`).
     var asking = false
-    /// Redirections followed so far (Cluster `MOVED`/`ASK`, `TRYAGAIN`); bounded.
+    /// Redirections followed so far (Cluster `MOVED`/`ASK`); bounded.
     var redirects = 0
+    /// Resends after `TRYAGAIN` or `CLUSTERDOWN` so far: waits for a slot in the middle of a move, bounded
+    /// apart from redirections (a move can outlast five of them, and the job's deadline bounds it too).
+    var waits = 0
     /// Past this, the job is failed unsent: whoever waited has been answered by the failure policy.
     let deadline: ContinuousClock.Instant
     /// Called once, on a worker thread, with the script's reply or the failure.
@@ -51,6 +54,8 @@ struct RedisJob: Sendable {
 
     /// The most redirections one job follows before it fails.
     static let maximumRedirects = 5
+    /// The most `TRYAGAIN`/`CLUSTERDOWN` resends (20 ms apart: about a second) before a job fails.
+    static let maximumWaits = 50
 
     /// A strict decision (or peek): it shares a ``RedisScript/decisions`` call with the others waiting at the
     /// same moment.

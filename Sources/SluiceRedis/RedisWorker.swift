@@ -338,12 +338,13 @@ final class RedisWorker: Sendable {
             return
         }
         if let redirect = Redirect(error.message) {
-            guard job.redirects < RedisJob.maximumRedirects else {
-                errors.add(1, ordering: .relaxed)
-                return job.completion(.failure(RedisConnectionError(description: "more than \(RedisJob.maximumRedirects) redirections: \(error.message)")))
-            }
             var redirected = job
-            redirected.redirects += 1
+            if case .tryAgain = redirect { redirected.waits += 1 } else { redirected.redirects += 1 }
+            guard redirected.redirects <= RedisJob.maximumRedirects, redirected.waits <= RedisJob.maximumWaits else {
+                errors.add(1, ordering: .relaxed)
+                logger.warning("Redis kept redirecting a script call", metadata: ["error": "\(error.message)", "redirections": "\(job.redirects)", "waits": "\(job.waits)"])
+                return job.completion(.failure(RedisConnectionError(description: "too many redirections: \(error.message)")))
+            }
             self.redirect(redirected, redirect)
             return
         }
