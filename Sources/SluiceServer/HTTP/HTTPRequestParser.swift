@@ -184,10 +184,10 @@ public struct HTTPRequestParser: Sendable {
         var lineStart = 0
         var lineEnd = Self.lineEnd(bytes, from: 0)
         // The request line: method SP request-target SP HTTP-version.
-        guard let firstSpace = Self.index(of: UInt8(ascii: " "), in: bytes, from: 0, to: lineEnd), firstSpace > 0 else { throw .invalidMethod }
+        guard let firstSpace = bytes[..<lineEnd].firstIndex(of: UInt8(ascii: " ")), firstSpace > 0 else { throw .invalidMethod }
         for index in 0..<firstSpace where !Self.isTokenByte(bytes[index]) { throw .invalidMethod }
         let targetStart = firstSpace + 1
-        guard let secondSpace = Self.index(of: UInt8(ascii: " "), in: bytes, from: targetStart, to: lineEnd) else { throw .invalidVersion }
+        guard let secondSpace = bytes[targetStart..<lineEnd].firstIndex(of: UInt8(ascii: " ")) else { throw .invalidVersion }
         guard secondSpace > targetStart else { throw .invalidTarget }
         for index in targetStart..<secondSpace where bytes[index] <= 0x20 || bytes[index] == 0x7F { throw .invalidTarget }
         let version = try Self.version(UnsafeRawBufferPointer(rebasing: bytes[(secondSpace + 1)..<lineEnd]))
@@ -228,15 +228,6 @@ public struct HTTPRequestParser: Sendable {
         return index
     }
 
-    private static func index(of byte: UInt8, in bytes: UnsafeRawBufferPointer, from: Int, to end: Int) -> Int? {
-        var index = from
-        while index < end {
-            if bytes[index] == byte { return index }
-            index += 1
-        }
-        return nil
-    }
-
     private static func version(_ bytes: UnsafeRawBufferPointer) throws(HTTPRequestError) -> HTTPVersion {
         guard bytes.count == 8, bytes.starts(with: "HTTP/1.".utf8) else { throw .invalidVersion }
         switch bytes[7] {
@@ -254,7 +245,7 @@ public struct HTTPRequestParser: Sendable {
 
     /// One field line: `name ":" OWS value OWS`, the name a token, the value free of controls but HTAB.
     private static func field(_ line: UnsafeRawBufferPointer) throws(HTTPRequestError) -> (UnsafeRawBufferPointer, UnsafeRawBufferPointer) {
-        guard let colon = Self.index(of: UInt8(ascii: ":"), in: line, from: 0, to: line.count), colon > 0 else { throw .invalidField }
+        guard let colon = line.firstIndex(of: UInt8(ascii: ":")), colon > 0 else { throw .invalidField }
         // A blank first (obs-fold) or before the colon fails here: neither is a token byte.
         for index in 0..<colon where !Self.isTokenByte(line[index]) { throw .invalidField }
         var start = colon + 1
@@ -305,8 +296,8 @@ public struct HTTPRequestParser: Sendable {
     /// past `maximum` bytes, and for a LF not after a CR.
     private static func lineLength(_ buffer: ByteBuffer, maximum: Int, tooLong: HTTPRequestError) throws(HTTPRequestError) -> Int? {
         try buffer.withUnsafeReadableBytes { bytes throws(HTTPRequestError) -> Int? in
-            let limit = min(bytes.count, maximum)
-            guard let newline = Self.index(of: UInt8(ascii: "\n"), in: bytes, from: 0, to: limit) else {
+            let limit = max(0, min(bytes.count, maximum))
+            guard let newline = bytes[..<limit].firstIndex(of: UInt8(ascii: "\n")) else {
                 if bytes.count >= maximum { throw tooLong }
                 return nil
             }
