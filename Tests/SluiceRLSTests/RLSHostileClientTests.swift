@@ -29,13 +29,15 @@ struct RLSHostileClientTests {
         ("a half preface, then silence", Array(preface[0..<10])),
     ]
 
-    /// `sluice serve` with a gRPC listener, an idle timeout of 1 s and at most `maxConnections` connections.
-    static func start(maxConnections: Int = 2) async throws -> RLSEndToEndTests.Running {
+    /// `sluice serve` with a gRPC listener, an idle timeout of `idleTimeout` and at most `maxConnections` connections.
+    /// Tests that do not watch the idle timeout use 3 s: a bystander's fresh connection must not be idle-closed while
+    /// the test's task waits for a thread of the test pool, which other suites' blocking waits can hold for a second.
+    static func start(maxConnections: Int = 2, idleTimeout: String = "3s") async throws -> RLSEndToEndTests.Running {
         try await RLSEndToEndTests.Running.start(
             configuration: { line, http, grpc in
                 """
                 listen: { line: "127.0.0.1:\(line)", http: "127.0.0.1:\(http)", grpc: "127.0.0.1:\(grpc)" }
-                limits: { max_connections: \(maxConnections), idle_timeout: 1s }
+                limits: { max_connections: \(maxConnections), idle_timeout: \(idleTimeout) }
                 rls: { files: [ratelimit/d.yaml] }
                 """
             },
@@ -65,12 +67,12 @@ struct RLSHostileClientTests {
         try await Task.sleep(for: .milliseconds(100))
         let started = ContinuousClock.now
         let third = try Self.silentClient(port: sluice.ports.grpc)
-        #expect(third.readUntilClosed().closed, "the third connection is closed")
+        #expect(await third.readUntilClosed().closed, "the third connection is closed")
         #expect(ContinuousClock.now - started < .seconds(1), "closed at once, not by the idle timeout")
         second.hangUp()
         try await Task.sleep(for: .milliseconds(100))
         try await Self.bystander(sluice)
-        let info = try RawConnection.lineCommands(port: sluice.ports.line, "INFO")
+        let info = try await RawConnection.lineCommands(port: sluice.ports.line, "INFO")
         #expect(info.contains("rejected_connections:1"), "\(info)")
         _ = first
         #expect(try await sluice.stop() == 0)
@@ -78,10 +80,10 @@ struct RLSHostileClientTests {
 
     @Test("A gRPC connection with no call open for limits.idle_timeout is told GOAWAY, and closed when it does not answer")
     func idleConnection() async throws {
-        let sluice = try await Self.start()
+        let sluice = try await Self.start(idleTimeout: "1s")
         let started = ContinuousClock.now
         let idle = try Self.silentClient(port: sluice.ports.grpc)
-        let (bytes, closed) = idle.readBytesUntilClosed(limit: .seconds(10))
+        let (bytes, closed) = await idle.readBytesUntilClosed(limit: .seconds(10))
         #expect(closed, "closed after the idle timeout and the grace time")
         #expect(ContinuousClock.now - started >= .milliseconds(900), "not before the idle timeout")
         #expect(Self.frameTypes(bytes).contains(0x07), "a GOAWAY came first")
@@ -98,8 +100,8 @@ struct RLSHostileClientTests {
         let sluice = try await Self.start(maxConnections: 1_000)
         let connection = try RawConnection(port: sluice.ports.grpc)
         connection.send(bytes)
-        // Closed at once, or (the half preface) after the idle timeout and the grace time.
-        let (_, closed) = connection.readUntilClosed(limit: .seconds(10))
+        // Closed at once, or (the half preface) after the idle timeout and the grace time: 8 s.
+        let (_, closed) = await connection.readUntilClosed(limit: .seconds(15))
         #expect(closed, "\(name): the connection is closed")
         try await Self.bystander(sluice)
         // Calls cancelled as soon as they start: each is abandoned (a reset stream) and nothing else is.

@@ -39,7 +39,7 @@ struct RedisTopologyTests {
     @Test("a fleet of three sidecars keeps leased and strict limits per key, with keys on every master")
     func clusterFleet() async throws {
         try await GlobalLimitTests.awayFromHourBoundary()
-        let cluster = try RedisClusterProcess()
+        let cluster = try await RedisClusterProcess.start()
         let policies = [
             policy("lease", .fixedWindow, limit: 200, period: .seconds(3600)),
             policy("strict", .fixedWindow, limit: 60, period: .seconds(3600), sync: .strict),
@@ -68,7 +68,7 @@ struct RedisTopologyTests {
     @Test("a slot migrated live under load (MIGRATING/IMPORTING, MIGRATE, SETSLOT NODE): no error, the strict limit stays exact")
     func liveSlotMigration() async throws {
         try await GlobalLimitTests.awayFromHourBoundary()
-        let cluster = try RedisClusterProcess()
+        let cluster = try await RedisClusterProcess.start()
         let limit = 400
         let policies = [policy("strict", .fixedWindow, limit: Int64(limit), period: .seconds(3600), sync: .strict)]
         let sidecars = try await Sidecar.fleet(of: 2, settings: Self.clusterSettings(cluster, timeout: .milliseconds(500)), policies: policies)
@@ -107,7 +107,7 @@ struct RedisTopologyTests {
 
     @Test("a master killed under load: every decision within 500 ms, enforcement back within 5 s of the promotion")
     func clusterFailover() async throws {
-        let cluster = try RedisClusterProcess()
+        let cluster = try await RedisClusterProcess.start()
         let policies = [policy("strict", .fixedWindow, limit: 1_000_000, period: .seconds(3600), sync: .strict, onFailure: .deny)]
         let sidecar = try await Sidecar(settings: Self.clusterSettings(cluster, timeout: .milliseconds(100)), policies: policies)
         let key = "failover"
@@ -138,7 +138,7 @@ struct RedisTopologyTests {
 
     @Test("Sentinel: the master it names is used, and a failover is followed within 5 s")
     func sentinelFailover() async throws {
-        let sentinel = try RedisSentinelProcess()
+        let sentinel = try await RedisSentinelProcess.start()
         let settings = SluiceConfiguration.Redis(
             deployment: .sentinel(master: sentinel.name, sentinels: [Node(host: "127.0.0.1", port: sentinel.sentinel.port)], password: nil),
             timeoutNanoseconds: 100_000_000, keyPrefix: "test:"
@@ -198,7 +198,7 @@ struct RedisTopologyTests {
     @Test("Cluster and Sentinel authenticate to their data nodes and sentinels")
     func authenticatedTopologies() async throws {
         let password = "cl-\(UInt32.random(in: 0...UInt32.max))"
-        let cluster = try RedisClusterProcess(password: password)
+        let cluster = try await RedisClusterProcess.start(password: password)
         let policies = [policy("strict", .fixedWindow, limit: 3, period: .seconds(3600), sync: .strict)]
         let sidecar = try await Sidecar(settings: Self.clusterSettings(cluster), policies: policies)
         for key in try Self.keysOnEveryMaster(cluster, policy: "strict", algorithm: "fw", perMaster: 1) {
@@ -207,7 +207,7 @@ struct RedisTopologyTests {
         #expect(sidecar.limiter.status().fallbackDecisions == 0)
         await sidecar.shutdown()
 
-        let sentinel = try RedisSentinelProcess(password: password)
+        let sentinel = try await RedisSentinelProcess.start(password: password)
         let settings = SluiceConfiguration.Redis(
             deployment: .sentinel(master: sentinel.name, sentinels: [Node(host: "127.0.0.1", port: sentinel.sentinel.port)], password: nil),
             password: password, timeoutNanoseconds: 100_000_000, keyPrefix: "test:"

@@ -21,7 +21,7 @@ struct ConnectionGuardTests {
             let second = try RawConnection(port: server.port)
             #expect(Self.ping(second) == "+PONG\r\n")
             let third = try RawConnection(port: server.port)
-            let refused = third.readUntilClosed()
+            let refused = await third.readUntilClosed()
             #expect(refused.text == "-ERR max number of clients reached\r\n" && refused.closed, "\(refused)")
             #expect(Self.ping(first) == "+PONG\r\n", "the bystander is served")
         }
@@ -47,10 +47,10 @@ struct ConnectionGuardTests {
             if Self.ping(active) == "+PONG\r\n" { answers += 1 } else { break }
         }
         #expect(answers > 10 && ContinuousClock.now - started >= .milliseconds(1_500), "the active connection was never idle")
-        let closed = silent.readUntilClosed()
+        let closed = await silent.readUntilClosed()
         #expect(closed.closed && closed.text.isEmpty)
         #expect(Self.ping(active) == "+PONG\r\n")
-        #expect(try RawConnection.lineCommands(port: server.port, "INFO").contains("idle_closed_connections:1\r\n"), "INFO shows it")
+        #expect(try await RawConnection.lineCommands(port: server.port, "INFO").contains("idle_closed_connections:1\r\n"), "INFO shows it")
         try await server.stop()
     }
 
@@ -69,10 +69,10 @@ struct ConnectionGuardTests {
         for byte in "GET /v1/check?policy=api&key=slow HTTP/1.1\r\nHost: s\r\n".utf8.prefix(8) {
             slow.send([byte])
             bystander.send("GET /v1/check?policy=api&key=b HTTP/1.1\r\nHost: s\r\n\r\n")
-            if bystander.read(limit: .seconds(2), until: { $0.contains("\r\n\r\n") && $0.hasSuffix("}") }).hasPrefix("HTTP/1.1 200 OK") { answered += 1 }
+            if await bystander.read(limit: .seconds(2), until: { $0.contains("\r\n\r\n") && $0.hasSuffix("}") }).hasPrefix("HTTP/1.1 200 OK") { answered += 1 }
             try await Task.sleep(for: .milliseconds(100))
         }
-        let timedOut = slow.readUntilClosed()
+        let timedOut = await slow.readUntilClosed()
         #expect(timedOut.text.hasPrefix("HTTP/1.1 408 Request Timeout\r\n") && timedOut.text.contains(#""code":"request_timeout""#), "\(timedOut)")
         #expect(timedOut.closed)
         #expect(ContinuousClock.now - started < .seconds(10))
@@ -80,7 +80,7 @@ struct ConnectionGuardTests {
         // A kept-alive connection that finished its request is not timed out between requests.
         try await Task.sleep(for: .milliseconds(500))
         bystander.send("GET /healthz HTTP/1.1\r\nHost: s\r\nConnection: close\r\n\r\n")
-        #expect(bystander.readUntilClosed().text.hasPrefix("HTTP/1.1 200 OK"))
+        #expect(await bystander.readUntilClosed().text.hasPrefix("HTTP/1.1 200 OK"))
         try await server.stop()
     }
 
@@ -89,15 +89,15 @@ struct ConnectionGuardTests {
         let open = try (0..<3).map { _ in try RawConnection(port: server.port) }
         for connection in open {
             connection.send("GET /healthz HTTP/1.1\r\nHost: s\r\n\r\n")
-            #expect(connection.read { $0.hasSuffix("}") }.hasPrefix("HTTP/1.1 200 OK"))
+            #expect(await connection.read { $0.hasSuffix("}") }.hasPrefix("HTTP/1.1 200 OK"))
         }
         let refused = try RawConnection(port: server.port)
         refused.send("GET /healthz HTTP/1.1\r\nHost: s\r\n\r\n")
-        let answer = refused.readUntilClosed()
+        let answer = await refused.readUntilClosed()
         #expect(answer.text.hasPrefix("HTTP/1.1 503 Service Unavailable\r\n") && answer.text.contains("Retry-After: 1\r\n"), "\(answer)")
         #expect(answer.text.contains(#""code":"too_many_connections""#) && answer.closed)
         open[0].send("GET /healthz HTTP/1.1\r\nHost: s\r\n\r\n")
-        #expect(open[0].read { $0.hasSuffix("}") }.hasPrefix("HTTP/1.1 200 OK"), "those already open are served")
+        #expect(await open[0].read { $0.hasSuffix("}") }.hasPrefix("HTTP/1.1 200 OK"), "those already open are served")
         try await server.stop()
     }
 }

@@ -90,19 +90,19 @@ struct EndToEndTests {
         let server = try await RunningLineServer.start()
         let bystander = try RawConnection(port: server.port)
         bystander.send("PING\r\n")
-        #expect(bystander.read(atLeast: 7) == "+PONG\r\n")
+        #expect(await bystander.read(atLeast: 7) == "+PONG\r\n")
         let hostile = try RawConnection(port: server.port)
         hostile.send("PING\r\n" + bytes)
-        let (reply, closed) = hostile.readUntilClosed()
+        let (reply, closed) = await hostile.readUntilClosed()
         #expect(reply.hasPrefix("+PONG\r\n-ERR Protocol error: "), "\(name): \(reply.prefix(200))")
         #expect(reply.contains(expected), "\(name): \(reply.prefix(200))")
         #expect(closed, "\(name): the server kept a broken connection open")
         // Everyone else is still served, on an old connection and a new one.
         bystander.send("TAKE api bystander\r\n")
-        #expect(bystander.read(atLeast: 20).hasPrefix("*5\r\n:1\r\n"))
+        #expect(await bystander.read(atLeast: 20).hasPrefix("*5\r\n:1\r\n"))
         let fresh = try RawConnection(port: server.port)
         fresh.send("PING\r\n")
-        #expect(fresh.read(atLeast: 7) == "+PONG\r\n")
+        #expect(await fresh.read(atLeast: 7) == "+PONG\r\n")
         try await server.stop()
     }
 
@@ -114,7 +114,7 @@ struct EndToEndTests {
         }
         let fresh = try RawConnection(port: server.port)
         fresh.send("*1\r\n$4\r\nPING\r\n")
-        #expect(fresh.read(atLeast: 7) == "+PONG\r\n")
+        #expect(await fresh.read(atLeast: 7) == "+PONG\r\n")
         try await server.stop()
     }
 
@@ -123,10 +123,10 @@ struct EndToEndTests {
         let client = try RawConnection(port: server.port)
         client.send("TAKE api drain\r\nTAKE api drain\r\n")
         // Two replies of 27 bytes: *5 :1 :20 :19|:18 :10 :0
-        let replies = client.read(atLeast: 54)
+        let replies = await client.read(atLeast: 54)
         #expect(replies.components(separatedBy: "*5\r\n").count == 3)
         try await server.stop()
-        let (_, closed) = client.readUntilClosed()
+        let (_, closed) = await client.readUntilClosed()
         #expect(closed)
         #expect(throws: (any Error).self) { _ = try RawConnection(port: server.port) }
     }

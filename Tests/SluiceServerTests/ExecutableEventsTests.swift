@@ -143,15 +143,15 @@ struct ExecutableEventsTests {
         // Without the key: 401. With it: a stream.
         #expect(try ExecutableAdminTests.http(httpPort, "GET", "/v1/events", key: nil).status == 401)
         let stream = try Self.openStream(port: httpPort, key: admin.key)
-        let opened = stream.read { $0.contains(": sluice events") }
+        let opened = await stream.read { $0.contains(": sluice events") }
         #expect(opened.hasPrefix("HTTP/1.1 200 OK\r\n") && opened.contains("Content-Type: text/event-stream\r\n"), "\(opened)")
 
         // Five allowed (the fourth crosses 0.8 of the window), then thirty denied: one window of one key.
-        let replies = try RawConnection.lineCommands(port: linePort, Array(repeating: "TAKE tiny k1", count: 35).joined(separator: "\r\n"))
+        let replies = try await RawConnection.lineCommands(port: linePort, Array(repeating: "TAKE tiny k1", count: 35).joined(separator: "\r\n"))
         #expect(replies.components(separatedBy: "*5\r\n:0\r\n").count - 1 == 30)
 
         // The stream: a deny for each denial, with an id each.
-        let streamed = stream.read { Self.events($0).filter { $0.type == "deny" }.count >= 30 }
+        let streamed = await stream.read { Self.events($0).filter { $0.type == "deny" }.count >= 30 }
         let denies = Self.events(streamed).filter { $0.type == "deny" }
         #expect(denies.count == 30)
         #expect(denies.first?.data.contains(#""policy":"tiny","key":"k1","limit":5,"remaining":0,"retry_after_ms":"#) == true, "\(denies.first?.data ?? "")")
@@ -179,23 +179,23 @@ struct ExecutableEventsTests {
         #expect(hook.first { $0.type == "limit.exceeded" }?.event.data["remaining"] == .number(0))
 
         // The endpoint that always fails: two attempts, then failing, said on the stream and in the metrics.
-        let failing = stream.read { $0.contains("event: webhook.failing") }
+        let failing = await stream.read { $0.contains("event: webhook.failing") }
         #expect(failing.contains(#"data: {"url":"http://127.0.0.1:\#(receiverPort)/fail"}"#), "\(failing)")
         #expect(Self.attempts(log).filter { $0.path == "/fail" }.count == 2)
 
         // More denials in the same window send nothing more.
-        _ = try RawConnection.lineCommands(port: linePort, "TAKE tiny k1\r\nTAKE tiny k1")
+        _ = try await RawConnection.lineCommands(port: linePort, "TAKE tiny k1\r\nTAKE tiny k1")
         try await Task.sleep(for: .milliseconds(800))
         #expect(Self.attempts(log).filter { $0.path == hookPath }.count == 6)
         #expect(Self.attempts(log).filter { $0.path == "/fail" }.count == 2, "a failing endpoint's queue is dropped")
 
         // A stats event within 5 s, counting the decisions since the last one.
-        let stats = stream.read(limit: .seconds(8)) { $0.contains("event: stats") }
+        let stats = await stream.read(limit: .seconds(8)) { $0.contains("event: stats") }
         #expect(Self.events(stats).contains { $0.type == "stats" && $0.data.contains(#""redis":null"#) }, "\(stats)")
 
         // Resuming after the second denial's id starts with the third.
         let resumed = try Self.openStream(port: httpPort, key: admin.key, lastEventID: denies[1].id)
-        let replay = resumed.read { Self.events($0).count >= 2 }
+        let replay = await resumed.read { Self.events($0).count >= 2 }
         #expect(Self.events(replay).first?.id == denies[2].id, "\(replay)")
         #expect(Self.events(replay).dropFirst().first?.id == denies[3].id)
 
@@ -219,7 +219,7 @@ struct ExecutableEventsTests {
 
         // Shutdown ends the streams cleanly (the last chunk) and exits.
         kill(server.processIdentifier, SIGTERM)
-        let ended = stream.read { $0.hasSuffix("0\r\n\r\n") }
+        let ended = await stream.read { $0.hasSuffix("0\r\n\r\n") }
         #expect(ended.hasSuffix("0\r\n\r\n"))
         #expect(try await server.waitForExit() == 0)
     }
@@ -249,24 +249,24 @@ struct ExecutableEventsTests {
             in: directory
         )
         defer { server.stop() }
-        _ = try RawConnection.lineCommands(port: linePort, "TAKE api a")
+        _ = try await RawConnection.lineCommands(port: linePort, "TAKE api a")
         let stream = try Self.openStream(port: httpPort, key: admin.key)
-        _ = stream.read { $0.contains(": sluice events") }
+        _ = await stream.read { $0.contains(": sluice events") }
 
         // Redis dies: decisions go on (on_store_failure), and the stream and the webhook are told.
         redis.kill()
         var down = ""
         for _ in 0..<20 where !down.contains("event: store.down") {
-            _ = try RawConnection.lineCommands(port: linePort, "TAKE api a")
-            down += stream.read(limit: .milliseconds(300)) { $0.contains("event: store.down") }
+            _ = try await RawConnection.lineCommands(port: linePort, "TAKE api a")
+            await down += stream.read(limit: .milliseconds(300)) { $0.contains("event: store.down") }
         }
         #expect(down.contains(#"data: {"store":"redis","endpoint":"#), "\(down)")
         // It comes back on its port: store.up.
         try redis.start()
         var up = ""
         for _ in 0..<40 where !up.contains("event: store.up") {
-            _ = try RawConnection.lineCommands(port: linePort, "TAKE api a")
-            up += stream.read(limit: .milliseconds(300)) { $0.contains("event: store.up") }
+            _ = try await RawConnection.lineCommands(port: linePort, "TAKE api a")
+            await up += stream.read(limit: .milliseconds(300)) { $0.contains("event: store.up") }
         }
         #expect(up.contains("event: store.up"), "\(up)")
         let delivered = await Self.eventually { Self.attempts(log).map(\.type) == ["store.down", "store.up"] }
@@ -292,7 +292,7 @@ struct ExecutableEventsTests {
             in: directory
         )
         defer { server.stop() }
-        _ = try RawConnection.lineCommands(port: linePort, "TAKE api a\r\nTAKE api a\r\nTAKE api a\r\nTHROTTLE k 1 1 60")
+        _ = try await RawConnection.lineCommands(port: linePort, "TAKE api a\r\nTAKE api a\r\nTAKE api a\r\nTHROTTLE k 1 1 60")
         _ = try ExecutableAdminTests.http(httpPort, "GET", "/v1/check?policy=web.v2:read-1&key=b", key: nil)
         try await Task.sleep(for: .milliseconds(300))  // the webhook's one attempt fails
         let response = try ExecutableAdminTests.http(httpPort, "GET", "/metrics", key: nil).text

@@ -41,8 +41,10 @@ func loopback(port: Int) -> sockaddr_in {
     return address
 }
 
-/// A blocking TCP client on raw sockets, for sending bytes no client library would.
-public final class RawConnection {
+/// A blocking TCP client on raw sockets, for sending bytes no client library would. From a task, its reads are
+/// awaited: they block a thread of their own, not one of the test pool's (``offPool(_:)``).
+public final class RawConnection: @unchecked Sendable {
+    // @unchecked: the descriptor never changes; one test drives each connection.
     private let descriptor: Int32
 
     /// Connects to 127.0.0.1:`port`; reads time out after 5 s.
@@ -140,5 +142,32 @@ public final class RawConnection {
             received.append(contentsOf: chunk[0..<count])
         }
         return String(decoding: received, as: UTF8.self)
+    }
+}
+
+extension RawConnection {
+    /// ``lineCommands(port:_:)``, awaited.
+    public static func lineCommands(port: Int, _ commands: String) async throws -> String {
+        try await offPool { try lineCommands(port: port, commands) }
+    }
+
+    /// ``readUntilClosed(limit:)``, awaited.
+    public func readUntilClosed(limit: Duration = .seconds(5)) async -> (text: String, closed: Bool) {
+        await offPool { self.readUntilClosed(limit: limit) }
+    }
+
+    /// ``readBytesUntilClosed(limit:)``, awaited.
+    public func readBytesUntilClosed(limit: Duration = .seconds(5)) async -> (bytes: [UInt8], closed: Bool) {
+        await offPool { self.readBytesUntilClosed(limit: limit) }
+    }
+
+    /// ``read(limit:until:)``, awaited.
+    public func read(limit: Duration = .seconds(10), until done: @escaping @Sendable (String) -> Bool) async -> String {
+        await offPool { self.read(limit: limit, until: done) }
+    }
+
+    /// ``read(atLeast:)``, awaited.
+    public func read(atLeast expected: Int) async -> String {
+        await offPool { self.read(atLeast: expected) }
     }
 }

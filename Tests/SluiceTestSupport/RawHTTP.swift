@@ -26,3 +26,10 @@ public func rawHTTPRequest(port: Int, method: String = "GET", path: String, head
     }
     return RawHTTPResponse(status: status, headers: fields, body: String(text[split.upperBound...]))
 }
+
+/// ``rawHTTPRequest(port:method:path:headers:body:)``, awaited.
+public func rawHTTPRequest(port: Int, method: String = "GET", path: String, headers: [String: String] = [:], body: String = "") async throws
+    -> RawHTTPResponse
+{
+    try await offPool { try rawHTTPRequest(port: port, method: method, path: path, headers: headers, body: body) }
+}

@@ -59,6 +59,11 @@ public final class RedisClusterProcess: @unchecked Sendable {
         try waitUntilHealthy()
     }
 
+    /// ``init(password:executable:)`` from a task: the seconds it takes block a thread of their own (``offPool(_:)``).
+    public static func start(password: String? = nil, executable: String = "redis-server") async throws -> RedisClusterProcess {
+        try await offPool { try RedisClusterProcess(password: password, executable: executable) }
+    }
+
     private static func startNodes(after next: inout Int, password: String?, executable: String) throws -> [RedisServerProcess] {
         var nodes: [RedisServerProcess] = []
         for _ in 0..<6 {
@@ -156,6 +161,11 @@ public final class RedisSentinelProcess: @unchecked Sendable {
             usleep(100_000)
         }
         throw TestFailure("the replica did not synchronise, or Sentinel did not learn it")
+    }
+
+    /// ``init(password:)`` from a task: the seconds it takes block a thread of their own (``offPool(_:)``).
+    public static func start(password: String? = nil) async throws -> RedisSentinelProcess {
+        try await offPool { try RedisSentinelProcess(password: password) }
     }
 
     /// `host:port` of the sentinel.
