@@ -31,7 +31,7 @@ struct RLSHostileClientTests {
 
     /// `sluice serve` with a gRPC listener, an idle timeout of `idleTimeout` and at most `maxConnections` connections.
     /// Tests that do not watch the idle timeout use 3 s: a bystander's fresh connection must not be idle-closed while
-    /// the test's task waits for a thread of the test pool, which other suites' blocking waits can hold for a second.
+    /// the test's task waits for a thread of the test pool, which other suites' blocking waits can hold (see `offPool`).
     static func start(maxConnections: Int = 2, idleTimeout: String = "3s") async throws -> RLSEndToEndTests.Running {
         try await RLSEndToEndTests.Running.start(
             configuration: { line, http, grpc in
