@@ -63,7 +63,7 @@ struct RLSEndToEndTests {
             },
             files: ["ratelimit/e2e.yaml": Self.e2eDomain]
         )
-        try await Self.clearOfMinuteEdge()
+        try await awayFromWindowEdge(period: .seconds(60), margin: .seconds(15))
         let result = try await runProgram([External.venvPython, packageRoot + "/Tests/e2e/rls_client.py", "\(sluice.ports.grpc)", packageRoot + "/Sources/SluiceRLS/Proto"])
         #expect(result.status == 0, "\(result.output)\(result.error)")
         #expect(result.output.contains("ok"))
@@ -92,7 +92,7 @@ struct RLSEndToEndTests {
         let stream = try RawConnection(port: sluice.ports.http)
         stream.send("GET /v1/events HTTP/1.1\r\nHost: s\r\nAuthorization: Bearer \(key)\r\n\r\n")
         #expect(await stream.read { $0.contains(": sluice events") }.hasPrefix("HTTP/1.1 200 OK"))
-        try await Self.clearOfMinuteEdge()
+        try await awayFromWindowEdge(period: .seconds(60), margin: .seconds(15))
         var codes: [Envoy_Service_Ratelimit_V3_RateLimitResponse.Code] = []
         for _ in 0..<3 { codes.append(try await Self.call(port: sluice.ports.grpc, domain: "e2e", [[("user", "alice")]]).overallCode) }
         #expect(codes == [.ok, .ok, .overLimit])
@@ -136,7 +136,7 @@ struct RLSEndToEndTests {
         defer { envoy.stop() }
         try await envoy.waitUntilListening(port: envoyPort, limit: .seconds(30))
 
-        try await Self.clearOfMinuteEdge()
+        try await awayFromWindowEdge(period: .seconds(60), margin: .seconds(15))
         for remaining in [2, 1, 0] {
             let response = try await rawHTTPRequest(port: envoyPort, path: "/", headers: ["x-user": "alice"])
             #expect(response.status == 200, "\(response.status) \(response.body)\n\(envoy.output)")
@@ -157,15 +157,6 @@ struct RLSEndToEndTests {
 }
 
 extension RLSEndToEndTests {
-    /// Waits, when less than `margin` is left of the current minute, until just past it. The per-minute limits these
-    /// tests count against are fixed windows aligned to the clock's minutes (as envoyproxy/ratelimit's are): a count
-    /// that straddled one would start over halfway (seen: a third call allowed after two).
-    static func clearOfMinuteEdge(margin: Duration = .seconds(15)) async throws {
-        let intoMinute = Date().timeIntervalSince1970.truncatingRemainder(dividingBy: 60)
-        let left = Duration.seconds(60 - intoMinute)
-        if left < margin { try await Task.sleep(for: left + .milliseconds(200)) }
-    }
-
     /// One `ShouldRateLimit` call with the generated Swift client.
     static func call(port: Int, domain: String, _ descriptors: [[(String, String)]]) async throws
         -> Envoy_Service_Ratelimit_V3_RateLimitResponse

@@ -7,12 +7,6 @@ import Testing
 /// Global policies against a real `redis-server` started on a free loopback port for each test.
 @Suite("Global limits through Redis", .serialized, .requires("redis-server", "redis-cli"))
 struct GlobalLimitTests {
-    /// Waits out the last seconds of an hour, so an hour-long window cannot roll over mid-test.
-    static func awayFromHourBoundary() async throws {
-        let secondsIntoHour = Int(Date().timeIntervalSince1970) % 3600
-        if secondsIntoHour > 3590 { try await Task.sleep(for: .seconds(3601 - secondsIntoHour)) }
-    }
-
     /// Each sidecar decides until it has seen `stopAfterDenials` denials in a row (or `attempts` run out).
     static func hammer(
         _ sidecars: [Sidecar], policy: String, key: String, attempts: Int, stopAfterDenials: Int = .max
@@ -49,7 +43,7 @@ struct GlobalLimitTests {
 
     @Test("three sidecars on a 1000-per-hour fixed window admit 950 to 1000 in total, each from leases", arguments: RedisFlavor.available)
     func leasedFixedWindowAcrossThreeSidecars(flavor: RedisFlavor) async throws {
-        try await Self.awayFromHourBoundary()
+        try await awayFromWindowEdge(period: .seconds(3600), margin: .seconds(10))
         let redis = try RedisServerProcess(executable: flavor.executable)
         let policies = [policy("api", .fixedWindow, limit: 1000, period: .seconds(3600))]
         let sidecars = try await Sidecar.fleet(of: 3, redisPort: redis.port, policies: policies)
@@ -69,7 +63,7 @@ struct GlobalLimitTests {
 
     @Test("three sidecars on a strict 300 admit exactly 300", arguments: RedisFlavor.available)
     func strictAcrossThreeSidecars(flavor: RedisFlavor) async throws {
-        try await Self.awayFromHourBoundary()
+        try await awayFromWindowEdge(period: .seconds(3600), margin: .seconds(10))
         let redis = try RedisServerProcess(executable: flavor.executable)
         let policies = [policy("login", .slidingWindow, limit: 300, period: .seconds(3600), sync: .strict)]
         let sidecars = try await Sidecar.fleet(of: 3, redisPort: redis.port, policies: policies)
@@ -82,7 +76,7 @@ struct GlobalLimitTests {
 
     @Test("a key exhausted through one sidecar is denied on the others", arguments: RedisFlavor.available, [Policy.Global.Sync.leased, .strict])
     func exhaustionIsGlobal(flavor: RedisFlavor, sync: Policy.Global.Sync) async throws {
-        try await Self.awayFromHourBoundary()
+        try await awayFromWindowEdge(period: .seconds(3600), margin: .seconds(10))
         let redis = try RedisServerProcess(executable: flavor.executable)
         let policies = [
             policy("fw", .fixedWindow, limit: 10, period: .seconds(3600), sync: sync),
@@ -108,7 +102,7 @@ struct GlobalLimitTests {
 
     @Test("PEEK on a leased policy takes nothing; with a lease it asks Redis nothing", arguments: RedisFlavor.available)
     func peek(flavor: RedisFlavor) async throws {
-        try await Self.awayFromHourBoundary()
+        try await awayFromWindowEdge(period: .seconds(3600), margin: .seconds(10))
         let redis = try RedisServerProcess(executable: flavor.executable)
         let sidecar = try await Sidecar(redisPort: redis.port, policies: [policy("fw", .fixedWindow, limit: 100, period: .seconds(3600))])
         let first = await sidecar.decide("fw", "k", consume: false)  // no lease yet: Redis peeks
@@ -160,8 +154,11 @@ struct GlobalLimitTests {
         let redis = try RedisServerProcess(executable: flavor.executable)
         // 200 per second, burst 1600: leases up to 100 tokens.
         let policies = [policy("tb", .tokenBucket, limit: 200, period: .seconds(1), burst: 1600)]
-        let holder = try await Sidecar(redisPort: redis.port, policies: policies)
-        let other = try await Sidecar(redisPort: redis.port, policies: policies)
+        // A 1 s timeout makes a holding live 4 s (4 timeouts; 2 s at the default 50 ms): the holder's slice must
+        // outlive the 1.2 s sleep and the other sidecar's drain, which took most of the rest under a loaded
+        // `swift test` once, and the holder then had nothing left to spend.
+        let holder = try await Sidecar(redisPort: redis.port, policies: policies, timeout: .seconds(1))
+        let other = try await Sidecar(redisPort: redis.port, policies: policies, timeout: .seconds(1))
         for _ in 0..<200 { _ = await holder.decide("tb", "k") }  // its lease grows to dozens of tokens
         // Long enough for the bucket to refill what the holder took: Redis must stop short of the tokens it holds.
         try await Task.sleep(for: .milliseconds(1200))
@@ -207,7 +204,7 @@ struct GlobalLimitTests {
 
     @Test("Redis killed under load: every decision within 500 ms by on_store_failure; restarted, global limits hold within 5 s", arguments: RedisFlavor.available)
     func killAndRestart(flavor: RedisFlavor) async throws {
-        try await Self.awayFromHourBoundary()
+        try await awayFromWindowEdge(period: .seconds(3600), margin: .seconds(10))
         let redis = try RedisServerProcess(executable: flavor.executable)
         let policies = [
             policy("local", .fixedWindow, limit: 5, period: .seconds(3600), onFailure: .local),
@@ -292,7 +289,7 @@ struct GlobalLimitTests {
 
     @Test("a refund goes back where the cost came from, and only there", arguments: RedisFlavor.available, [Policy.Global.Sync.leased, .strict])
     func refunds(flavor: RedisFlavor, sync: Policy.Global.Sync) async throws {
-        try await Self.awayFromHourBoundary()
+        try await awayFromWindowEdge(period: .seconds(3600), margin: .seconds(10))
         let redis = try RedisServerProcess(executable: flavor.executable)
         let policies = [
             policy("fw", .fixedWindow, limit: 3, period: .seconds(3600), sync: sync),
@@ -354,7 +351,7 @@ struct GlobalLimitTests {
 
     @Test("keys carry one hash tag per bucket; unused leases go back on shutdown", arguments: RedisFlavor.available)
     func keysAndReturns(flavor: RedisFlavor) async throws {
-        try await Self.awayFromHourBoundary()
+        try await awayFromWindowEdge(period: .seconds(3600), margin: .seconds(10))
         let redis = try RedisServerProcess(executable: flavor.executable)
         let sidecar = try await Sidecar(redisPort: redis.port, policies: [policy("api", .fixedWindow, limit: 1000, period: .seconds(3600))])
         #expect(await sidecar.decide("api", "user:42").isAllowed)
@@ -405,7 +402,7 @@ struct GlobalLimitTests {
 
     @Test("a reset deletes the bucket in Redis and the sidecar's slice: the next decision sees it full", arguments: RedisFlavor.available, [Policy.Global.Sync.leased, .strict])
     func resetEmptiesTheBucketForTheFleet(flavor: RedisFlavor, sync: Policy.Global.Sync) async throws {
-        try await Self.awayFromHourBoundary()
+        try await awayFromWindowEdge(period: .seconds(3600), margin: .seconds(10))
         let redis = try RedisServerProcess(executable: flavor.executable)
         let policies = [policy("api", .fixedWindow, limit: 5, period: .seconds(3600), sync: sync)]
         let sidecars = try await Sidecar.fleet(of: 2, redisPort: redis.port, policies: policies)

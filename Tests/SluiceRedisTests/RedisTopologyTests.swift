@@ -38,7 +38,7 @@ struct RedisTopologyTests {
 
     @Test("a fleet of three sidecars keeps leased and strict limits per key, with keys on every master")
     func clusterFleet() async throws {
-        try await GlobalLimitTests.awayFromHourBoundary()
+        try await awayFromWindowEdge(period: .seconds(3600), margin: .seconds(10))
         let cluster = try await RedisClusterProcess.start()
         let policies = [
             policy("lease", .fixedWindow, limit: 200, period: .seconds(3600)),
@@ -67,7 +67,7 @@ struct RedisTopologyTests {
 
     @Test("a slot migrated live under load (MIGRATING/IMPORTING, MIGRATE, SETSLOT NODE): no error, the strict limit stays exact")
     func liveSlotMigration() async throws {
-        try await GlobalLimitTests.awayFromHourBoundary()
+        try await awayFromWindowEdge(period: .seconds(3600), margin: .seconds(10))
         let cluster = try await RedisClusterProcess.start()
         let limit = 400
         let policies = [policy("strict", .fixedWindow, limit: Int64(limit), period: .seconds(3600), sync: .strict)]
