@@ -53,6 +53,7 @@ extension RateLimit {
     }
 
     /// `cost × T` as exact time. `cost ≤ burst < 2^32` and the remainder `< limit ≤ 2^32` keep the product in 64 bits.
+    @inline(__always)
     func tokenTime(cost: Int64) -> ExactTime {
         if tokenIntervalRemainder == 0 {
             return ExactTime(nanoseconds: cost &* tokenIntervalNanoseconds, fraction: 0)
@@ -69,12 +70,14 @@ extension RateLimit {
     }
 
     /// Whole tokens in `span` of time: floor(span / T) = floor((ns × limit + fraction) / period).
+    @inline(__always)
     func wholeTokens(in span: ExactTime) -> Int64 {
         guard span.nanoseconds >= 0 else { return 0 }
         // span ≤ tau < 2^62 ns and limit < 2^32, so the dividend stays below 2^94.
         return quotient(dividingByPeriod: Int128(span.nanoseconds) * Int128(limit) + Int128(span.fraction))
     }
 
+    @inline(__always)
     func evaluateTokenBucket(_ state: BucketState, now: Int64, cost: Int64) -> Evaluation {
         let stored = ExactTime(nanoseconds: state.horizon, fraction: state.counters)
         let current = ExactTime(nanoseconds: now, fraction: 0)
