@@ -241,7 +241,10 @@ struct Lease: Sendable {
 }
 
 /// A renewal of a lease: what one script call asks Redis for.
-struct Renewal: Sendable, Hashable {
+///
+/// A class: one is made only when a renewal is due, while the enums that may carry one (``Lease/Spend``,
+/// ``LeaseTable/Outcome``) are copied on every leased decision; inline it added 136 bytes to each copy.
+final class Renewal: Sendable {
     /// The lease's bucket, here and in Redis, and its limit.
     let key: BucketKey
     let redisKey: [UInt8]
@@ -256,6 +259,17 @@ struct Renewal: Sendable, Hashable {
     let need: Int64
     /// What this process still holds of the slice (token bucket: Redis counts at most this as held).
     let keep: Int64
+
+    init(key: BucketKey, redisKey: [UInt8], rateLimit: RateLimit, number: Int64, sentAt: Int64, want: Int64, need: Int64, keep: Int64) {
+        self.key = key
+        self.redisKey = redisKey
+        self.rateLimit = rateLimit
+        self.number = number
+        self.sentAt = sentAt
+        self.want = want
+        self.need = need
+        self.keep = keep
+    }
 
     /// The script call that sends it.
     var call: ScriptCall { ScriptCall(mode: .lease, want: want, need: need, keep: keep, window: -1) }
