@@ -60,13 +60,15 @@ med() { awk -v l="$1" -v c="$2" '$1==l{print $c}' "$TMP/rows" | median; }
 share=$(awk '{print $2}' "$TMP/shares" | median)
 lo=$(med local/P16 2); gl=$(med global/P16 2)
 lease_ratio=$(awk -v a="$gl" -v b="$lo" 'BEGIN{printf "%.2f", a/b}')
+# Each rep's global run against the local run just before it: the spread the medians hide.
+rep_ratios=$(awk '$1=="local/P16"{l[++nl]=$2} $1=="global/P16"{g[++ng]=$2} END{for(i=1;i<=ng;i++) printf "%s%.2f", (i>1?", ":""), g[i]/l[i]}' "$TMP/rows")
 echo "# machine: $(machine_note)"
 echo "# redis-server $(redis-server --version | awk '{print $3}' | cut -d= -f2), sluice $("$BIN" --version); redis errors: $errors, fallbacks: $fallbacks"
 echo "# leased: redis-benchmark -c $C -n $N -r 1000 -P 16 TAKE {global|local} repN:__rand_int__ (fresh keys each rep; x$REPS alternating, medians)"
-printf 'leased  global %9.0f ops/s (p50 %.3f ms) | local %9.0f ops/s (p50 %.3f ms) | ratio %sx | answered without Redis: %s (per rep: %s)\n' \
-  "$gl" "$(med global/P16 3)" "$lo" "$(med local/P16 3)" "$lease_ratio" "$share" "$(awk '{printf "%s ", $2}' "$TMP/shares")"
+printf 'leased  global %9.0f ops/s (p50 %.3f ms) | local %9.0f ops/s (p50 %.3f ms) | ratio %sx (per rep: %s) | answered without Redis: %s (per rep: %s)\n' \
+  "$gl" "$(med global/P16 3)" "$lo" "$(med local/P16 3)" "$lease_ratio" "$rep_ratios" "$share" "$(awk '{printf "%s ", $2}' "$TMP/shares")"
 echo "# strict: redis-benchmark -c $C -n $NS -r 100000 -P {1,16}: TAKE strict key:__rand_int__ vs EVALSHA <token_bucket.lua> 1 tb:__rand_int__ 100 100 <now> 1 on redis-server"
-json_rows=("{\"mode\": \"leased\", \"pipeline\": 16, \"reference\": \"scope local\", \"reference_ops\": $lo, \"sluice_ops\": $gl, \"ratio\": $lease_ratio, \"without_redis_share\": $share}")
+json_rows=("{\"mode\": \"leased\", \"pipeline\": 16, \"reference\": \"scope local\", \"reference_ops\": $lo, \"sluice_ops\": $gl, \"ratio\": $lease_ratio, \"rep_ratios\": [$rep_ratios], \"without_redis_share\": $share}")
 for P in 1 16; do
   rs=$(med "redis-lua/P$P" 2); so=$(med "strict/P$P" 2)
   ratio=$(awk -v a="$so" -v b="$rs" 'BEGIN{printf "%.2f", a/b}')
