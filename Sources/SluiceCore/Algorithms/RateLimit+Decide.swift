@@ -15,6 +15,10 @@ extension RateLimit {
     ///   - cost: a positive cost.
     /// - Returns: the decision and, when allowed, the state to store.
     /// - Complexity: O(1); at most one 128-by-64-bit division.
+    ///
+    /// Always inlined: the store's decision path calls it in its compare-and-exchange loop, where a call returned
+    /// the evaluation through memory.
+    @inline(__always)
     public func evaluate(_ state: BucketState, now: Int64, cost: Int64) -> Evaluation {
         switch algorithm {
         case .tokenBucket: return evaluateTokenBucket(state, now: now, cost: cost)
