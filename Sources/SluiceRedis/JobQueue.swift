@@ -2,6 +2,11 @@ import SluiceCore
 import Glibc
 
 /// A queue of jobs with a condition variable, so the worker sleeps until there is work.
+///
+/// A job nobody waits for yet (``RedisJob/gathered``: a lease renewed ahead of need) wakes the worker only if
+/// it is the first of its kind, and is handed out ``gathering`` later (5 ms), with whatever joined it, or at once with
+/// the next job someone waits for. Renewals come one per bucket, spread in time; sent alone, each cost the
+/// worker two wake-ups and Redis a round trip of its own.
 // @unchecked: every mutable field is read and written only with `mutex` held.
 final class JobQueue: @unchecked Sendable {
     // pthread objects must not move: allocated once, freed never (one queue per process lifetime is
@@ -13,8 +18,18 @@ final class JobQueue: @unchecked Sendable {
     private var delayed: [(due: ContinuousClock.Instant, job: RedisJob)] = []
     /// Called once every job queued before them has been handed out (see ``pushBarrier(_:)``).
     private var barriers: [@Sendable () -> Void] = []
+    /// Whether every job in `jobs` is gathered, so they may be held until `gatherUntil`.
+    private var onlyGathered = true
+    /// When the gathered jobs queued go out at the latest; nil when none is queued.
+    private var gatherUntil: ContinuousClock.Instant?
+    /// How long a gathered job may wait for others.
+    let gathering: Duration
+    /// What ``gathering`` is unless a test says otherwise: a renewal ahead of need has half its slice left,
+    /// which lasts a quarter of a second or more once the slice is sized (see ``Lease``).
+    static let defaultGathering = Duration.milliseconds(5)
 
-    init() {
+    init(gathering: Duration = defaultGathering) {
+        self.gathering = gathering
         mutex = .allocate(capacity: 1)
         condition = .allocate(capacity: 1)
         pthread_mutex_init(mutex, nil)
@@ -33,8 +48,16 @@ final class JobQueue: @unchecked Sendable {
             return false
         }
         jobs.append(job)
+        var wake = true
+        if !job.gathered {
+            onlyGathered = false
+        } else if gatherUntil == nil {
+            gatherUntil = .now + gathering
+        } else {
+            wake = false  // the worker already knows when to send the gathered jobs
+        }
         pthread_mutex_unlock(mutex)
-        pthread_cond_signal(condition)
+        if wake { pthread_cond_signal(condition) }
         return true
     }
 
@@ -62,43 +85,61 @@ final class JobQueue: @unchecked Sendable {
         return jobs.isEmpty && barriers.isEmpty && delayed.isEmpty
     }
 
-    /// Up to `maximum` jobs, waiting at most `waiting` for the first; and, when they empty the queue, the
-    /// barriers queued so far (to call once those jobs are done).
+    /// Up to `maximum` jobs, waiting at most `waiting` for the first (and, when all queued are gathered, until
+    /// their time, unless `waiting` is zero); and, when they empty the queue, the barriers queued so far (to call
+    /// once those jobs are done).
     func drain(maximum: Int, waiting: Duration) -> (jobs: [RedisJob], barriers: [@Sendable () -> Void]) {
         pthread_mutex_lock(mutex)
         defer { pthread_mutex_unlock(mutex) }
         takeDueDelayed()
         if jobs.isEmpty, barriers.isEmpty, waiting > .zero {
-            // Wake for the first delayed job, if it is due before the wait ends.
-            let untilDelayed = delayed.map { $0.due - .now }.min() ?? waiting
-            var deadline = timespec()
-            clock_gettime(CLOCK_MONOTONIC, &deadline)
-            let nanoseconds = Int(max(.zero, min(waiting, untilDelayed)).nanoseconds)
-            deadline.tv_nsec += nanoseconds
-            deadline.tv_sec += deadline.tv_nsec / 1_000_000_000
-            deadline.tv_nsec %= 1_000_000_000
-            _ = pthread_cond_timedwait(condition, mutex, &deadline)
-            takeDueDelayed()
+            sleep(for: waiting)
+        }
+        // Only gathered jobs: hold them until their time, unless a job someone waits for or a barrier comes.
+        while waiting > .zero, onlyGathered, barriers.isEmpty, !jobs.isEmpty, jobs.count < maximum, let gatherUntil {
+            let left = gatherUntil - .now
+            guard left > .zero else { break }
+            sleep(for: left)
         }
         guard jobs.count > maximum else {
             // Barriers wait for delayed jobs too: they were submitted before them.
             let released = delayed.isEmpty ? barriers : []
             defer {
                 jobs = []
+                onlyGathered = true
+                gatherUntil = nil
                 if delayed.isEmpty { barriers = [] }
             }
             return (jobs, released)  // the common case: take the whole queue, no copying under the lock
         }
         let taken = Array(jobs.prefix(maximum))
         jobs.removeFirst(maximum)
+        onlyGathered = !jobs.contains { !$0.gathered }
         return (taken, [])
+    }
+
+    /// Waits on the condition for `duration` at most, or until the first delayed job is due, then takes the
+    /// delayed jobs that are; call with the mutex held.
+    private func sleep(for duration: Duration) {
+        let untilDelayed = delayed.map { $0.due - .now }.min() ?? duration
+        var deadline = timespec()
+        clock_gettime(CLOCK_MONOTONIC, &deadline)
+        let nanoseconds = Int(max(.zero, min(duration, untilDelayed)).nanoseconds)
+        deadline.tv_nsec += nanoseconds
+        deadline.tv_sec += deadline.tv_nsec / 1_000_000_000
+        deadline.tv_nsec %= 1_000_000_000
+        _ = pthread_cond_timedwait(condition, mutex, &deadline)
+        takeDueDelayed()
     }
 
     /// Moves the delayed jobs that are due into the queue; call with the mutex held.
     private func takeDueDelayed() {
         guard !delayed.isEmpty else { return }
         let now = ContinuousClock.now
-        jobs += delayed.filter { $0.due <= now }.map(\.job)
+        let due = delayed.filter { $0.due <= now }.map(\.job)
+        guard !due.isEmpty else { return }
+        jobs += due
+        onlyGathered = false
         delayed.removeAll { $0.due <= now }
     }
 }

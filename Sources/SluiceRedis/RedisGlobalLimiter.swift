@@ -181,7 +181,7 @@ public final class RedisGlobalLimiter: GlobalLimiter {
         switch outcome {
         case .decided(let decision, let charge, let renewal):
             counters.local.add(1, ordering: .relaxed)
-            if let renewal { send(renewal) }
+            if let renewal { send(renewal, aheadOfNeed: true) }
             return .decided(decision, charge)
         case .waiting(let renewal):
             counters.redis.add(1, ordering: .relaxed)
@@ -206,12 +206,13 @@ public final class RedisGlobalLimiter: GlobalLimiter {
         return answer
     }
 
-    /// Sends `renewal`; its reply is applied on the Redis thread.
-    private func send(_ renewal: Renewal) {
+    /// Sends `renewal`; its reply is applied on the Redis thread. A renewal `aheadOfNeed` (half of the slice
+    /// is left, nobody waits) goes with the next batch: ``JobQueue/defaultGathering`` later at most.
+    private func send(_ renewal: Renewal, aheadOfNeed: Bool = false) {
         counters.leaseRequests.add(1, ordering: .relaxed)
-        router.submit(
-            job(renewal.redisKey, renewal.rateLimit, renewal.call, deadline: deadline()) { [self] result in renewed(renewal, result: result) }
-        )
+        var job = job(renewal.redisKey, renewal.rateLimit, renewal.call, deadline: deadline()) { [self] result in renewed(renewal, result: result) }
+        job.gathered = aheadOfNeed
+        router.submit(job)
     }
 
     /// Applies a renewal's reply (on the Redis thread), answers the waiters it can, and sends the next renewal

@@ -47,6 +47,9 @@ struct RedisJob: Sendable {
     /// Resends after `TRYAGAIN` or `CLUSTERDOWN` so far: waits for a slot in the middle of a move, bounded
     /// apart from redirections (a move can outlast five of them, and the job's deadline bounds it too).
     var waits = 0
+    /// Nobody waits for it yet (a lease renewed ahead of need): it may wait ``JobQueue/gathering`` for other
+    /// jobs to share a batch with.
+    var gathered = false
     /// Past this, the job is failed unsent: whoever waited has been answered by the failure policy.
     let deadline: ContinuousClock.Instant
     /// Called once, on a worker thread, with the script's reply or the failure.
