@@ -7,7 +7,8 @@ import Synchronization
 /// A Redis Cluster: the slot map learned from whichever known node answers (`CLUSTER SLOTS`), one worker
 /// (connection and thread) per master, and redirections followed: `MOVED` updates the map and resends,
 /// `ASK` resends once to the importing node after `ASKING`, `TRYAGAIN` and `CLUSTERDOWN` resend shortly, all
-/// within the caller's timeout and bounded numbers of redirections and of resends. The map is refreshed on redirections, on
+/// within the caller's timeout and bounded numbers of redirections and of resends (redirections past the fifth
+/// are resent shortly too, as nodes that disagree for a moment about a slot pass a job back and forth). The map is refreshed on redirections, on
 /// lost connections, every second while some slot has no reachable master, and every ten seconds otherwise.
 final class ClusterRouter: RedisRouter {
     typealias Node = SluiceConfiguration.Redis.Node
@@ -129,18 +130,24 @@ final class ClusterRouter: RedisRouter {
             refreshWanted.store(true, ordering: .relaxed)
             var moved = job
             moved.asking = false
-            target.submit(moved)
+            send(moved, to: target)
         case .ask(_, let node):
             var asking = job
             asking.asking = true
-            worker(for: node).submit(asking)
+            send(asking, to: worker(for: node))
         case .tryAgain:
             refreshWanted.store(true, ordering: .relaxed)
             guard let owner = topology.withLock({ owner(of: job.slot, in: $0) }) else {
                 return job.completion(.failure(RedisConnectionError(description: "no reachable master of slot \(job.slot)")))
             }
-            owner.submit(job, after: .milliseconds(20))
+            owner.submit(job, after: RedisJob.pace)
         }
+    }
+
+    /// Sends a redirected job on: at once, or a pace later past its first redirections (two nodes sending it to
+    /// each other wait for the cluster to agree, rather than spend its redirections in microseconds).
+    private func send(_ job: RedisJob, to worker: RedisWorker) {
+        if job.isPaced { worker.submit(job, after: RedisJob.pace) } else { worker.submit(job) }
     }
 
     // MARK: Topology

@@ -44,8 +44,8 @@ struct RedisJob: Sendable {
     var asking = false
     /// Redirections followed so far (Cluster `MOVED`/`ASK`); bounded.
     var redirects = 0
-    /// Resends after `TRYAGAIN` or `CLUSTERDOWN` so far: waits for a slot in the middle of a move, bounded
-    /// apart from redirections (a move can outlast five of them, and the job's deadline bounds it too).
+    /// Waits so far: resends after `TRYAGAIN` or `CLUSTERDOWN` (a slot in the middle of a move) and paced
+    /// redirections; bounded apart from redirections (a move can outlast five of them), and by the deadline.
     var waits = 0
     /// Nobody waits for it yet (a lease renewed ahead of need): it may wait ``JobQueue/gathering`` for other
     /// jobs to share a batch with.
@@ -55,10 +55,19 @@ struct RedisJob: Sendable {
     /// Called once, on a worker thread, with the script's reply or the failure.
     let completion: @Sendable (Result<ScriptReply, RedisConnectionError>) -> Void
 
-    /// The most redirections one job follows before it fails.
+    /// The most redirections one job follows at once. Past them each further one is paced: sent ``pace`` later
+    /// and counted as a wait. Nodes that disagree for a moment about who owns a slot (a move ended in another
+    /// order than the manual's) send `MOVED` to each other until the cluster bus settles it, which takes
+    /// milliseconds to a second; resent at once, a job spent its redirections in microseconds and failed.
     static let maximumRedirects = 5
-    /// The most `TRYAGAIN`/`CLUSTERDOWN` resends (20 ms apart: about a second) before a job fails.
+    /// The most waits (`TRYAGAIN`/`CLUSTERDOWN` resends, and redirections past ``maximumRedirects``), ``pace``
+    /// apart: about a second, before a job fails; its deadline bounds it too.
     static let maximumWaits = 50
+    /// How long a wait is.
+    static let pace = Duration.milliseconds(20)
+
+    /// Whether this job's next resend waits ``pace`` (see ``maximumRedirects``).
+    var isPaced: Bool { redirects > Self.maximumRedirects }
 
     /// A strict decision (or peek): it shares a ``RedisScript/decisions`` call with the others waiting at the
     /// same moment.

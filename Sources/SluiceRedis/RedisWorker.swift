@@ -339,8 +339,14 @@ final class RedisWorker: Sendable {
         }
         if let redirect = Redirect(error.message) {
             var redirected = job
-            if case .tryAgain = redirect { redirected.waits += 1 } else { redirected.redirects += 1 }
-            guard redirected.redirects <= RedisJob.maximumRedirects, redirected.waits <= RedisJob.maximumWaits else {
+            switch redirect {
+            case .tryAgain:
+                redirected.waits += 1
+            case .moved, .ask:
+                redirected.redirects += 1
+                if redirected.isPaced { redirected.waits += 1 }  // sent a pace later (see RedisJob.maximumRedirects)
+            }
+            guard redirected.waits <= RedisJob.maximumWaits else {
                 errors.add(1, ordering: .relaxed)
                 logger.warning("Redis kept redirecting a script call", metadata: ["error": "\(error.message)", "redirections": "\(job.redirects)", "waits": "\(job.waits)"])
                 return job.completion(.failure(RedisConnectionError(description: "too many redirections: \(error.message)")))
