@@ -2,7 +2,7 @@
 # The whole comparison in one command: builds Sluice (release), runs every load script against its reference on
 # loopback, the memory and start-up measurements and the core benchmarks, writes JSON under Benchmarks/results/,
 # and renders charts/ with matplotlib (in a venv this script makes, Benchmarks/.venv-charts).
-#   Benchmarks/run.sh           about 14 minutes after the first build (823 s measured)
+#   Benchmarks/run.sh           about 16 minutes after the first build (823 s measured before leased_steady.sh)
 #   Benchmarks/run.sh --quick   about 2.5 minutes after the first build: fewer repetitions, shorter runs, smaller sweeps
 # Steps whose reference is not installed (nginx, wrk, Envoy, nghttpd) are skipped with the reason; scripts/install-deps
 # and scripts/test install them all. Every server binds 127.0.0.1 and is stopped by its PID.
@@ -47,6 +47,7 @@ else skip "needs nginx and wrk"; fi
 progress "global policies through Redis: leased against local, strict against Redis+Lua EVALSHA"
 if has redis-server && has redis-benchmark; then
   if (( quick )); then N=300000 NS=50000 "$here/load/global_vs_local.sh"; else "$here/load/global_vs_local.sh"; fi
+  if (( quick )); then PAIRS=2 N=200000 "$here/load/leased_steady.sh"; else "$here/load/leased_steady.sh"; fi
 else skip "needs redis-server and redis-benchmark"; fi
 
 progress "Envoy's rate limit service: direct, and through Envoy with and without it"

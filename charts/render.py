@@ -48,7 +48,7 @@ def finish(figure, data, name, command=None):
     return f"{name}.svg"
 
 
-def comparison(data, name, heading, unit, label_of):
+def comparison(data, name, heading, unit, label_of, command=None):
     """Grouped horizontal bars, reference and Sluice per row, with the ratio."""
     rows = data["rows"]
     figure, axes = plt.subplots(figsize=(8, 1.2 + 0.75 * len(rows)))
@@ -68,7 +68,7 @@ def comparison(data, name, heading, unit, label_of):
     axes.set_xlabel(unit)
     thousands(axes)
     title(axes, heading)
-    return finish(figure, data, name)
+    return finish(figure, data, name, command)
 
 
 def core(data):
@@ -195,8 +195,15 @@ def main():
     if data:
         for row in data["rows"]:
             row["sluice"] = "Sluice, global leased" if row["mode"] == "leased" else "Sluice, global strict"
+        command = data.get("command", "")
+        steady = load("leased_steady")
+        if steady:
+            # The leased path once leases exist (leased_steady.sh), beside the run from fresh keys.
+            row = dict(steady["rows"][0], sluice="Sluice, global leased (warm, pinned)")
+            data["rows"].insert(1, row)
+            command += f"; leased steady ({steady.get('date', '')}): {steady.get('command', '')}"
         made.append(comparison(data, "global_vs_local", "Global policies through Redis (one sidecar, redis-benchmark -c 50)", "ops/s",
-                               lambda r: f"{r['mode']}, -P {r['pipeline']}"))
+                               lambda r: f"{r['mode']}, -P {r['pipeline']}", command))
     for name, render in (("core", core), ("soak", soak), ("sweep", sweep), ("latency", latency), ("memory", memory), ("rls", rls)):
         data = load(name)
         if data:
