@@ -4,9 +4,9 @@ import Glibc
 /// A queue of jobs with a condition variable, so the worker sleeps until there is work.
 ///
 /// A job nobody waits for yet (``RedisJob/gathered``: a lease renewed ahead of need) wakes the worker only if
-/// it is the first of its kind, and is handed out ``gathering`` later (5 ms), with whatever joined it, or at once with
-/// the next job someone waits for. Renewals come one per bucket, spread in time; sent alone, each cost the
-/// worker two wake-ups and Redis a round trip of its own.
+/// it is the first of its kind, and is handed out ``gathering`` later (5 ms, or a quarter of the Redis timeout
+/// if less) with whatever joined it, or at once with the next job someone waits for. Renewals come one per
+/// bucket, spread in time; sent alone, each cost the worker two wake-ups and Redis a round trip of its own.
 // @unchecked: every mutable field is read and written only with `mutex` held.
 final class JobQueue: @unchecked Sendable {
     // pthread objects must not move: allocated once, freed never (one queue per process lifetime is
@@ -24,9 +24,13 @@ final class JobQueue: @unchecked Sendable {
     private var gatherUntil: ContinuousClock.Instant?
     /// How long a gathered job may wait for others.
     let gathering: Duration
-    /// What ``gathering`` is unless a test says otherwise: a renewal ahead of need has half its slice left,
-    /// which lasts a quarter of a second or more once the slice is sized (see ``Lease``).
+    /// What ``gathering`` is at most: a renewal ahead of need has half its slice left, which lasts a quarter of
+    /// a second or more once the slice is sized (see ``Lease``).
     static let defaultGathering = Duration.milliseconds(5)
+
+    /// The gathering for a Redis `timeout`: at most a quarter of it, so that a gathered job is sent long before
+    /// its deadline (one timeout after it was made) and before its lease takes it for lost (two).
+    static func gathering(timeout: Duration) -> Duration { min(defaultGathering, timeout / 4) }
 
     init(gathering: Duration = defaultGathering) {
         self.gathering = gathering

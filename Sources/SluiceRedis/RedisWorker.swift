@@ -45,7 +45,7 @@ final class RedisWorker: Sendable {
     /// must share a slot there).
     private let clusterMode: Bool
     private let logger: Logger
-    private let queue = JobQueue()
+    private let queue: JobQueue
     private let connected = Atomic<Bool>(false)
     private let stopping = Atomic<Bool>(false)
     /// Set to make the worker drop its connection and locate its node again (Sentinel named a new master).
@@ -76,6 +76,7 @@ final class RedisWorker: Sendable {
     ) {
         self.locator = locator
         self.settings = settings
+        queue = JobQueue(gathering: JobQueue.gathering(timeout: settings.timeout))
         self.clusterMode = clusterMode
         self.logger = logger
         self.tick = tick

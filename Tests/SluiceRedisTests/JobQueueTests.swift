@@ -92,6 +92,12 @@ struct JobQueueTests {
         #expect(ContinuousClock.now - started < .seconds(5))
     }
 
+    @Test func theGatheringIsAQuarterOfAShortTimeout() {
+        #expect(JobQueue.gathering(timeout: .milliseconds(50)) == .milliseconds(5))
+        #expect(JobQueue.gathering(timeout: .milliseconds(8)) == .milliseconds(2))
+        #expect(JobQueue.gathering(timeout: .milliseconds(1)) == .microseconds(250))
+    }
+
     @Test func aBarrierEndsAHold() {
         let queue = JobQueue(gathering: Self.long)
         #expect(queue.push(Self.job("a", gathered: true), limit: 10))
