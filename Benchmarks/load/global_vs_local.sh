@@ -13,25 +13,9 @@ N=${N:-2000000}; NS=${NS:-300000}; C=${C:-50}
 RESULTS=${RESULTS:-$here/../results/global_vs_local.json}
 BIN=$(build_sluice)
 TMP=$(mktemp -d -t sluice-global.XXXXXX)
-RPORT=$(free_port 16479); SPORT=$(free_port 17479)
-cat > "$TMP/sluice.yaml" <<YAML
-listen: { line: "127.0.0.1:$SPORT", http: "127.0.0.1:0" }
-# A saturating load queues hundreds of strict decisions per connection: the timeout is set well above that
-# queueing (500 ms), so the run measures Redis throughput, and any fallback fails the run below.
-redis: { url: "redis://127.0.0.1:$RPORT/0", timeout: 500ms }
-policies:
-  local:  { algorithm: fixed_window, limit: 1000000000, period: 1h }
-  global: { algorithm: fixed_window, limit: 1000000000, period: 1h, scope: global }
-  strict: { algorithm: token_bucket, limit: 100, period: 1s, scope: global, sync: strict }
-YAML
-redis-server --bind 127.0.0.1 --port "$RPORT" --save '' --appendonly no --daemonize no --logfile "$TMP/redis.log" --dir "$TMP" &
-RPID=$!
-wait_port "$RPORT"
-"$BIN" serve --config "$TMP/sluice.yaml" --log-level warning 2>"$TMP/sluice.log" &
-SPID=$!
-trap 'stop_pid $SPID; stop_pid $RPID; rm -rf "$TMP"' EXIT
-wait_port "$SPORT"
-info() { redis-cli -h 127.0.0.1 -p "$SPORT" INFO | tr -d '\r' | awk -F: -v k="$1" '$1==k{print $2}'; }
+RPID=; SPID=
+trap 'stop_pid "$SPID"; stop_pid "$RPID"; rm -rf "$TMP"' EXIT
+global_servers "$TMP" "strict: { algorithm: token_bucket, limit: 100, period: 1s, scope: global, sync: strict }"
 TB=$(redis-cli -h 127.0.0.1 -p "$RPORT" SCRIPT LOAD "$(cat "$here/reference_token_bucket.lua")")
 NOW=$(date +%s%3N)   # a fixed client clock, capacity 100: ~3 hits per key, every request allowed
 

@@ -13,24 +13,11 @@ PAIRS=${PAIRS:-10}; N=${N:-600000}; C=${C:-50}
 RESULTS=${RESULTS:-$here/../results/leased_steady.json}
 BIN=$(build_sluice)
 TMP=$(mktemp -d -t sluice-steady.XXXXXX)
-RPORT=$(free_port 16489); SPORT=$(free_port 17489)
 SRV=(); CLI=(); LOOPS=()
 if [ "${PIN:-1}" = 1 ]; then SRV=(taskset -c 0); CLI=(taskset -c 1); LOOPS=(--event-loops 1); fi
-cat > "$TMP/sluice.yaml" <<YAML
-listen: { line: "127.0.0.1:$SPORT", http: "127.0.0.1:0" }
-redis: { url: "redis://127.0.0.1:$RPORT/0", timeout: 500ms }
-policies:
-  local:  { algorithm: fixed_window, limit: 1000000000, period: 1h }
-  global: { algorithm: fixed_window, limit: 1000000000, period: 1h, scope: global }
-YAML
-"${CLI[@]}" redis-server --bind 127.0.0.1 --port "$RPORT" --save '' --appendonly no --daemonize no --logfile "$TMP/redis.log" --dir "$TMP" &
-RPID=$!
-wait_port "$RPORT"
-"${SRV[@]}" "$BIN" serve --config "$TMP/sluice.yaml" --log-level warning "${LOOPS[@]}" 2>"$TMP/sluice.log" &
-SPID=$!
-trap 'stop_pid $SPID; stop_pid $RPID; rm -rf "$TMP"' EXIT
-wait_port "$SPORT"
-info() { redis-cli -h 127.0.0.1 -p "$SPORT" INFO | tr -d '\r' | awk -F: -v k="$1" '$1==k{print $2}'; }
+RPID=; SPID=
+trap 'stop_pid "$SPID"; stop_pid "$RPID"; rm -rf "$TMP"' EXIT
+global_servers "$TMP"
 rb() { "${CLI[@]}" redis-benchmark -h 127.0.0.1 -p "$SPORT" -c "$C" -n "$2" -r 1000 -P 16 --csv TAKE "$1" 'w:__rand_int__' | rb_row "$1"; }
 rb local 300000 >/dev/null; rb global 300000 >/dev/null   # warm: every key has its bucket and its lease
 renewals_before=$(info lease_requests); decisions_before=$(info global_local_decisions)
