@@ -7,9 +7,10 @@ import Synchronization
 /// A Redis Cluster: the slot map learned from whichever known node answers (`CLUSTER SLOTS`), one worker
 /// (connection and thread) per master, and redirections followed: `MOVED` updates the map and resends,
 /// `ASK` resends once to the importing node after `ASKING`, `TRYAGAIN` and `CLUSTERDOWN` resend shortly, all
-/// within the caller's timeout and bounded numbers of redirections and of resends (redirections past the fifth
-/// are resent shortly too, as nodes that disagree for a moment about a slot pass a job back and forth). The map is refreshed on redirections, on
-/// lost connections, every second while some slot has no reachable master, and every ten seconds otherwise.
+/// within the caller's timeout and a bounded number of resends (redirections past a job's fifth are resent
+/// shortly too: nodes that disagree for a moment about a slot pass a job back and forth). The map is refreshed
+/// on redirections, on lost connections, every second while some slot has no reachable master, and every ten
+/// seconds otherwise.
 final class ClusterRouter: RedisRouter {
     typealias Node = SluiceConfiguration.Redis.Node
 

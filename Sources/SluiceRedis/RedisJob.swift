@@ -42,7 +42,7 @@ struct RedisJob: Sendable {
     let slot: Int
     /// Send `ASKING` first: the slot is being imported by the node this job is queued on (a Cluster `ASK`).
     var asking = false
-    /// Redirections followed so far (Cluster `MOVED`/`ASK`); bounded.
+    /// Redirections followed so far (Cluster `MOVED`/`ASK`); past ``maximumRedirects`` each is paced.
     var redirects = 0
     /// Waits so far: resends after `TRYAGAIN` or `CLUSTERDOWN` (a slot in the middle of a move) and paced
     /// redirections; bounded apart from redirections (a move can outlast five of them), and by the deadline.
