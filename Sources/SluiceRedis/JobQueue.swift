@@ -32,7 +32,7 @@ final class JobQueue: @unchecked Sendable {
     /// its deadline (one timeout after it was made) and before its lease takes it for lost (two).
     static func gathering(timeout: Duration) -> Duration { min(defaultGathering, timeout / 4) }
 
-    init(gathering: Duration = defaultGathering) {
+    init(gathering: Duration) {
         self.gathering = gathering
         mutex = .allocate(capacity: 1)
         condition = .allocate(capacity: 1)

@@ -207,12 +207,12 @@ public final class RedisGlobalLimiter: GlobalLimiter {
     }
 
     /// Sends `renewal`; its reply is applied on the Redis thread. A renewal `aheadOfNeed` (half of the slice
-    /// is left, nobody waits) goes with the next batch: ``JobQueue/defaultGathering`` later at most.
+    /// is left, nobody waits) goes with the next batch: ``JobQueue/gathering(timeout:)`` later at most.
     private func send(_ renewal: Renewal, aheadOfNeed: Bool = false) {
         counters.leaseRequests.add(1, ordering: .relaxed)
-        var job = job(renewal.redisKey, renewal.rateLimit, renewal.call, deadline: deadline()) { [self] result in renewed(renewal, result: result) }
-        job.gathered = aheadOfNeed
-        router.submit(job)
+        var renewalJob = job(renewal.redisKey, renewal.rateLimit, renewal.call, deadline: deadline()) { [self] result in renewed(renewal, result: result) }
+        renewalJob.gathered = aheadOfNeed
+        router.submit(renewalJob)
     }
 
     /// Applies a renewal's reply (on the Redis thread), answers the waiters it can, and sends the next renewal
