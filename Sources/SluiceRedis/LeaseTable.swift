@@ -1,7 +1,7 @@
 import SluiceCore
 import Synchronization
 
-/// The leases of this process: shards of dictionaries, each behind its own lock, held for a lookup and
+/// The leases of this process: shards of ``LeaseMap``s, each behind its own lock, held for a lookup and
 /// a few integer updates. Bounded: when full, a new bucket gets no lease (it is decided by a script call).
 final class LeaseTable: Sendable {
     enum Outcome {
@@ -16,8 +16,15 @@ final class LeaseTable: Sendable {
     }
 
     private static let shardCount = 64
+    private struct ShardState {
+        var map = LeaseMap()
+        /// Decisions made from this shard's leases (``Outcome/decided``), counted under the lock the decision
+        /// holds anyway, rather than in a shared atomic counter that each would update.
+        var decided = 0
+    }
+
     private final class Shard: Sendable {
-        let table = Locked<[BucketKey: Lease]>([:])
+        let state = Locked(ShardState())
     }
 
     private let shards: [Shard]
@@ -32,28 +39,34 @@ final class LeaseTable: Sendable {
 
     var count: Int { live.load(ordering: .relaxed) }
 
+    /// Decisions made from leases (``Outcome/decided``) so far.
+    var decidedCount: Int { shards.reduce(0) { sum, shard in sum + shard.state.withLock { $0.decided } } }
+
     private func shard(_ key: BucketKey) -> Int { Int(truncatingIfNeeded: key.secondary >> 58) & (Self.shardCount - 1) }
 
     /// Runs `body` on `key`'s lease, created by `create` when absent (unless the shard is full).
     func withLease(_ key: BucketKey, create: () -> Lease, _ body: (inout Lease) -> Outcome) -> Outcome {
-        shards[shard(key)].table.withLock { table in
-            if let index = table.index(forKey: key) {
-                return body(&table.values[index])
+        shards[shard(key)].state.withLock { state in
+            let outcome: Outcome
+            if let position = state.map.position(of: key) {
+                outcome = state.map.withLease(at: position, body)
+            } else {
+                guard state.map.count < capacityPerShard else { return .full }
+                var lease = create()
+                outcome = body(&lease)
+                if case .unavailable = outcome { return outcome }  // nothing to remember
+                state.map.insert(lease)
+                live.add(1, ordering: .relaxed)
             }
-            guard table.count < capacityPerShard else { return .full }
-            var lease = create()
-            let outcome = body(&lease)
-            if case .unavailable = outcome { return outcome }  // nothing to remember
-            table[key] = lease
-            live.add(1, ordering: .relaxed)
+            if case .decided = outcome { state.decided += 1 }
             return outcome
         }
     }
 
     /// Runs `body` on `key`'s lease if it exists.
     func update(_ key: BucketKey, _ body: (inout Lease) -> Void) {
-        shards[shard(key)].table.withLock { table in
-            if let index = table.index(forKey: key) { body(&table.values[index]) }
+        shards[shard(key)].state.withLock { state in
+            if let position = state.map.position(of: key) { state.map.withLease(at: position, body) }
         }
     }
 
@@ -61,10 +74,8 @@ final class LeaseTable: Sendable {
     func sweep(now: Int64) {
         let start = sweepCursor.add(8, ordering: .relaxed).oldValue
         for offset in 0..<8 {
-            let removed = shards[(start + offset) & (Self.shardCount - 1)].table.withLock { table in
-                let before = table.count
-                table = table.filter { _, lease in !lease.isDisposable(now: now) }
-                return before - table.count
+            let removed = shards[(start + offset) & (Self.shardCount - 1)].state.withLock { state in
+                state.map.removeAll { $0.isDisposable(now: now) }
             }
             if removed > 0 { live.subtract(removed, ordering: .relaxed) }
         }
@@ -74,9 +85,9 @@ final class LeaseTable: Sendable {
     func drainForReturn(now: Int64) -> [Lease] {
         var returning: [Lease] = []
         for shard in shards {
-            shard.table.withLock { table in
-                for lease in table.values where lease.returnable(now: now) > 0 { returning.append(lease) }
-                table.removeAll()
+            shard.state.withLock { state in
+                for lease in state.map.leases where lease.returnable(now: now) > 0 { returning.append(lease) }
+                state.map.removeAll()
             }
         }
         live.store(0, ordering: .relaxed)

@@ -105,7 +105,7 @@ public final class RedisGlobalLimiter: GlobalLimiter {
         let routing = router.status
         return GlobalLimiterStatus(
             isConnected: routing.isConnected, endpoint: settings.endpoint,
-            localDecisions: counters.local.load(ordering: .relaxed), redisDecisions: counters.redis.load(ordering: .relaxed),
+            localDecisions: counters.local.load(ordering: .relaxed) + leases.decidedCount, redisDecisions: counters.redis.load(ordering: .relaxed),
             fallbackDecisions: counters.fallback.load(ordering: .relaxed), leaseRequests: counters.leaseRequests.load(ordering: .relaxed),
             strictCalls: counters.strict.load(ordering: .relaxed), errors: routing.errors, reconnections: routing.reconnections,
             leases: leases.count, authenticationFailed: routing.authenticationFailed
@@ -180,7 +180,7 @@ public final class RedisGlobalLimiter: GlobalLimiter {
         }
         switch outcome {
         case .decided(let decision, let charge, let renewal):
-            counters.local.add(1, ordering: .relaxed)
+            // Counted by the lease table (``LeaseTable/decidedCount``).
             if let renewal { send(renewal, aheadOfNeed: true) }
             return .decided(decision, charge)
         case .waiting(let renewal):
