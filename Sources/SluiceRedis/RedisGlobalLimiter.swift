@@ -166,8 +166,11 @@ public final class RedisGlobalLimiter: GlobalLimiter {
         let time = now.nanoseconds
         let connected = router.isConnected
         var waiting: PendingDecision?
-        let create = { Lease(key: check.key, redisKey: self.redisKey(policy, key), rateLimit: check.rateLimit) }
-        let outcome: LeaseTable.Outcome = leases.withLease(check.key, create: create) { lease in
+        // The closures are written as arguments, so they are not escaping: a closure kept in a `let` first was
+        // built as an escaping one, copying the check and the policy into a context on every leased decision.
+        let outcome: LeaseTable.Outcome = leases.withLease(
+            check.key, create: { Lease(key: check.key, redisKey: redisKey(policy, key), rateLimit: check.rateLimit) }
+        ) { lease in
             switch lease.spend(check, now: time, staleAfter: staleRenewal, connected: connected) {
             case .allowed(let decision, let charge, let renewal): return .decided(decision, charge, renewal)
             case .exhausted(let decision): return .decided(decision, nil, nil)
