@@ -14,8 +14,10 @@ import Darwin
 /// read-modify-write to take and one to release.
 public final class Locked<Value>: @unchecked Sendable {
     // @unchecked: `value` is touched only between `pthread_mutex_lock` and `pthread_mutex_unlock`.
+    // Internal and usable from inline code, so `withLock` is specialized in the modules that call it: called
+    // as an unspecialized generic, it moved each result through value witnesses (`perf` on the leased path).
     private let mutex: UnsafeMutablePointer<pthread_mutex_t>
-    private var value: Value
+    @usableFromInline var value: Value
 
     public init(_ value: Value) {
         self.value = value
@@ -30,9 +32,14 @@ public final class Locked<Value>: @unchecked Sendable {
     }
 
     /// Runs `body` with the value, holding the lock for exactly its duration.
+    @inlinable
     public func withLock<Result, Failure: Error>(_ body: (inout Value) throws(Failure) -> Result) throws(Failure) -> Result {
-        pthread_mutex_lock(mutex)
-        defer { pthread_mutex_unlock(mutex) }
+        lock()
+        defer { unlock() }
         return try body(&value)
     }
+
+    // Calls, rather than pthread's own inline, so that the C library stays an internal import of this module.
+    @usableFromInline func lock() { pthread_mutex_lock(mutex) }
+    @usableFromInline func unlock() { pthread_mutex_unlock(mutex) }
 }
