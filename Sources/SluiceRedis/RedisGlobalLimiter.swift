@@ -296,7 +296,7 @@ public final class RedisGlobalLimiter: GlobalLimiter {
         switch policy.global?.onStoreFailure ?? .local {
         case .local:
             let (decision, charge) = local.decideHolding(check, at: now, consume: consume)
-            return (decision, charge.map { GlobalCharge(fromLease: false, window: -1, local: $0) })
+            return (decision, charge.map { GlobalCharge(local: $0) })
         case .allow:
             return (Decision(outcome: .allowed, limit: capacity, remaining: capacity, resetAfterNanoseconds: 0, retryAfterNanoseconds: 0).answering(check), nil)
         case .deny:

@@ -59,22 +59,33 @@ public struct GlobalCharge: Sendable, Hashable {
     }
     /// `local`, boxed: a local charge holds a whole ``Check`` (about 150 bytes) and is rare, while a charge is
     /// copied several times on every leased decision; unboxed it made each copy 184 bytes instead of 40.
-    private var localBox: LocalChargeBox?
+    @usableFromInline var localBox: LocalChargeBox?
 
-    /// Creates a charge.
-    public init(fromLease: Bool, window: Int64, renewals: Int64 = 0, lease: UInt64 = 0, local: LocalCharge? = nil) {
+    /// Creates a charge on Redis's count: from this process's lease, or from Redis directly.
+    ///
+    /// Inlinable, as every leased decision makes one: called across the module, it took an optional
+    /// ``LocalCharge`` argument, built in memory (a `memcpy` of its 150 bytes) only to say there was none.
+    @inlinable
+    public init(fromLease: Bool, window: Int64, renewals: Int64 = 0, lease: UInt64 = 0) {
         self.fromLease = fromLease
         self.window = window
         self.renewals = renewals
         self.lease = lease
-        self.localBox = local.map(LocalChargeBox.init)
+        self.localBox = nil
+    }
+
+    /// Creates a charge the policy's `local` failure behaviour took from this process's store.
+    public init(local: LocalCharge) {
+        self.init(fromLease: false, window: -1)
+        self.localBox = LocalChargeBox(local)
     }
 }
 
 /// A ``LocalCharge`` behind a reference, compared and hashed by value.
-private final class LocalChargeBox: Sendable, Hashable {
+@usableFromInline
+final class LocalChargeBox: Sendable, Hashable {
     let charge: LocalCharge
     init(_ charge: LocalCharge) { self.charge = charge }
-    static func == (lhs: LocalChargeBox, rhs: LocalChargeBox) -> Bool { lhs.charge == rhs.charge }
-    func hash(into hasher: inout Hasher) { hasher.combine(charge) }
+    @usableFromInline static func == (lhs: LocalChargeBox, rhs: LocalChargeBox) -> Bool { lhs.charge == rhs.charge }
+    @usableFromInline func hash(into hasher: inout Hasher) { hasher.combine(charge) }
 }
