@@ -11,7 +11,8 @@ struct LeaseMap {
     private(set) var leases: [Lease] = []
     /// The index: each slot 0 (empty) or a lease's position in `leases` plus one in the low 32 bits, with
     /// the top 32 bits of its key's first lane above them, so a probe reads a lease only when those match.
-    /// A power of two in size (or empty), at most three quarters full; linear probing.
+    /// A power of two in size (or empty), at most three quarters full; linear probing. Positions fit in 32 bits:
+    /// ``LeaseTable`` holds fewer than 2^32 - 1 leases in a shard.
     private var slots: [UInt64] = []
 
     private static let smallest = 16

@@ -34,7 +34,8 @@ final class LeaseTable: Sendable {
 
     init(capacity: Int) {
         shards = (0..<Self.shardCount).map { _ in Shard() }
-        capacityPerShard = max(1, capacity / Self.shardCount)
+        // A `LeaseMap` numbers its leases in 32 bits; a shard that held more would need a terabyte.
+        capacityPerShard = min(max(1, capacity / Self.shardCount), Int(UInt32.max) - 1)
     }
 
     var count: Int { live.load(ordering: .relaxed) }

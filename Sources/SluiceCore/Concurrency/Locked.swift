@@ -14,9 +14,9 @@ import Darwin
 /// read-modify-write to take and one to release.
 public final class Locked<Value>: @unchecked Sendable {
     // @unchecked: `value` is touched only between `pthread_mutex_lock` and `pthread_mutex_unlock`.
-    // Internal and usable from inline code, so `withLock` is specialized in the modules that call it: called
-    // as an unspecialized generic, it moved each result through value witnesses (`perf` on the leased path).
     private let mutex: UnsafeMutablePointer<pthread_mutex_t>
+    // Usable from inline code, so `withLock` is specialized in the modules that call it: called as an
+    // unspecialized generic, it moved each result through value witnesses (`perf` on the leased path).
     @usableFromInline var value: Value
 
     public init(_ value: Value) {
