@@ -23,31 +23,29 @@ final class LeaseTable: Sendable {
         var decided = 0
     }
 
-    private final class Shard: Sendable {
-        let state = Locked(ShardState())
-    }
-
-    private let shards: [Shard]
+    private let shards: [Locked<ShardState>]
     private let capacityPerShard: Int
-    private let live = Atomic<Int>(0)
     private let sweepCursor = Atomic<Int>(0)
 
     init(capacity: Int) {
-        shards = (0..<Self.shardCount).map { _ in Shard() }
+        shards = (0..<Self.shardCount).map { _ in Locked(ShardState()) }
         // A `LeaseMap` numbers its leases in 32 bits; a shard that held more would need a terabyte.
         capacityPerShard = min(max(1, capacity / Self.shardCount), Int(UInt32.max) - 1)
     }
 
-    var count: Int { live.load(ordering: .relaxed) }
-
-    /// Decisions made from leases (``Outcome/decided``) so far.
-    var decidedCount: Int { shards.reduce(0) { sum, shard in sum + shard.state.withLock { $0.decided } } }
+    /// The leases held, and the decisions made from leases (``Outcome/decided``) so far: summed over the shards
+    /// when status is read, so no decision updates a counter that every shard shares.
+    var counts: (leases: Int, decided: Int) {
+        shards.reduce((leases: 0, decided: 0)) { sum, shard in
+            shard.withLock { state in (sum.leases + state.map.count, sum.decided + state.decided) }
+        }
+    }
 
     private func shard(_ key: BucketKey) -> Int { Int(truncatingIfNeeded: key.secondary >> 58) & (Self.shardCount - 1) }
 
     /// Runs `body` on `key`'s lease, created by `create` when absent (unless the shard is full).
     func withLease(_ key: BucketKey, create: () -> Lease, _ body: (inout Lease) -> Outcome) -> Outcome {
-        shards[shard(key)].state.withLock { state in
+        shards[shard(key)].withLock { state in
             let outcome: Outcome
             if let position = state.map.position(of: key) {
                 outcome = state.map.withLease(at: position, body)
@@ -57,7 +55,6 @@ final class LeaseTable: Sendable {
                 outcome = body(&lease)
                 if case .unavailable = outcome { return outcome }  // nothing to remember
                 state.map.insert(lease)
-                live.add(1, ordering: .relaxed)
             }
             if case .decided = outcome { state.decided += 1 }
             return outcome
@@ -66,7 +63,7 @@ final class LeaseTable: Sendable {
 
     /// Runs `body` on `key`'s lease if it exists.
     func update(_ key: BucketKey, _ body: (inout Lease) -> Void) {
-        shards[shard(key)].state.withLock { state in
+        shards[shard(key)].withLock { state in
             if let position = state.map.position(of: key) { state.map.withLease(at: position, body) }
         }
     }
@@ -75,10 +72,7 @@ final class LeaseTable: Sendable {
     func sweep(now: Int64) {
         let start = sweepCursor.add(8, ordering: .relaxed).oldValue
         for offset in 0..<8 {
-            let removed = shards[(start + offset) & (Self.shardCount - 1)].state.withLock { state in
-                state.map.removeAll { $0.isDisposable(now: now) }
-            }
-            if removed > 0 { live.subtract(removed, ordering: .relaxed) }
+            _ = shards[(start + offset) & (Self.shardCount - 1)].withLock { state in state.map.removeAll { $0.isDisposable(now: now) } }
         }
     }
 
@@ -86,12 +80,11 @@ final class LeaseTable: Sendable {
     func drainForReturn(now: Int64) -> [Lease] {
         var returning: [Lease] = []
         for shard in shards {
-            shard.state.withLock { state in
+            shard.withLock { state in
                 for lease in state.map.leases where lease.returnable(now: now) > 0 { returning.append(lease) }
                 state.map.removeAll()
             }
         }
-        live.store(0, ordering: .relaxed)
         return returning
     }
 }

@@ -103,12 +103,13 @@ public final class RedisGlobalLimiter: GlobalLimiter {
 
     public func status() -> GlobalLimiterStatus {
         let routing = router.status
+        let leased = leases.counts
         return GlobalLimiterStatus(
             isConnected: routing.isConnected, endpoint: settings.endpoint,
-            localDecisions: counters.local.load(ordering: .relaxed) + leases.decidedCount, redisDecisions: counters.redis.load(ordering: .relaxed),
+            localDecisions: counters.local.load(ordering: .relaxed) + leased.decided, redisDecisions: counters.redis.load(ordering: .relaxed),
             fallbackDecisions: counters.fallback.load(ordering: .relaxed), leaseRequests: counters.leaseRequests.load(ordering: .relaxed),
             strictCalls: counters.strict.load(ordering: .relaxed), errors: routing.errors, reconnections: routing.reconnections,
-            leases: leases.count, authenticationFailed: routing.authenticationFailed
+            leases: leased.leases, authenticationFailed: routing.authenticationFailed
         )
     }
 
@@ -183,7 +184,7 @@ public final class RedisGlobalLimiter: GlobalLimiter {
         }
         switch outcome {
         case .decided(let decision, let charge, let renewal):
-            // Counted by the lease table (``LeaseTable/decidedCount``).
+            // Counted by the lease table (``LeaseTable/counts``).
             if let renewal { send(renewal, aheadOfNeed: true) }
             return .decided(decision, charge)
         case .waiting(let renewal):

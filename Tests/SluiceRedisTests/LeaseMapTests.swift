@@ -99,9 +99,9 @@ struct LeaseTableTests {
             let outcome = table.withLease(key, create: { LeaseMapTests.lease(key, identity: UInt64(number)) }) { _ in Self.allowed }
             if case .full = outcome { full += 1 }
         }
-        #expect(table.count == 64)
+        #expect(table.counts.leases == 64)
         #expect(full == 2000 - 64)
-        #expect(table.decidedCount == 64)
+        #expect(table.counts.decided == 64)
         // A lease that exists is found again (and counted); an unavailable outcome leaves nothing behind.
         let held = keys.filter { key in
             var found = false
@@ -110,10 +110,10 @@ struct LeaseTableTests {
         }
         #expect(held.count == 64)
         _ = table.withLease(held[0], create: { preconditionFailure("it exists") }) { _ in Self.allowed }
-        #expect(table.decidedCount == 65)
+        #expect(table.counts.decided == 65)
         let spare = LeaseTable(capacity: 64)
         _ = spare.withLease(keys[0], create: { LeaseMapTests.lease(keys[0], identity: 0) }) { _ in .unavailable }
-        #expect(spare.count == 0 && spare.decidedCount == 0)
+        #expect(spare.counts.leases == 0 && spare.counts.decided == 0)
     }
 
     @Test func sweepsIdleLeasesAndDrainsTheRest() {
@@ -131,7 +131,7 @@ struct LeaseTableTests {
             }
         }
         for _ in 0..<8 { table.sweep(now: 10 * second) }  // 8 calls of 8 shards: every shard once
-        #expect(table.count == 100)
+        #expect(table.counts.leases == 100)
         var kept = 0
         for (number, key) in keys.enumerated() {
             var found = false
@@ -142,6 +142,6 @@ struct LeaseTableTests {
         #expect(kept == 100)
         let returned = table.drainForReturn(now: 10 * second)
         #expect(returned.count == 100 && returned.allSatisfy { $0.remaining == 5 })
-        #expect(table.count == 0)
+        #expect(table.counts.leases == 0)
     }
 }
