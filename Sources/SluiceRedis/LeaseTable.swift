@@ -23,12 +23,12 @@ final class LeaseTable: Sendable {
         var decided = 0
     }
 
-    private let shards: [Locked<ShardState>]
+    private let shards: LockedShards<ShardState>
     private let capacityPerShard: Int
     private let sweepCursor = Atomic<Int>(0)
 
     init(capacity: Int) {
-        shards = (0..<Self.shardCount).map { _ in Locked(ShardState()) }
+        shards = LockedShards(count: Self.shardCount) { _ in ShardState() }
         // A `LeaseMap` numbers its leases in 32 bits; a shard that held more would need a terabyte.
         capacityPerShard = min(max(1, capacity / Self.shardCount), Int(UInt32.max) - 1)
     }
@@ -36,16 +36,18 @@ final class LeaseTable: Sendable {
     /// The leases held, and the decisions made from leases (``Outcome/decided``) so far: summed over the shards
     /// when status is read, so no decision updates a counter that every shard shares.
     var counts: (leases: Int, decided: Int) {
-        shards.reduce((leases: 0, decided: 0)) { sum, shard in
-            shard.withLock { state in (sum.leases + state.map.count, sum.decided + state.decided) }
+        (0..<shards.count).reduce((leases: 0, decided: 0)) { sum, index in
+            shards.withLock(index) { state in (sum.leases + state.map.count, sum.decided + state.decided) }
         }
     }
 
     private func shard(_ key: BucketKey) -> Int { Int(truncatingIfNeeded: key.secondary >> 58) & (Self.shardCount - 1) }
 
     /// Runs `body` on `key`'s lease, created by `create` when absent (unless the shard is full).
+    /// Inlined into the caller, so that the closures are too (called through a context, they cost a decision more).
+    @inline(__always)
     func withLease(_ key: BucketKey, create: () -> Lease, _ body: (inout Lease) -> Outcome) -> Outcome {
-        shards[shard(key)].withLock { state in
+        shards.withLock(shard(key)) { state in
             let outcome: Outcome
             if let position = state.map.position(of: key) {
                 outcome = state.map.withLease(at: position, body)
@@ -63,7 +65,7 @@ final class LeaseTable: Sendable {
 
     /// Runs `body` on `key`'s lease if it exists.
     func update(_ key: BucketKey, _ body: (inout Lease) -> Void) {
-        shards[shard(key)].withLock { state in
+        shards.withLock(shard(key)) { state in
             if let position = state.map.position(of: key) { state.map.withLease(at: position, body) }
         }
     }
@@ -72,15 +74,15 @@ final class LeaseTable: Sendable {
     func sweep(now: Int64) {
         let start = sweepCursor.add(8, ordering: .relaxed).oldValue
         for offset in 0..<8 {
-            _ = shards[(start + offset) & (Self.shardCount - 1)].withLock { state in state.map.removeAll { $0.isDisposable(now: now) } }
+            _ = shards.withLock((start + offset) & (Self.shardCount - 1)) { state in state.map.removeAll { $0.isDisposable(now: now) } }
         }
     }
 
     /// Empties the table, returning the leases with something left to give back.
     func drainForReturn(now: Int64) -> [Lease] {
         var returning: [Lease] = []
-        for shard in shards {
-            shard.withLock { state in
+        for index in 0..<shards.count {
+            shards.withLock(index) { state in
                 for lease in state.map.leases where lease.returnable(now: now) > 0 { returning.append(lease) }
                 state.map.removeAll()
             }
