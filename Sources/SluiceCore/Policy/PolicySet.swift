@@ -11,6 +11,11 @@ public final class PolicySet: Sendable {
     public let hasGlobal: Bool
     /// Each policy's overrides, compiled; nil for a policy without any, which then costs nothing more.
     let overrideTables: [OverrideTable?]
+    /// What ``check(policy:key:cost:)`` reads of a policy, by index, apart from the policies themselves: read
+    /// from `policies`, the whole policy (and an override table) was copied to the stack on every check.
+    private let rateLimits: [RateLimit]
+    private let modes: [Policy.Mode]
+    private let hasOverrides: [Bool]
     /// Each policy's decision counters (``PolicyCounters``), by index.
     let counters: [PolicyCounters.Cell]
     /// Where ``counters`` come from (``PolicyCounters/shared`` unless a test gives its own), for reporting.
@@ -35,6 +40,9 @@ public final class PolicySet: Sendable {
         self.overrideTables = zip(policies, seeds).map { policy, seed in
             policy.overrides.isEmpty ? nil : OverrideTable(policy.overrides, policySeed: seed)
         }
+        self.rateLimits = policies.map(\.rateLimit)
+        self.modes = policies.map(\.mode)
+        self.hasOverrides = policies.map { !$0.overrides.isEmpty }
         self.decisionCounters = counters
         self.counters = policies.map { counters.cell($0.name) }
     }
@@ -67,15 +75,21 @@ public final class PolicySet: Sendable {
     /// has one (its limit, and a bucket of its own).
     @inline(__always)
     public func check(policy index: Int, key: UnsafeRawBufferPointer, cost: Int64) -> Check {
-        let policy = policies[index]
         let bucket = BucketKey(seed: seeds[index], bytes: key)
-        if let table = overrideTables[index], let match = table.match(key: key, bucket: bucket) {
-            return Check(
-                rateLimit: table.overrides[match].rateLimit, mode: policy.mode, policyIndex: Int32(index),
-                key: BucketKey(seed: table.seeds[match], bytes: key), cost: cost
-            )
+        if hasOverrides[index], let overridden = overriddenCheck(policy: index, key: key, bucket: bucket, cost: cost) {
+            return overridden
         }
-        return Check(rateLimit: policy.rateLimit, mode: policy.mode, policyIndex: Int32(index), key: bucket, cost: cost)
+        return Check(rateLimit: rateLimits[index], mode: modes[index], policyIndex: Int32(index), key: bucket, cost: cost)
+    }
+
+    /// The check under the override that `key` matches, if any.
+    @inline(never)
+    private func overriddenCheck(policy index: Int, key: UnsafeRawBufferPointer, bucket: BucketKey, cost: Int64) -> Check? {
+        guard let table = overrideTables[index], let match = table.match(key: key, bucket: bucket) else { return nil }
+        return Check(
+            rateLimit: table.overrides[match].rateLimit, mode: modes[index], policyIndex: Int32(index),
+            key: BucketKey(seed: table.seeds[match], bytes: key), cost: cost
+        )
     }
 
     /// The override that applies to `key` under policy `index`, if any (for the admin API and tests).
