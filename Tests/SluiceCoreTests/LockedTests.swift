@@ -55,6 +55,22 @@ struct LockedTests {
         }
     }
 
+    @Test func eachShardsValueIsAlignedAndOnLinesOfItsOwn() {
+        typealias Wide = SIMD16<Float>  // the most demanding alignment a value is likely to have
+        let shards = LockedShards(count: 4) { Wide(repeating: Float($0)) }
+        let addresses = (0..<4).map { index in
+            shards.withLock(index) { value in withUnsafeMutablePointer(to: &value) { UInt(bitPattern: $0) } }
+        }
+        for (index, address) in addresses.enumerated() {
+            #expect(address % UInt(MemoryLayout<Wide>.alignment) == 0, "shard \(index)'s value is aligned")
+            #expect(shards.withLock(index) { $0[15] } == Float(index))
+        }
+        // Regions are whole lines: no two values (nor their mutexes) share one.
+        for (first, second) in zip(addresses, addresses.dropFirst()) {
+            #expect(second - first >= 64 && (second - first) % 64 == 0)
+        }
+    }
+
     @Test func valuesAreReleasedOnceWithTheirContainer() {
         let released = Locked(0)
         do {

@@ -68,10 +68,12 @@ public final class LockedShards<Value>: @unchecked Sendable {
         precondition(count > 0, "at least one shard")
         let valueAlignment = MemoryLayout<Value>.alignment
         valueOffset = (MemoryLayout<pthread_mutex_t>.size + valueAlignment - 1) / valueAlignment * valueAlignment
+        // Every region starts on a line (and on the value's alignment, were it larger), so each value is aligned.
+        let alignment = max(Self.lineSize, valueAlignment)
         let end = valueOffset + MemoryLayout<Value>.size
-        stride = (end + Self.lineSize - 1) / Self.lineSize * Self.lineSize
+        stride = (end + alignment - 1) / alignment * alignment
         self.count = count
-        base = .allocate(byteCount: stride * count, alignment: max(Self.lineSize, valueAlignment))
+        base = .allocate(byteCount: stride * count, alignment: alignment)
         for index in 0..<count {
             let mutex = (base + index * stride).bindMemory(to: pthread_mutex_t.self, capacity: 1)
             mutex.initialize(to: pthread_mutex_t())
