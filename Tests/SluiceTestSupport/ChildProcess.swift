@@ -93,7 +93,9 @@ public final class ChildProcess: @unchecked Sendable {
         let deadline = ContinuousClock.now + .seconds(2)
         while process.isRunning, ContinuousClock.now < deadline { usleep(5_000) }
         if process.isRunning { kill(process.processIdentifier, SIGKILL) }
-        while process.isRunning { usleep(5_000) }
+        // Foundation notices the exit on a thread of its own; bounded so a test can never wait here for ever.
+        let killed = ContinuousClock.now + .seconds(10)
+        while process.isRunning, ContinuousClock.now < killed { usleep(5_000) }
     }
 
     deinit {
@@ -109,75 +111,132 @@ public func temporaryDirectory(_ name: String) throws -> URL {
     return url
 }
 
-/// Runs a program to completion, feeding `input`; returns its exit status and output.
+/// Runs a program to completion, `input` as its standard input; returns its exit status and output. A program
+/// still running after `timeout` is killed (SIGKILL: children inherit the test runner's blocked SIGTERM) and an
+/// error thrown.
+///
+/// Nothing here blocks a thread of the test pool: its output is read on threads of its own and its exit is
+/// polled between sleeps. (It once read its pipes in detached tasks, which are the pool's threads: on a 2-core
+/// machine one program took both, every other test stood still until it exited, and a program that waited for
+/// a server in this process could wait for ever.)
 public func runProgram(_ arguments: [String], input: String? = nil, timeout: Duration = .seconds(60)) async throws
     -> (status: Int32, output: String, error: String)
 {
-    let process = Process()
-    process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-    process.arguments = arguments
-    let output = Pipe()
-    let error = Pipe()
-    let inputPipe = Pipe()
-    process.standardOutput = output
-    process.standardError = error
-    process.standardInput = inputPipe
-    try process.run()
-    if let input { inputPipe.fileHandleForWriting.write(Data(input.utf8)) }
-    try inputPipe.fileHandleForWriting.close()
-    let deadline = ContinuousClock.now + timeout
-    // Read both pipes to the end first, so a chatty program cannot block on a full pipe.
-    async let outputData = Task.detached { output.fileHandleForReading.readDataToEndOfFile() }.value
-    async let errorData = Task.detached { error.fileHandleForReading.readDataToEndOfFile() }.value
-    let (out, err) = await (outputData, errorData)
-    while process.isRunning {
-        if ContinuousClock.now > deadline {
-            process.terminate()
-            throw TestFailure("\(arguments.joined(separator: " ")) did not finish within \(timeout)")
-        }
+    let program = try StartedProgram(arguments, input: input, timeout: timeout)
+    while program.process.isRunning {
+        if ContinuousClock.now > program.deadline { throw await program.kill() }
         try await Task.sleep(for: .milliseconds(10))
     }
-    return (process.terminationStatus, String(decoding: out, as: UTF8.self), String(decoding: err, as: UTF8.self))
+    let (output, error) = await (offPool { program.output.wait() }, offPool { program.error.wait() })
+    return (program.process.terminationStatus, String(decoding: output, as: UTF8.self), String(decoding: error, as: UTF8.self))
 }
 
 /// Runs a short program to completion, blocking; returns its standard output, trimmed. A program still running
-/// after `timeout` is killed (SIGKILL: children inherit the test runner's blocked SIGTERM) and an error thrown.
+/// after `timeout` is killed (SIGKILL) and an error thrown.
 public func runProgramBlocking(_ arguments: [String], timeout: Duration = .seconds(60)) throws -> String {
-    let process = Process()
-    process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-    process.arguments = arguments
-    let output = Pipe()
-    process.standardOutput = output
-    process.standardError = FileHandle.nullDevice
-    try process.run()
-    // Read on another thread, so a program that never exits cannot hold this one past the deadline.
-    let data = PipeReader(output.fileHandleForReading)
-    let deadline = ContinuousClock.now + timeout
-    while process.isRunning {
-        if ContinuousClock.now > deadline {
-            kill(process.processIdentifier, SIGKILL)
-            throw TestFailure("\(arguments.joined(separator: " ")) did not finish within \(timeout): \(String(decoding: data.wait(), as: UTF8.self))")
-        }
+    let program = try StartedProgram(arguments, input: nil, timeout: timeout)
+    while program.process.isRunning {
+        if ContinuousClock.now > program.deadline { throw program.killBlocking() }
         usleep(1_000)
     }
-    return String(decoding: data.wait(), as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
+    return String(decoding: program.output.wait(), as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
 }
 
-/// Reads a pipe to its end on a thread of its own.
+/// A program started by ``runProgram(_:input:timeout:)`` or ``runProgramBlocking(_:timeout:)``, its standard
+/// output and error read on threads of their own: to their end, or, once the program has exited, to what it
+/// left in them (a program it started may keep a pipe open: that is not waited for).
+private final class StartedProgram: Sendable {
+    let process = Process()
+    let output: PipeReader
+    let error: PipeReader
+    let deadline: ContinuousClock.Instant
+    let timeout: Duration
+    let command: String
+
+    init(_ arguments: [String], input: String?, timeout: Duration) throws {
+        process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+        process.arguments = arguments
+        command = arguments.joined(separator: " ")
+        self.timeout = timeout
+        // Input from a file, not a pipe: a program that stops reading cannot block the writer, and one that
+        // exits early cannot raise SIGPIPE in this process.
+        if let input {
+            let file = FileManager.default.temporaryDirectory.appendingPathComponent("sluice-input-\(UUID().uuidString)")
+            try Data(input.utf8).write(to: file)
+            defer { try? FileManager.default.removeItem(at: file) }  // the open descriptor keeps it readable
+            process.standardInput = try FileHandle(forReadingFrom: file)
+        } else {
+            process.standardInput = FileHandle.nullDevice
+        }
+        let outputPipe = Pipe()
+        let errorPipe = Pipe()
+        process.standardOutput = outputPipe
+        process.standardError = errorPipe
+        try process.run()
+        deadline = ContinuousClock.now + timeout
+        output = PipeReader(outputPipe, until: deadline + .seconds(5), process: process)
+        error = PipeReader(errorPipe, until: deadline + .seconds(5), process: process)
+    }
+
+    /// Kills the program over its deadline; the error to throw, with what it printed.
+    func kill() async -> TestFailure {
+        Glibc.kill(process.processIdentifier, SIGKILL)
+        let (output, error) = await (offPool { self.output.wait() }, offPool { self.error.wait() })
+        return failure(output: output, error: error)
+    }
+
+    /// ``kill()``, blocking.
+    func killBlocking() -> TestFailure {
+        Glibc.kill(process.processIdentifier, SIGKILL)
+        return failure(output: output.wait(), error: error.wait())
+    }
+
+    private func failure(output: Data, error: Data) -> TestFailure {
+        TestFailure("\(command) did not finish within \(timeout): \(String(decoding: output + error, as: UTF8.self))")
+    }
+}
+
+/// Reads a pipe on a thread of its own: to its end, to what is left in it once `process` has exited, or until
+/// a deadline, whichever comes first.
 private final class PipeReader: @unchecked Sendable {
     // @unchecked: `data` is written once by the reading thread before `done` is signalled, read after.
     private var data = Data()
     private let done = DispatchSemaphore(value: 0)
 
-    init(_ handle: FileHandle) {
+    init(_ pipe: Pipe, until deadline: ContinuousClock.Instant, process: Process) {
         Thread.detachNewThread {
-            self.data = handle.readDataToEndOfFile()
+            self.data = readToEnd(pipe.fileHandleForReading.fileDescriptor, until: deadline) { !process.isRunning }
+            withExtendedLifetime(pipe) {}
             self.done.signal()
         }
     }
 
+    /// What was read, once reading has ended (at most until the deadline). Blocks: from a task, through ``offPool(_:)``.
     func wait() -> Data {
         done.wait()
+        done.signal()  // for the next caller
         return data
+    }
+}
+
+/// Reads `descriptor` until its end or `deadline`, or until nothing is left in it once `finished()` says so.
+private func readToEnd(_ descriptor: Int32, until deadline: ContinuousClock.Instant, finished: () -> Bool) -> Data {
+    var data = Data()
+    var chunk = [UInt8](repeating: 0, count: 65_536)
+    while true {
+        let left = deadline - ContinuousClock.now
+        guard left > .zero else { return data }
+        // Asked before polling: what a finished program wrote is in the pipe by then, and the poll finds it.
+        let ended = finished()
+        var request = pollfd(fd: descriptor, events: Int16(POLLIN), revents: 0)
+        let milliseconds = min(100, Int32(clamping: left.components.seconds * 1_000 + left.components.attoseconds / 1_000_000_000_000_000 + 1))
+        let ready = poll(&request, 1, milliseconds)
+        if ready < 0, errno == EINTR { continue }
+        if ready == 0, !ended { continue }
+        guard ready > 0 else { return data }
+        let count = chunk.withUnsafeMutableBytes { read(descriptor, $0.baseAddress, $0.count) }
+        if count < 0, errno == EINTR || errno == EAGAIN { continue }
+        guard count > 0 else { return data }
+        data.append(contentsOf: chunk[0..<count])
     }
 }
