@@ -41,9 +41,7 @@ struct BenchEndToEndTests {
                 executable: External.sluiceBinary, arguments: ["serve", "--config", "sluice.yaml", "--event-loops", "1", "--log-level", "warning"],
                 directory: directory, logName: "sluice.log"
             )
-            try await process.waitUntilListening(port: line)
-            try await process.waitUntilListening(port: http)
-            try await process.waitUntilListening(port: grpc)
+            try await process.waitUntilListening(ports: [line, http, grpc])
         }
 
         deinit { process.stop() }

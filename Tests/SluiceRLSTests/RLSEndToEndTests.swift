@@ -31,7 +31,7 @@ struct RLSEndToEndTests {
             )
             // Envoy fails open (or, with failure_mode_deny, answers 500) while the service is not listening yet; the
             // tests also use the line and HTTP ports, which a slow machine opened later than the gRPC one once.
-            for port in [ports.0, ports.1, ports.2] { try await server.waitUntilListening(port: port) }
+            try await server.waitUntilListening(ports: [ports.0, ports.1, ports.2])
             return Running(server: server, directory: directory, ports: (ports.0, ports.1, ports.2))
         }
 

@@ -1,6 +1,7 @@
 import Logging
 import SluiceConfig
 import SluiceCore
+import SluiceTestSupport
 import Synchronization
 import Testing
 
@@ -65,10 +66,7 @@ struct EventsTests {
 
     /// Waits until `condition` holds, at most 60 s: the dispatcher runs in a task of the test pool, which other
     /// tests may keep busy for many seconds on a slow machine (23 s on a throttled one, before any request).
-    static func waitFor(_ condition: () -> Bool) async {
-        let deadline = ContinuousClock.now + .seconds(60)
-        while !condition(), ContinuousClock.now < deadline { try? await Task.sleep(for: .milliseconds(10)) }
-    }
+    static func waitFor(_ condition: () -> Bool) async { await eventually(.seconds(60), every: .milliseconds(10), condition) }
 
     @Test func nobodyListeningCostsOneLoadAndRecordsNothing() {
         let hub = EventHub()

@@ -52,7 +52,7 @@ struct ExecutableAdminTests {
         )
         let directory = URL(fileURLWithPath: FileManager.default.temporaryDirectory.path)
         var server = try ChildProcess(executable: ExecutableTests.binary, arguments: ["serve", "--config", path], directory: directory)
-        for port in [adminPort, linePort, httpPort] { try await server.waitUntilListening(port: port) }
+        try await server.waitUntilListening(ports: [adminPort, linePort, httpPort])
 
         // The admin API lives on its listener only; the HTTP API keeps the decisions.
         #expect(try Self.http(httpPort, "GET", "/v1/policies", key: key).status == 404)

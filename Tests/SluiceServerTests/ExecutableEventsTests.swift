@@ -49,15 +49,6 @@ struct ExecutableEventsTests {
         }
     }
 
-    /// Polls `condition` every 100 ms for at most `limit`.
-    static func eventually(_ limit: Duration = .seconds(10), _ condition: () -> Bool) async -> Bool {
-        let deadline = ContinuousClock.now + limit
-        while ContinuousClock.now < deadline {
-            if condition() { return true }
-            try? await Task.sleep(for: .milliseconds(100))
-        }
-        return condition()
-    }
 
     /// Opens `GET /v1/events` with `key`, optionally resuming after `lastEventID`.
     static func openStream(port: Int, key: String, lastEventID: Int? = nil) throws -> RawConnection {
@@ -88,8 +79,7 @@ struct ExecutableEventsTests {
         let httpPort = try freeLoopbackPort()
         let path = try ExecutableTests.temporaryFile("listen: { line: \"127.0.0.1:\(linePort)\", http: \"127.0.0.1:\(httpPort)\" }\n" + configuration)
         let server = try ChildProcess(executable: ExecutableTests.binary, arguments: ["serve", "--config", path], directory: directory)
-        try await server.waitUntilListening(port: linePort)
-        try await server.waitUntilListening(port: httpPort)
+        try await server.waitUntilListening(ports: [linePort, httpPort])
         return (server, linePort, httpPort)
     }
 
@@ -160,7 +150,7 @@ struct ExecutableEventsTests {
         // The webhook: one limit.exceeded and one limit.threshold, each failed twice (500) then delivered, with
         // the same id and a valid fresh signature on every attempt.
         let hookPath = "/hook?token=hidden"
-        let delivered = await Self.eventually {
+        let delivered = await eventually {
             let attempts = Self.attempts(log).filter { $0.path == hookPath }
             return attempts.filter { $0.status == 204 }.count == 2
         }
@@ -213,7 +203,7 @@ struct ExecutableEventsTests {
         #expect(!metrics.contains("token=hidden") && !server.output.contains("token=hidden") && !server.output.contains(secret))
         // A subscriber that goes away is cleaned up.
         resumed.hangUp()
-        let one = await Self.eventually {
+        let one = await eventually {
             ((try? ExecutableAdminTests.http(httpPort, "GET", "/metrics", key: nil).text) ?? "").contains("sluice_event_subscribers 1.0")
         }
         #expect(one, "the stream that hung up is no longer counted")
@@ -270,7 +260,7 @@ struct ExecutableEventsTests {
             await up += stream.read(limit: .milliseconds(300)) { $0.contains("event: store.up") }
         }
         #expect(up.contains("event: store.up"), "\(up)")
-        let delivered = await Self.eventually { Self.attempts(log).map(\.type) == ["store.down", "store.up"] }
+        let delivered = await eventually { Self.attempts(log).map(\.type) == ["store.down", "store.up"] }
         #expect(delivered, "\(Self.attempts(log).map(\.type))")
         #expect(Self.attempts(log).allSatisfy { $0.valid && $0.fresh })
     }

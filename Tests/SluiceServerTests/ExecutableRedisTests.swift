@@ -33,8 +33,7 @@ struct ExecutableRedisTests {
         let directory = URL(fileURLWithPath: FileManager.default.temporaryDirectory.path)
         let server = try ChildProcess(executable: ExecutableTests.binary, arguments: ["serve", "--config", path], directory: directory)
         defer { server.stop() }
-        try await server.waitUntilListening(port: linePort)
-        try await server.waitUntilListening(port: httpPort)
+        try await server.waitUntilListening(ports: [linePort, httpPort])
 
         // Leased and strict decisions, pipelined on one connection, answered in order. (The timeout, 250 ms, is
         // one no decision reaches while Redis runs, even on a machine that stalls for tens of milliseconds, and
@@ -114,8 +113,7 @@ struct ExecutableRedisTests {
 
                 """.write(to: path, atomically: true, encoding: .utf8)
             let server = try ChildProcess(executable: ExecutableTests.binary, arguments: ["serve", "--config", path.path], directory: directory)
-            try await server.waitUntilListening(port: linePort)
-            try await server.waitUntilListening(port: httpPort)
+            try await server.waitUntilListening(ports: [linePort, httpPort])
             return (server, linePort, httpPort)
         }
         func outputs(line: Int, http: Int) throws -> String {

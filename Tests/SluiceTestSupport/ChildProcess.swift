@@ -60,6 +60,12 @@ public final class ChildProcess: @unchecked Sendable {
         }
     }
 
+    /// ``waitUntilListening(port:limit:)`` for each of `ports`: a server with several listeners may open them in any
+    /// order, and a slow machine shows it.
+    public func waitUntilListening(ports: [Int], limit: Duration = .seconds(10)) async throws {
+        for port in ports { try await waitUntilListening(port: port, limit: limit) }
+    }
+
     /// ``waitUntilListening(port:limit:)``, blocking.
     public func waitUntilListeningBlocking(port: Int, limit: Duration = .seconds(10)) throws {
         let deadline = ContinuousClock.now + limit
@@ -124,7 +130,7 @@ public func runProgram(_ arguments: [String], input: String? = nil, timeout: Dur
 {
     let program = try StartedProgram(arguments, input: input, timeout: timeout)
     while program.process.isRunning {
-        if ContinuousClock.now > program.deadline { throw await program.kill() }
+        if ContinuousClock.now > program.deadline { throw await offPool { program.kill() } }
         try await Task.sleep(for: .milliseconds(10))
     }
     let (output, error) = await (offPool { program.output.wait() }, offPool { program.error.wait() })
@@ -136,7 +142,7 @@ public func runProgram(_ arguments: [String], input: String? = nil, timeout: Dur
 public func runProgramBlocking(_ arguments: [String], timeout: Duration = .seconds(60)) throws -> String {
     let program = try StartedProgram(arguments, input: nil, timeout: timeout)
     while program.process.isRunning {
-        if ContinuousClock.now > program.deadline { throw program.killBlocking() }
+        if ContinuousClock.now > program.deadline { throw program.kill() }
         usleep(1_000)
     }
     return String(decoding: program.output.wait(), as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
@@ -178,21 +184,11 @@ private final class StartedProgram: Sendable {
         error = PipeReader(errorPipe, until: deadline + .seconds(5), process: process)
     }
 
-    /// Kills the program over its deadline; the error to throw, with what it printed.
-    func kill() async -> TestFailure {
+    /// Kills the program over its deadline; the error to throw, with what it printed. Blocks until the output is
+    /// read: from a task, through ``offPool(_:)``.
+    func kill() -> TestFailure {
         Glibc.kill(process.processIdentifier, SIGKILL)
-        let (output, error) = await (offPool { self.output.wait() }, offPool { self.error.wait() })
-        return failure(output: output, error: error)
-    }
-
-    /// ``kill()``, blocking.
-    func killBlocking() -> TestFailure {
-        Glibc.kill(process.processIdentifier, SIGKILL)
-        return failure(output: output.wait(), error: error.wait())
-    }
-
-    private func failure(output: Data, error: Data) -> TestFailure {
-        TestFailure("\(command) did not finish within \(timeout): \(String(decoding: output + error, as: UTF8.self))")
+        return TestFailure("\(command) did not finish within \(timeout): \(String(decoding: output.wait() + error.wait(), as: UTF8.self))")
     }
 }
 
