@@ -30,8 +30,12 @@ struct RLSEndToEndTests {
                 executable: External.sluiceBinary, arguments: ["serve", "--config", "sluice.yaml"], directory: directory, logName: "sluice.log"
             )
             // Envoy fails open (or, with failure_mode_deny, answers 500) while the service is not listening yet; the
-            // tests also use the line and HTTP ports, which a slow machine opened later than the gRPC one once.
-            try await server.waitUntilListening(ports: [ports.0, ports.1, ports.2])
+            // tests also use the line and HTTP ports, which a slow machine opened later than the gRPC one once. Told by
+            // the log, not by probing the ports: a probe is a connection the gRPC listener counts against
+            // max_connections until it has seen it close, which on a loaded machine came after a test's own.
+            for listener in ["line protocol listening", "HTTP API listening", "rate limit service (gRPC) listening"] {
+                try await server.waitUntilLogged(listener)
+            }
             return Running(server: server, directory: directory, ports: (ports.0, ports.1, ports.2))
         }
 
@@ -210,11 +214,5 @@ extension RLSEndToEndTests {
         #expect(try await sluice.stop() == 0)
     }
 
-    static func waitFor(_ server: ChildProcess, toLog text: String) async throws {
-        for _ in 0..<100 {
-            if server.output.contains(text) { return }
-            try await Task.sleep(for: .milliseconds(50))
-        }
-        throw TestFailure("the server never logged \(text.debugDescription):\n\(server.output)")
-    }
+    static func waitFor(_ server: ChildProcess, toLog text: String) async throws { try await server.waitUntilLogged(text) }
 }

@@ -72,11 +72,5 @@ struct ExecutableTests {
         #expect(server.output.contains("sluice stopped"))
     }
 
-    static func waitFor(_ server: ChildProcess, toLog text: String) async throws {
-        for _ in 0..<100 {
-            if server.output.contains(text) { return }
-            try await Task.sleep(for: .milliseconds(50))
-        }
-        throw TestFailure("the server never logged \(text.debugDescription):\n\(server.output)")
-    }
+    static func waitFor(_ server: ChildProcess, toLog text: String) async throws { try await server.waitUntilLogged(text) }
 }

@@ -60,6 +60,14 @@ public final class ChildProcess: @unchecked Sendable {
         }
     }
 
+    /// Waits until the process has logged `text` (at most `limit`). Unlike a probe of its port, this opens no
+    /// connection the server then counts until it has seen it close.
+    public func waitUntilLogged(_ text: String, limit: Duration = .seconds(10)) async throws {
+        guard await eventually(limit, every: .milliseconds(20), { output.contains(text) || !process.isRunning }), output.contains(text) else {
+            throw TestFailure("the process never logged \(text.debugDescription):\n\(output)")
+        }
+    }
+
     /// ``waitUntilListening(port:limit:)`` for each of `ports`: a server with several listeners may open them in any
     /// order, and a slow machine shows it.
     public func waitUntilListening(ports: [Int], limit: Duration = .seconds(10)) async throws {
