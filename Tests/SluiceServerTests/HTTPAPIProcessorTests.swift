@@ -148,6 +148,25 @@ struct HTTPAPIProcessorTests {
         #expect(HTTPUnitFixture.remaining(fixture.get("/v1/check?policy=api&key=user:42%20x")) == 96)
     }
 
+    /// Field names are matched as bytes on the fast path; escaped names are decoded first, as values are, the first
+    /// of a repeated name wins, and an unknown one (decoded) is named in the error.
+    @Test func queryFieldNamesAreDecodedAndTheFirstWins() throws {
+        let fixture = try HTTPUnitFixture()
+        let escaped = fixture.get("/v1/check?po%6Cicy=api&k%65y=user%3A7&cost=3")
+        #expect(escaped.status == .ok)
+        #expect(HTTPUnitFixture.remaining(escaped) == 97)
+        #expect(HTTPUnitFixture.remaining(fixture.get("/v1/check?policy=api&key=user:7&key=other&policy=nope")) == 96)
+        let unknown = fixture.get("/v1/check?policy=api&key=k&co+st=1")
+        #expect(unknown.status == .badRequest)
+        #expect(unknown.body.contains("unknown field 'co st'"))
+        let malformedName = fixture.get("/v1/check?policy=api&key=k&%zz=1")
+        #expect(malformedName.status == .badRequest)
+        #expect(malformedName.body.contains("invalid_query"))
+        // An empty parameter and one without '=' are tolerated as before: `&&` is skipped, `key` alone is empty.
+        #expect(HTTPUnitFixture.remaining(fixture.get("/v1/check?&&policy=api&&key=user:7&")) == 95)
+        #expect(fixture.get("/v1/check?policy=api&key").body.contains("missing_key"))
+    }
+
     @Test func allowedHeadersExactly() throws {
         let fixture = try HTTPUnitFixture()
         let response = fixture.get("/v1/check?policy=api&key=k")

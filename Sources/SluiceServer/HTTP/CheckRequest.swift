@@ -23,6 +23,42 @@ struct CheckFields {
         case other(String)
     }
 
+    /// The fields a check may have.
+    enum Field: CaseIterable {
+        case policy, key, cost, limit, period, algorithm, burst
+
+        var name: StaticString {
+            switch self {
+            case .policy: "policy"
+            case .key: "key"
+            case .cost: "cost"
+            case .limit: "limit"
+            case .period: "period"
+            case .algorithm: "algorithm"
+            case .burst: "burst"
+            }
+        }
+
+        /// The field named by `bytes` (compared as bytes: a Unicode-aware comparison of each name cost more than
+        /// the decision), or nil for an unknown name.
+        init?(bytes: UnsafeRawBufferPointer) {
+            for field in Self.allCases {
+                let name = field.name
+                if name.utf8CodeUnitCount == bytes.count, UnsafeRawBufferPointer(start: name.utf8Start, count: name.utf8CodeUnitCount).elementsEqual(bytes) {
+                    self = field
+                    return
+                }
+            }
+            return nil
+        }
+
+        init?(name: String) {
+            var name = name
+            guard let field = name.withUTF8({ Field(bytes: UnsafeRawBufferPointer($0)) }) else { return nil }
+            self = field
+        }
+    }
+
     /// The fields a check may have, in fixed storage: no dictionary per request.
     private var policy, key, cost, limit, period, algorithm, burst: Value?
     /// The first unknown field name (alphabetically), if any.
@@ -30,32 +66,37 @@ struct CheckFields {
     /// Query strings carry integers as text; JSON must use numbers.
     private let integersAsText: Bool
 
-    private subscript(name: String) -> Value? {
-        switch name {
-        case "policy": policy
-        case "key": key
-        case "cost": cost
-        case "limit": limit
-        case "period": period
-        case "algorithm": algorithm
-        case "burst": burst
-        default: nil
+    private subscript(field: Field) -> Value? {
+        switch field {
+        case .policy: policy
+        case .key: key
+        case .cost: cost
+        case .limit: limit
+        case .period: period
+        case .algorithm: algorithm
+        case .burst: burst
         }
     }
 
     /// Records a field; the first of a repeated name wins.
-    private mutating func set(_ name: some StringProtocol, _ value: Value) {
-        switch name {
-        case "policy": if policy == nil { policy = value }
-        case "key": if key == nil { key = value }
-        case "cost": if cost == nil { cost = value }
-        case "limit": if limit == nil { limit = value }
-        case "period": if period == nil { period = value }
-        case "algorithm": if algorithm == nil { algorithm = value }
-        case "burst": if burst == nil { burst = value }
-        default:
-            let text = String(name)
-            if unknown.map({ text < $0 }) ?? true { unknown = text }
+    private mutating func set(_ field: Field, _ value: Value) {
+        switch field {
+        case .policy: if policy == nil { policy = value }
+        case .key: if key == nil { key = value }
+        case .cost: if cost == nil { cost = value }
+        case .limit: if limit == nil { limit = value }
+        case .period: if period == nil { period = value }
+        case .algorithm: if algorithm == nil { algorithm = value }
+        case .burst: if burst == nil { burst = value }
+        }
+    }
+
+    /// Records a field by name; an unknown one is remembered for the error.
+    private mutating func set(name: String, _ value: Value) {
+        if let field = Field(name: name) {
+            set(field, value)
+        } else if unknown.map({ name < $0 }) ?? true {
+            unknown = name
         }
     }
 
@@ -63,31 +104,45 @@ struct CheckFields {
         integersAsText = false
         for (name, value) in object {
             switch value {
-            case .string(let text): set(name, .text(text))
-            case .integer(let number): set(name, .integer(number))
-            default: set(name, .other(value.kind))
+            case .string(let text): set(name: name, .text(text))
+            case .integer(let number): set(name: name, .integer(number))
+            default: set(name: name, .other(value.kind))
             }
         }
     }
 
     /// The fields of a query string (`policy=api&key=user%3A42&cost=2`), percent-decoded.
     ///
+    /// Scanned as bytes: names are matched without making strings, and a value without escapes becomes a
+    /// string straight from its bytes (a request target is valid UTF-8, and `?`, `&`, `=` are ASCII, so every
+    /// piece is too).
+    ///
     /// - Throws: ``HTTPAPIError`` (400) for a malformed percent escape.
     init(query uri: String) throws(HTTPAPIError) {
         integersAsText = true
         var failure: HTTPAPIError?
-        HTTPAPIRequest.forEachQueryParameter(in: uri) { rawName, rawValue in
-            guard let name = HTTPAPIRequest.percentDecoded(rawName), let value = HTTPAPIRequest.percentDecoded(rawValue) else {
-                failure = failure ?? HTTPAPIError(.badRequest, code: "invalid_query", "malformed percent-encoding in '\(excerpt(String(rawName)))'")
-                return
+        var uri = uri
+        uri.withUTF8 { target in
+            HTTPAPIRequest.forEachQueryParameter(in: UnsafeRawBufferPointer(target)) { rawName, rawValue in
+                guard let value = HTTPAPIRequest.percentDecoded(rawValue) else {
+                    failure = failure ?? HTTPAPIError(.badRequest, code: "invalid_query", "malformed percent-encoding in '\(excerpt(String(decoding: rawName, as: UTF8.self)))'")
+                    return
+                }
+                if !HTTPAPIRequest.needsDecoding(rawName), let field = Field(bytes: rawName) {
+                    set(field, .text(value))
+                } else if let name = HTTPAPIRequest.percentDecoded(rawName) {
+                    set(name: name, .text(value))
+                } else {
+                    failure = failure ?? HTTPAPIError(.badRequest, code: "invalid_query", "malformed percent-encoding in '\(excerpt(String(decoding: rawName, as: UTF8.self)))'")
+                }
             }
-            set(name, .text(value))
         }
         if let failure { throw failure }
     }
 
-    private func string(_ name: String) throws(HTTPAPIError) -> String? {
-        switch self[name] {
+    private func string(_ field: Field) throws(HTTPAPIError) -> String? {
+        let name = field.name
+        switch self[field] {
         case nil: return nil
         case .text(let text): return text
         case .integer: throw HTTPAPIError(.badRequest, code: "invalid_field", "'\(name)' must be a string, got an integer")
@@ -95,8 +150,9 @@ struct CheckFields {
         }
     }
 
-    private func positiveInteger(_ name: String) throws(HTTPAPIError) -> Int64? {
-        switch self[name] {
+    private func positiveInteger(_ field: Field) throws(HTTPAPIError) -> Int64? {
+        let name = field.name
+        switch self[field] {
         case nil: return nil
         case .integer(let number):
             guard number > 0 else { throw HTTPAPIError(.badRequest, code: "invalid_\(name)", "'\(name)' must be a positive integer, got \(number)") }
@@ -122,16 +178,17 @@ struct CheckFields {
                 "unknown field '\(excerpt(unknown))'; a check has policy, key, cost, or key, limit, period, algorithm, burst, cost"
             )
         }
-        guard let key = try string("key"), !key.isEmpty else {
+        guard let key = try string(.key), !key.isEmpty else {
             throw HTTPAPIError(.badRequest, code: "missing_key", "'key' is required and must be a non-empty string")
         }
         guard key.utf8.count <= maximumKeyBytes else {
             throw HTTPAPIError(.badRequest, code: "key_too_long", "'key' is \(key.utf8.count) bytes, longer than the limit of \(maximumKeyBytes)")
         }
-        let cost = try positiveInteger("cost") ?? 1
-        if let name = try string("policy") {
-            if let extra = ["limit", "period", "algorithm", "burst"].first(where: { self[$0] != nil }) {
-                throw HTTPAPIError(.badRequest, code: "invalid_check", "'\(extra)' cannot be combined with 'policy'; give a policy or an inline limit")
+        let cost = try positiveInteger(.cost) ?? 1
+        if let name = try string(.policy) {
+            let extra: Field? = limit != nil ? .limit : period != nil ? .period : algorithm != nil ? .algorithm : burst != nil ? .burst : nil
+            if let extra {
+                throw HTTPAPIError(.badRequest, code: "invalid_check", "'\(extra.name)' cannot be combined with 'policy'; give a policy or an inline limit")
             }
             guard let index = policies.index(ofName: name) else {
                 let known = policies.policies.map(\.name).joined(separator: ", ")
@@ -141,7 +198,7 @@ struct CheckFields {
             let check = utf8.withUTF8 { policies.check(policy: index, key: UnsafeRawBufferPointer($0), cost: cost) }
             return ResolvedCheck(check: check, name: name, key: key)
         }
-        guard let limit = try positiveInteger("limit") else {
+        guard let limit = try positiveInteger(.limit) else {
             throw HTTPAPIError(.badRequest, code: "invalid_check", "a check needs 'policy', or an inline 'limit' and 'period'")
         }
         let period: Int64
@@ -165,7 +222,7 @@ struct CheckFields {
             throw HTTPAPIError(.badRequest, code: "invalid_period", "'period' must be a duration such as \"1s\", or a positive number of milliseconds up to 366 days")
         }
         var algorithm = Algorithm.tokenBucket
-        if let name = try string("algorithm") {
+        if let name = try string(.algorithm) {
             guard let parsed = Algorithm(rawValue: name.lowercased()) else {
                 throw HTTPAPIError(
                     .badRequest, code: "invalid_algorithm", "unknown algorithm '\(excerpt(name))'; use token_bucket, sliding_window or fixed_window"
@@ -173,7 +230,7 @@ struct CheckFields {
             }
             algorithm = parsed
         }
-        let burst = try positiveInteger("burst")
+        let burst = try positiveInteger(.burst)
         let rateLimit: RateLimit
         do {
             rateLimit = try RateLimit(algorithm: algorithm, limit: limit, periodNanoseconds: period, burst: burst)

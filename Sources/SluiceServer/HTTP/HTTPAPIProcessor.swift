@@ -128,7 +128,9 @@ public struct HTTPAPIProcessor: Sendable {
             switch route {
             case .check:
                 switch request.method {
-                case .GET: return try decide([CheckFields(query: request.uri)], listed: false, policies: snapshot.policies, now: now, counts: &counts)
+                case .GET:
+                    let check = try CheckFields(query: request.uri).resolve(policies: snapshot.policies, maximumKeyBytes: context.maximumKeyBytes)
+                    return try decide(check, policies: snapshot.policies, now: now, counts: &counts)
                 case .POST:
                     let (fields, listed) = try checks(in: request, key: "checks", maximum: limits.maxChecks)
                     return try decide(fields, listed: listed, policies: snapshot.policies, now: now, counts: &counts)
@@ -237,35 +239,38 @@ public struct HTTPAPIProcessor: Sendable {
         var resolved: [ResolvedCheck] = []
         resolved.reserveCapacity(fields.count)
         for field in fields { resolved.append(try field.resolve(policies: policies, maximumKeyBytes: context.maximumKeyBytes)) }
-        if resolved.count == 1, !listed {
-            // One check: decided without allocating when it needs no wait (local, or from a lease).
-            let single = resolved[0]
-            var key = single.key
-            let outcome = key.withUTF8 { key in
-                Result { () throws(RequestError) in
-                    try context.limiter.decide(single.check, policies: policies, key: UnsafeRawBufferPointer(key), at: now)
-                }
-            }
-            switch outcome {
-            case .failure(let error): throw HTTPAPIError(.unprocessableEntity, code: "unsupported_checks", error.message)
-            case .success(.decided(let decision)):
-                counts.count(decision, in: policies)
-                context.report(decision, of: single.check, policies: policies, key: single.key, now: now)
-                return .response(.decision(decision, single, now: now))
-            case .success(.pending(let request)):
-                let context = context
-                return .pending(
-                    PendingAnswer(request, countsVerdict: false) { result, now in
-                        context.report(result.decisions[0], of: single.check, policies: policies, key: single.key, now: now)
-                    } render: { result, now in
-                        .decision(result.decisions[0], single, now: now)
-                    }
-                )
-            }
-        }
+        if resolved.count == 1, !listed { return try decide(resolved[0], policies: policies, now: now, counts: &counts) }
         let checks = resolved
         return try decideAll(resolved, policies: policies, countsVerdict: listed, now: now, counts: &counts) { result, now in
             Self.checkResponse(result, resolved: checks, listed: listed, now: now)
+        }
+    }
+
+    /// One check, not in a list: decided without allocating when it needs no wait (local, or from a lease).
+    private func decide(
+        _ single: ResolvedCheck, policies: PolicySet, now: Timestamp, counts: inout ServerStatistics.Batch
+    ) throws(HTTPAPIError) -> HTTPAPIOutcome {
+        var key = single.key
+        let outcome = key.withUTF8 { key in
+            Result { () throws(RequestError) in
+                try context.limiter.decide(single.check, policies: policies, key: UnsafeRawBufferPointer(key), at: now)
+            }
+        }
+        switch outcome {
+        case .failure(let error): throw HTTPAPIError(.unprocessableEntity, code: "unsupported_checks", error.message)
+        case .success(.decided(let decision)):
+            counts.count(decision, in: policies)
+            context.report(decision, of: single.check, policies: policies, key: single.key, now: now)
+            return .response(.decision(decision, single, now: now))
+        case .success(.pending(let request)):
+            let context = context
+            return .pending(
+                PendingAnswer(request, countsVerdict: false) { result, now in
+                    context.report(result.decisions[0], of: single.check, policies: policies, key: single.key, now: now)
+                } render: { result, now in
+                    .decision(result.decisions[0], single, now: now)
+                }
+            )
         }
     }
 

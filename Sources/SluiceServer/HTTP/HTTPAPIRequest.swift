@@ -29,43 +29,57 @@ public struct HTTPAPIRequest: Sendable {
     /// The query's parameters, percent-decoded; the first of a repeated name wins.
     var query: [String: String] {
         var result: [String: String] = [:]
-        Self.forEachQueryParameter(in: uri) { name, value in
-            guard let name = Self.percentDecoded(name), result[name] == nil else { return }
-            result[name] = Self.percentDecoded(value) ?? ""
+        var uri = uri
+        uri.withUTF8 { target in
+            Self.forEachQueryParameter(in: UnsafeRawBufferPointer(target)) { name, value in
+                guard let name = Self.percentDecoded(name), result[name] == nil else { return }
+                result[name] = Self.percentDecoded(value) ?? ""
+            }
         }
         return result
     }
 
-    /// Calls `body` with each `name=value` of the query of `uri`, raw (not decoded), without allocating.
-    static func forEachQueryParameter(in uri: String, _ body: (Substring, Substring) -> Void) {
-        // Scans UTF-8 code units: `?`, `&` and `=` are ASCII, so every index found is a valid String index.
-        let bytes = uri.utf8
-        guard var position = bytes.firstIndex(of: UInt8(ascii: "?")).map({ bytes.index(after: $0) }) else { return }
-        while position < bytes.endIndex {
+    /// Calls `body` with each `name=value` of the query of the request target `uri` (its bytes), raw (not
+    /// decoded), without allocating; an empty parameter (`&&`) is skipped, and one without `=` has an empty value.
+    static func forEachQueryParameter(in uri: UnsafeRawBufferPointer, _ body: (UnsafeRawBufferPointer, UnsafeRawBufferPointer) -> Void) {
+        guard var position = uri.firstIndex(of: UInt8(ascii: "?")).map({ $0 + 1 }) else { return }
+        while position < uri.count {
             var end = position
-            var equals: String.Index?
-            while end < bytes.endIndex, bytes[end] != UInt8(ascii: "&") {
-                if equals == nil, bytes[end] == UInt8(ascii: "=") { equals = end }
-                end = bytes.index(after: end)
+            var equals: Int?
+            while end < uri.count, uri[end] != UInt8(ascii: "&") {
+                if equals == nil, uri[end] == UInt8(ascii: "=") { equals = end }
+                end += 1
             }
             if end > position {
                 if let equals {
-                    body(uri[position..<equals], uri[bytes.index(after: equals)..<end])
+                    body(UnsafeRawBufferPointer(rebasing: uri[position..<equals]), UnsafeRawBufferPointer(rebasing: uri[(equals + 1)..<end]))
                 } else {
-                    body(uri[position..<end], uri[end..<end])
+                    body(UnsafeRawBufferPointer(rebasing: uri[position..<end]), UnsafeRawBufferPointer(rebasing: uri[end..<end]))
                 }
             }
-            position = end < bytes.endIndex ? bytes.index(after: end) : end
+            position = end + 1
         }
+    }
+
+    /// Whether `bytes` hold an escape to decode: `%`, or in a query (`plusIsSpace`) `+`.
+    static func needsDecoding(_ bytes: UnsafeRawBufferPointer, plusIsSpace: Bool = true) -> Bool {
+        bytes.contains { $0 == UInt8(ascii: "%") || (plusIsSpace && $0 == UInt8(ascii: "+")) }
     }
 
     /// Decodes `%XX` escapes and, in a query (`plusIsSpace`), `+` as a space; nil for a malformed escape or
     /// invalid UTF-8.
     static func percentDecoded(_ text: Substring, plusIsSpace: Bool = true) -> String? {
-        guard text.utf8.contains(where: { $0 == UInt8(ascii: "%") || (plusIsSpace && $0 == UInt8(ascii: "+")) }) else { return String(text) }
+        var text = text
+        return text.withUTF8 { percentDecoded(UnsafeRawBufferPointer($0), plusIsSpace: plusIsSpace) }
+    }
+
+    /// ``percentDecoded(_:plusIsSpace:)`` of bytes; bytes without escapes become a string as they are, so they
+    /// must be valid UTF-8 (a piece of a `String` cut at ASCII bytes is).
+    static func percentDecoded(_ text: UnsafeRawBufferPointer, plusIsSpace: Bool = true) -> String? {
+        guard needsDecoding(text, plusIsSpace: plusIsSpace) else { return String(decoding: text, as: UTF8.self) }
         var bytes: [UInt8] = []
-        bytes.reserveCapacity(text.utf8.count)
-        var iterator = text.utf8.makeIterator()
+        bytes.reserveCapacity(text.count)
+        var iterator = text.makeIterator()
         while let byte = iterator.next() {
             switch byte {
             case UInt8(ascii: "+") where plusIsSpace: bytes.append(UInt8(ascii: " "))

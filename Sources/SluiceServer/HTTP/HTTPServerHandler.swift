@@ -97,10 +97,9 @@ final class HTTPServerHandler: ChannelInboundHandler, RemovableChannelHandler {
             output = buffer
             flush(context: context)
         case .respond(let head, let body):
-            // The peer address is a locked lookup in NIO; only forward auth and the admin API need it.
-            let needsPeer = head.uri.utf8.starts(with: "/v1/forward-auth".utf8) || head.uri.utf8.starts(with: "/v1/policies".utf8)
-                || head.uri.utf8.starts(with: "/v1/buckets/".utf8) || head.uri.utf8.starts(with: "/v1/events".utf8)
-            let peer = needsPeer ? context.remoteAddress : nil
+            // The peer address is a locked lookup in NIO; only forward auth and the admin API need it, so checks
+            // (`/v1/check...`, the hot route) go without.
+            let peer = head.uri.utf8.starts(with: "/v1/check".utf8) ? nil : context.remoteAddress
             let request = HTTPAPIRequest(method: head.method, uri: head.uri, headers: head.headers, body: body, remoteAddress: peer)
             configuration.refresh()
             let now = clock.now()
