@@ -1,3 +1,4 @@
+import Foundation
 import NIOCore
 import Testing
 
@@ -34,5 +35,15 @@ struct ReservedBytesTests {
         var buffer = ByteBuffer(string: "x")
         buffer.writeReserved(estimate: 0) { _ in }
         #expect(String(buffer: buffer) == "x")
+    }
+
+    /// A plain name is copied between quotes; any other is escaped exactly as `JSONText.quoted` escapes it.
+    @Test(arguments: ["api", "", "a b-c_d.e:f/9~", "say \"hi\"", "back\\slash", "tab\tnew\nline", "é", "\u{85}", "\u{7F}", "\u{2028}"])
+    func aQuotedNameIsTheJSONStringOfIt(name: String) {
+        var buffer = ByteBuffer()
+        buffer.writeReserved(estimate: 0) { $0.appendJSONQuoted(name) }
+        #expect(String(buffer: buffer) == JSONText.quoted(name))
+        let decoded = try? JSONSerialization.jsonObject(with: Data(("[" + String(buffer: buffer) + "]").utf8)) as? [String]
+        #expect(decoded == [name])
     }
 }

@@ -63,7 +63,7 @@ enum DecisionRendering {
         out.append(",\"retry_after_ms\":")
         out.appendDecimal(decision.retryAfterMilliseconds)
         out.append(",\"policy\":")
-        out.append(JSONText.quoted(check.name))
+        out.appendJSONQuoted(check.name)
         if decision.isShadowed { out.append(",\"shadowed\":true") }
         if decision.outcome == .exceedsCapacity { out.append(",\"reason\":\"cost_exceeds_capacity\"") }
     }

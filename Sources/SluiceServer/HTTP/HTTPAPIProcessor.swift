@@ -183,14 +183,13 @@ public struct HTTPAPIProcessor: Sendable {
         case check, checkBatch, forwardAuth, healthz, readyz, metrics, admin, unknown
 
         init(path: Substring) {
-            let bytes = path.utf8
             self =
-                if bytes.elementsEqual("/v1/check".utf8) { .check }
-                else if bytes.elementsEqual("/v1/forward-auth".utf8) { .forwardAuth }
-                else if bytes.elementsEqual("/v1/check/batch".utf8) { .checkBatch }
-                else if bytes.elementsEqual("/healthz".utf8) { .healthz }
-                else if bytes.elementsEqual("/readyz".utf8) { .readyz }
-                else if bytes.elementsEqual("/metrics".utf8) { .metrics }
+                if TargetBytes.equal(path, "/v1/check") { .check }
+                else if TargetBytes.equal(path, "/v1/forward-auth") { .forwardAuth }
+                else if TargetBytes.equal(path, "/v1/check/batch") { .checkBatch }
+                else if TargetBytes.equal(path, "/healthz") { .healthz }
+                else if TargetBytes.equal(path, "/readyz") { .readyz }
+                else if TargetBytes.equal(path, "/metrics") { .metrics }
                 else if AdminAPI.isAdminPath(path) { .admin }
                 else { .unknown }
         }

@@ -40,14 +40,24 @@ final class HTTPServerHandler: ChannelInboundHandler, RemovableChannelHandler {
     /// Bytes read and not yet parsed: an incomplete head or chunk line (a body is handed on as it arrives).
     private var inbound: ByteBuffer?
 
-    init(processor: HTTPAPIProcessor, context: ServerContext) {
+    /// The connection's request timeout, told when a request is complete (none in unit tests of this handler).
+    private let requestTimeout: RequestTimeoutHandler?
+    /// The channel's allocator, fetched once (NIO's getter retains and releases the channel on every call).
+    private var allocator = ByteBufferAllocator()
+
+    init(processor: HTTPAPIProcessor, context: ServerContext, requestTimeout: RequestTimeoutHandler? = nil) {
         self.processor = processor
+        self.requestTimeout = requestTimeout
         clock = context.clock
         statistics = context.statistics
         metrics = context.metrics
         configuration = context.registry.reader()
         timeout = context.globalTimeout
         state = HTTPConnectionStateMachine(maximumBodyBytes: processor.limits.maxBodyBytes)
+    }
+
+    func handlerAdded(context: ChannelHandlerContext) {
+        allocator = context.channel.allocator
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
@@ -61,7 +71,7 @@ final class HTTPServerHandler: ChannelInboundHandler, RemovableChannelHandler {
         }
         do {
             while stream == nil, let part = try parser.next(&bytes) {
-                if case .end = part { context.triggerUserOutboundEvent(RequestTimeoutHandler.RequestComplete(), promise: nil) }
+                if case .end = part { requestTimeout?.requestCompleted() }
                 handle(part, context: context)
             }
         } catch {
@@ -79,7 +89,7 @@ final class HTTPServerHandler: ChannelInboundHandler, RemovableChannelHandler {
     }
 
     private func handle(_ part: HTTPServerRequestPart, context: ChannelHandlerContext) {
-        switch state.receive(part, allocator: context.channel.allocator) {
+        switch state.receive(part, allocator: allocator) {
         case .none:
             break
         case .sendContinue:
@@ -99,7 +109,7 @@ final class HTTPServerHandler: ChannelInboundHandler, RemovableChannelHandler {
         case .respond(let head, let body):
             // The peer address is a locked lookup in NIO; only forward auth and the admin API need it, so checks
             // (`/v1/check...`, the hot route) go without.
-            let peer = head.uri.utf8.starts(with: "/v1/check".utf8) ? nil : context.remoteAddress
+            let peer = TargetBytes.hasPrefix(head.uri, "/v1/check") ? nil : context.remoteAddress
             let request = HTTPAPIRequest(method: head.method, uri: head.uri, headers: head.headers, body: body, remoteAddress: peer)
             configuration.refresh()
             let now = clock.now()
@@ -188,7 +198,7 @@ final class HTTPServerHandler: ChannelInboundHandler, RemovableChannelHandler {
     /// Where the next response goes: the output so far, taken out so that writing to it does not copy it
     /// (`output` would still hold it), or a new buffer.
     private func takeOutput(_ context: ChannelHandlerContext) -> ByteBuffer {
-        guard let buffer = output else { return context.channel.allocator.buffer(capacity: 512) }
+        guard let buffer = output else { return allocator.buffer(capacity: 512) }
         output = nil
         return buffer
     }

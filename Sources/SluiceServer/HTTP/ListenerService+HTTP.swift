@@ -14,8 +14,9 @@ extension ListenerService {
             name: routes == .admin ? "admin API" : "HTTP API", address: address, eventLoopGroup: eventLoopGroup, logger: context.logger,
             onListening: onListening, guards: ConnectionGuards(context, refusal: Self.tooManyConnections)
         ) { channel in
-            try channel.pipeline.syncOperations.addHandler(RequestTimeoutHandler(timeout: requestTimeout, statistics: context.statistics))
-            try channel.pipeline.syncOperations.addHandler(HTTPServerHandler(processor: processor, context: context))
+            let timeout = RequestTimeoutHandler(timeout: requestTimeout, statistics: context.statistics)
+            try channel.pipeline.syncOperations.addHandler(timeout)
+            try channel.pipeline.syncOperations.addHandler(HTTPServerHandler(processor: processor, context: context, requestTimeout: timeout))
         }
     }
 

@@ -4,17 +4,14 @@ import NIOCore
 /// within `limits.request_timeout`, or the connection is answered 408 and closed. A client sending one byte a
 /// second (slowloris) holds a connection for that long at most.
 ///
-/// It sits first in the pipeline, before NIO's decoder, so it sees the bytes; ``HTTPServerHandler`` tells it a
-/// request is complete with the outbound user event ``RequestComplete``. Bytes of a next request pipelined
-/// behind a complete one start its clock at the next read. Loop-bound.
-final class RequestTimeoutHandler: ChannelDuplexHandler {
+/// It sits before ``HTTPServerHandler`` in the pipeline, so it sees the bytes; the HTTP handler, which holds it,
+/// calls ``requestCompleted()`` once a request's end has been read (a call, not an outbound event: an event, and
+/// an outbound handler, cost every response a pass through this one). Bytes of a next request pipelined behind a
+/// complete one start its clock at the next read. Loop-bound.
+final class RequestTimeoutHandler: ChannelInboundHandler {
     typealias InboundIn = ByteBuffer
     typealias InboundOut = ByteBuffer
-    typealias OutboundIn = ByteBuffer
     typealias OutboundOut = ByteBuffer
-
-    /// Sent by the HTTP handler once a request's end has been read.
-    struct RequestComplete: Sendable {}
 
     private let timeout: TimeAmount
     private let statistics: ServerStatistics?
@@ -45,11 +42,8 @@ final class RequestTimeoutHandler: ChannelDuplexHandler {
         context.fireChannelRead(data)
     }
 
-    func triggerUserOutboundEvent(context: ChannelHandlerContext, event: Any, promise: EventLoopPromise<Void>?) {
-        guard event is RequestComplete else { return context.triggerUserOutboundEvent(event, promise: promise) }
-        started = nil
-        promise?.succeed()
-    }
+    /// The request being read is complete: the next one's clock starts at its first byte.
+    func requestCompleted() { started = nil }
 
     func channelInactive(context: ChannelHandlerContext) {
         timer?.cancel()

@@ -23,6 +23,19 @@ struct ReservedBytes: ~Copyable {
         text.withUTF8 { append(UnsafeRawBufferPointer($0)) }
     }
 
+    /// `text` as a JSON string literal: its bytes between quotes when none needs escaping (printable ASCII other than
+    /// `"` and `\`, as policy names are), else as ``JSONText/quoted(_:)`` escapes it (which builds a string).
+    mutating func appendJSONQuoted(_ text: String) {
+        var text = text
+        let plain = text.withUTF8 { bytes in
+            bytes.allSatisfy { $0 >= 0x20 && $0 < 0x7F && $0 != UInt8(ascii: "\"") && $0 != UInt8(ascii: "\\") }
+        }
+        guard plain else { return append(JSONText.quoted(text)) }
+        append(ascii: UInt8(ascii: "\""))
+        append(text)
+        append(ascii: UInt8(ascii: "\""))
+    }
+
     mutating func append(ascii byte: UInt8) {
         guard !overflowed, count < memory.count else {
             overflowed = true
