@@ -46,4 +46,19 @@ struct ReservedBytesTests {
         let decoded = try? JSONSerialization.jsonObject(with: Data(("[" + String(buffer: buffer) + "]").utf8)) as? [String]
         #expect(decoded == [name])
     }
+
+    /// Decimals at every length and each side of every power of ten, against Swift's own formatting.
+    @Test func decimalsAreWrittenAsSwiftWritesThem() {
+        var values: [Int64] = [0, 1, 9, 10, 11, 99, 100, 101, .max, .min, .min + 1, -1, -9, -10]
+        var power: Int64 = 1
+        for _ in 0..<18 {
+            power *= 10
+            values += [power - 1, power, power + 1, -(power - 1), -power, -(power + 1), power / 3, -power / 7]
+        }
+        for value in values {
+            var buffer = ByteBuffer()
+            buffer.writeReserved(estimate: 0) { $0.appendDecimal(value) }
+            #expect(String(buffer: buffer) == String(value))
+        }
+    }
 }

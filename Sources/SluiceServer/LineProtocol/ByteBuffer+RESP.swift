@@ -104,6 +104,10 @@ extension ByteBuffer {
     }
 
     /// Writes `value` in decimal ASCII at `start` (at most 20 bytes) and returns the position after it.
+    ///
+    /// The length comes from comparisons with powers of ten, and the digits two at a time from a table: a
+    /// response carries a dozen numbers of about ten digits, and dividing by 10 digit by digit, twice (to count,
+    /// then to write), was a chain of forty dependent steps each.
     @inline(__always)
     static func putDecimal(_ value: Int64, into buffer: UnsafeMutableRawBufferPointer, at start: Int) -> Int {
         var position = start
@@ -112,20 +116,35 @@ extension ByteBuffer {
             position += 1
         }
         var magnitude = value.magnitude
+        // An Int64's magnitude has at most 19 digits, and 10^19 still fits in a UInt64.
         var digits = 1
-        var probe = magnitude / 10
-        while probe > 0 {
+        var power: UInt64 = 10
+        while digits < 19, magnitude >= power {
             digits += 1
-            probe /= 10
+            power &*= 10
         }
+        let pairs = Self.digitPairs.utf8Start
         var index = position + digits
-        repeat {
-            index -= 1
-            buffer[index] = UInt8(truncatingIfNeeded: 0x30 + magnitude % 10)
-            magnitude /= 10
-        } while magnitude > 0
+        while magnitude >= 100 {
+            let pair = Int(magnitude % 100) &* 2
+            magnitude /= 100
+            index -= 2
+            buffer[index] = pairs[pair]
+            buffer[index + 1] = pairs[pair + 1]
+        }
+        if magnitude >= 10 {
+            let pair = Int(magnitude) &* 2
+            buffer[index - 2] = pairs[pair]
+            buffer[index - 1] = pairs[pair + 1]
+        } else {
+            buffer[index - 1] = UInt8(truncatingIfNeeded: 0x30 + magnitude)
+        }
         return position + digits
     }
+
+    /// "00" to "99", back to back.
+    private static let digitPairs: StaticString =
+        "00010203040506070809101112131415161718192021222324252627282930313233343536373839404142434445464748495051525354555657585960616263646566676869707172737475767778798081828384858687888990919293949596979899"
 
     /// `value` in decimal ASCII, without allocating.
     mutating func writeDecimal(_ value: Int64) {

@@ -22,7 +22,8 @@ public final class SluiceMetrics: Sendable {
     /// The Prometheus registry `/metrics` renders; nil when the metrics go to another backend.
     public let registry: PrometheusCollectorRegistry?
     private let factory: any CoreMetrics.MetricsFactory
-    private let latency: [Server: CoreMetrics.Timer]
+    /// The latency histograms, one per server (fields, not a dictionary: one is fed on every request).
+    private let lineLatency, httpLatency, grpcLatency: CoreMetrics.Timer
     /// Each counter series with the total it has been given so far.
     private let counters = Locked<[String: (counter: CoreMetrics.Counter, published: Int)]>([:])
     private let gauges = Locked<[String: CoreMetrics.Gauge]>([:])
@@ -77,11 +78,20 @@ public final class SluiceMetrics: Sendable {
     public init(factory: any CoreMetrics.MetricsFactory, registry: PrometheusCollectorRegistry?) {
         self.factory = factory
         self.registry = registry
-        var latency: [Server: CoreMetrics.Timer] = [:]
-        for server in [Server.line, .http, .grpc] {
-            latency[server] = CoreMetrics.Timer(label: Self.latencyName, dimensions: [("server", server.rawValue)], factory: factory)
+        func timer(_ server: Server) -> CoreMetrics.Timer {
+            CoreMetrics.Timer(label: Self.latencyName, dimensions: [("server", server.rawValue)], factory: factory)
         }
-        self.latency = latency
+        lineLatency = timer(.line)
+        httpLatency = timer(.http)
+        grpcLatency = timer(.grpc)
+    }
+
+    private func latency(_ server: Server) -> CoreMetrics.Timer {
+        switch server {
+        case .line: lineLatency
+        case .http: httpLatency
+        case .grpc: grpcLatency
+        }
     }
 
     /// The factory Sluice uses for Prometheus: help text and latency buckets for its metrics.
@@ -94,11 +104,11 @@ public final class SluiceMetrics: Sendable {
     /// Records that `server` took from `start` to `end` to answer.
     @inline(__always)
     func recordLatency(_ server: Server, from start: Timestamp, to end: Timestamp) {
-        latency[server]?.recordNanoseconds(max(0, end.nanoseconds - start.nanoseconds))
+        latency(server).recordNanoseconds(max(0, end.nanoseconds - start.nanoseconds))
     }
 
     /// Records a latency of `nanoseconds` for `server`.
-    public func recordLatency(_ server: Server, nanoseconds: Int64) { latency[server]?.recordNanoseconds(max(0, nanoseconds)) }
+    public func recordLatency(_ server: Server, nanoseconds: Int64) { latency(server).recordNanoseconds(max(0, nanoseconds)) }
 
     // MARK: Publishing
 
