@@ -63,8 +63,9 @@ public final class ListenerService: Service {
                         return channel
                     }
                     if let idle = guards.idleTimeout {
-                        try channel.pipeline.syncOperations.addHandler(IdleStateHandler(readTimeout: idle), name: idleHandlerName)
-                        try channel.pipeline.syncOperations.addHandler(IdleCloseHandler(statistics: guards.statistics))
+                        try channel.pipeline.syncOperations.addHandler(
+                            IdleTimeoutHandler(timeout: idle, statistics: guards.statistics), name: idleHandlerName
+                        )
                     }
                     try configure(channel)
                     return channel
