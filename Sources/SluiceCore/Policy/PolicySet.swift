@@ -18,6 +18,9 @@ public final class PolicySet: Sendable {
     private let hasOverrides: [Bool]
     /// Each policy's decision counters (``PolicyCounters``), by index.
     let counters: [PolicyCounters.Cell]
+    /// ``counters`` and then the inline limits' cell, unretained: this set holds them (and ``decisionCounters`` the
+    /// inline one) for as long as it lives, so counting need not retain and release a cell per decision.
+    private let counterReferences: [Unmanaged<PolicyCounters.Cell>]
     /// Where ``counters`` come from (``PolicyCounters/shared`` unless a test gives its own), for reporting.
     public let decisionCounters: PolicyCounters
 
@@ -45,13 +48,15 @@ public final class PolicySet: Sendable {
         self.hasOverrides = policies.map { !$0.overrides.isEmpty }
         self.decisionCounters = counters
         self.counters = policies.map { counters.cell($0.name) }
+        self.counterReferences = (self.counters + [counters.inline]).map { Unmanaged.passUnretained($0) }
     }
 
     /// Counts `decision` under its policy (an inline limit's under ``PolicyCounters/inlineName``).
     @inline(__always)
     public func count(_ decision: Decision) {
         let index = Int(decision.policyIndex)
-        (index >= 0 && index < counters.count ? counters[index] : decisionCounters.inline).count(decision)
+        let cell = counterReferences[index >= 0 && index < counters.count ? index : counters.count]
+        cell._withUnsafeGuaranteedRef { $0.count(decision) }
     }
 
     /// The index of the policy named by `bytes`, or nil.

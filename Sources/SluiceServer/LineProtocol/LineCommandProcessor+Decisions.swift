@@ -3,7 +3,9 @@ import SluiceCore
 
 extension LineCommandProcessor {
     /// Resolves `policy key cost` at `offset` into a check, or writes the error and returns nil.
-    private func resolveCheck(_ command: RESPCommand, at offset: Int, costPresent: Bool, into output: inout ByteBuffer) -> Check? {
+    private func resolveCheck(
+        _ command: RESPCommand, at offset: Int, costPresent: Bool, policies: PolicySet, into output: inout ByteBuffer
+    ) -> Check? {
         let cost: Int64
         if costPresent {
             guard let parsed = command.positiveInteger(offset + 2) else {
@@ -41,7 +43,9 @@ extension LineCommandProcessor {
             wrongArity(command, into: &output)
             return .proceed
         }
-        guard let check = resolveCheck(command, at: 1, costPresent: command.count == 4, into: &output) else { return .proceed }
+        // Read once: `policies` goes through the configuration's snapshot, a retain and a release on every access.
+        let policies = self.policies
+        guard let check = resolveCheck(command, at: 1, costPresent: command.count == 4, policies: policies, into: &output) else { return .proceed }
         let outcome = command.withArgument(2) { key in
             Result { () throws(RequestError) in try context.limiter.decide(check, policies: policies, key: key, at: now, consume: consume) }
         }
@@ -80,7 +84,7 @@ extension LineCommandProcessor {
         checks.reserveCapacity((command.count - 1) / 3)
         var offset = 1
         while offset < command.count {
-            guard let check = resolveCheck(command, at: offset, costPresent: true, into: &output) else { return .proceed }
+            guard let check = resolveCheck(command, at: offset, costPresent: true, policies: policies, into: &output) else { return .proceed }
             checks.append(check)
             offset += 3
         }
