@@ -22,7 +22,11 @@ final class LineProtocolHandler: ChannelInboundHandler, RemovableChannelHandler 
     }
 
     private let parser: RESPParser
-    private var processor: LineCommandProcessor
+    /// The command processor, in memory of its own and changed in place through this pointer: a mutating call on a
+    /// class's stored property pays a run-time exclusivity check, per command, and a local copy per read (how this
+    /// avoided it before) retained and released each of the processor's fields. Loop-bound, as the handler; freed
+    /// in `deinit`.
+    private let processor: UnsafeMutablePointer<LineCommandProcessor>
     private let context: ServerContext
     /// Bytes of an incomplete frame carried over to the next read.
     private var pending: ByteBuffer?
@@ -63,7 +67,13 @@ final class LineProtocolHandler: ChannelInboundHandler, RemovableChannelHandler 
         self.context = context
         timeout = context.globalTimeout
         parser = RESPParser(limits: context.limits)
-        processor = LineCommandProcessor(context: context, connectionID: connectionID)
+        processor = .allocate(capacity: 1)
+        processor.initialize(to: LineCommandProcessor(context: context, connectionID: connectionID))
+    }
+
+    deinit {
+        processor.deinitialize(count: 1)
+        processor.deallocate()
     }
 
     func channelActive(context: ChannelHandlerContext) {
@@ -102,17 +112,13 @@ final class LineProtocolHandler: ChannelInboundHandler, RemovableChannelHandler 
     private func process(_ work: inout ByteBuffer, context: ChannelHandlerContext) {
         var reply = output ?? context.channel.allocator.buffer(capacity: 256)
         var produced = 0  // bytes moved into slots by this call
-        // Work on a local copy of the processor for the whole batch: a mutating call on a stored property
-        // of a class pays a dynamic exclusivity check per command.
-        var processor = self.processor
-        defer { self.processor = processor }
-        processor.refreshPolicies()
+        processor.pointee.refreshPolicies()
         let now = self.context.clock.now()
         do {
             commands: while produced + reply.readableBytes < Self.maximumReplyBytesPerRead, waiting < Self.maximumWaitsPerConnection,
                 let command = try parser.parse(&work)
             {
-                switch processor.execute(command, now: now, into: &reply) {
+                switch processor.pointee.execute(command, now: now, into: &reply) {
                 case .proceed: continue
                 case .close:
                     closing = true
@@ -168,7 +174,7 @@ final class LineProtocolHandler: ChannelInboundHandler, RemovableChannelHandler 
 
     private func answered(_ slot: Int, reply: ByteBuffer, counts: ServerStatistics.Batch, context: ChannelHandlerContext) {
         guard context.channel.isActive, let index = slots.firstIndex(where: { if case .waiting(slot) = $0 { true } else { false } }) else { return }
-        processor.batch.add(counts)
+        processor.pointee.batch.add(counts)
         slots[index] = .ready(reply)
         waiting -= 1
         if stalled, !closing {
@@ -184,8 +190,8 @@ final class LineProtocolHandler: ChannelInboundHandler, RemovableChannelHandler 
         context.eventLoop.assumeIsolated().execute {
             self.flushScheduled = false
             guard context.channel.isActive else { return }
-            self.context.statistics.add(self.processor.batch)
-            self.processor.batch = ServerStatistics.Batch()
+            self.context.statistics.add(self.processor.pointee.batch)
+            self.processor.pointee.batch = ServerStatistics.Batch()
             self.flush(context: context)
             if !self.paused, !self.stalled, !self.closing {
                 _ = try? context.channel.syncOptions?.setOption(ChannelOptions.autoRead, value: context.channel.isWritable)
@@ -194,8 +200,8 @@ final class LineProtocolHandler: ChannelInboundHandler, RemovableChannelHandler 
     }
 
     func channelReadComplete(context: ChannelHandlerContext) {
-        self.context.statistics.add(processor.batch)
-        processor.batch = ServerStatistics.Batch()
+        self.context.statistics.add(processor.pointee.batch)
+        processor.pointee.batch = ServerStatistics.Batch()
         flush(context: context)
         context.fireChannelReadComplete()
     }
@@ -243,8 +249,8 @@ final class LineProtocolHandler: ChannelInboundHandler, RemovableChannelHandler 
         if var work = pending {
             pending = nil
             process(&work, context: context)
-            self.context.statistics.add(processor.batch)
-            processor.batch = ServerStatistics.Batch()
+            self.context.statistics.add(processor.pointee.batch)
+            processor.pointee.batch = ServerStatistics.Batch()
             flush(context: context)
         }
         if !paused, !stalled { _ = try? context.channel.syncOptions?.setOption(ChannelOptions.autoRead, value: context.channel.isWritable) }
