@@ -245,23 +245,30 @@ public struct HTTPAPIProcessor: Sendable {
         }
     }
 
-    /// One check, not in a list: decided without allocating when it needs no wait (local, or from a lease).
-    private func decide(
-        _ single: ResolvedCheck, policies: PolicySet, now: Timestamp, counts: inout ServerStatistics.Batch
-    ) throws(HTTPAPIError) -> HTTPAPIOutcome {
-        var key = single.key
+    /// `resolved` decided on its own by the limiter: at once (local, a lease), or waiting for Redis.
+    private func outcome(of resolved: ResolvedCheck, policies: PolicySet, now: Timestamp) throws(HTTPAPIError) -> RateLimiter.SingleOutcome {
+        var key = resolved.key
         let outcome = key.withUTF8 { key in
             Result { () throws(RequestError) in
-                try context.limiter.decide(single.check, policies: policies, key: UnsafeRawBufferPointer(key), at: now)
+                try context.limiter.decide(resolved.check, policies: policies, key: UnsafeRawBufferPointer(key), at: now)
             }
         }
         switch outcome {
         case .failure(let error): throw HTTPAPIError(.unprocessableEntity, code: "unsupported_checks", error.message)
-        case .success(.decided(let decision)):
+        case .success(let single): return single
+        }
+    }
+
+    /// One check, not in a list: decided without allocating when it needs no wait (local, or from a lease).
+    private func decide(
+        _ single: ResolvedCheck, policies: PolicySet, now: Timestamp, counts: inout ServerStatistics.Batch
+    ) throws(HTTPAPIError) -> HTTPAPIOutcome {
+        switch try outcome(of: single, policies: policies, now: now) {
+        case .decided(let decision):
             counts.count(decision, in: policies)
             context.report(decision, of: single.check, policies: policies, key: single.key, now: now)
             return .response(.decision(decision, single, now: now))
-        case .success(.pending(let request)):
+        case .pending(let request):
             let context = context
             return .pending(
                 PendingAnswer(request, countsVerdict: false) { result, now in
@@ -323,16 +330,9 @@ public struct HTTPAPIProcessor: Sendable {
         for field in fields {
             do throws(HTTPAPIError) {
                 let resolved = try field.resolve(policies: policies, maximumKeyBytes: context.maximumKeyBytes)
-                var key = resolved.key
-                let outcome = key.withUTF8 { key in
-                    Result { () throws(RequestError) in
-                        try context.limiter.decide(resolved.check, policies: policies, key: UnsafeRawBufferPointer(key), at: now)
-                    }
-                }
-                switch outcome {
-                case .failure(let error): throw HTTPAPIError(.unprocessableEntity, code: "unsupported_checks", error.message)
-                case .success(.decided(let decision)): items.append(Self.batchItem(decision, resolved))
-                case .success(.pending(let request)): items.append(.waiting(request, resolved))
+                switch try outcome(of: resolved, policies: policies, now: now) {
+                case .decided(let decision): items.append(Self.batchItem(decision, resolved))
+                case .pending(let request): items.append(.waiting(request, resolved))
                 }
             } catch {
                 let json = "{\"status\":\(error.status.code),\"error\":{\"code\":\(JSONText.quoted(error.code)),\"message\":\(JSONText.quoted(error.message))}}"
