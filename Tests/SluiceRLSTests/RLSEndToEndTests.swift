@@ -202,17 +202,15 @@ extension RLSEndToEndTests {
         let file = sluice.directory.appendingPathComponent("ratelimit/d.yaml")
         try "domain: d\ndescriptors:\n  - key: k\n    rate_limit: { unit: hour, requests_per_unit: -2 }\n".write(to: file, atomically: true, encoding: .utf8)
         sluice.server.send(SIGHUP)
-        try await Self.waitFor(sluice.server, toLog: "reload rejected")
+        try await sluice.server.waitUntilLogged("reload rejected")
         #expect(sluice.server.output.contains("ratelimit/d.yaml:4: descriptors[0].rate_limit.requests_per_unit"), "\(sluice.server.output)")
         #expect(try await Self.call(port: port, domain: "d", [[("k", "a")]]).statuses[0].limitRemaining == 0, "the old domain stays")
         try "domain: d\ndescriptors:\n  - key: k\n    rate_limit: { unit: hour, requests_per_unit: 5 }\n".write(to: file, atomically: true, encoding: .utf8)
         sluice.server.send(SIGHUP)
-        try await Self.waitFor(sluice.server, toLog: "reloaded policies")
+        try await sluice.server.waitUntilLogged("reloaded policies")
         let reloaded = try await Self.call(port: port, domain: "d", [[("k", "a")]])
         #expect(reloaded.statuses[0].currentLimit.requestsPerUnit == 5)
         #expect(reloaded.statuses[0].limitRemaining == 4, "a changed limit starts with a full bucket")
         #expect(try await sluice.stop() == 0)
     }
-
-    static func waitFor(_ server: ChildProcess, toLog text: String) async throws { try await server.waitUntilLogged(text) }
 }

@@ -54,7 +54,7 @@ struct ExecutableTests {
         // A broken file: rejected, the old policy stays, and its bucket too.
         try (header + "  api: { algorithm: fixed_window, limit: -1, period: 1h }\n").write(toFile: path, atomically: true, encoding: .utf8)
         kill(server.processIdentifier, SIGHUP)
-        try await Self.waitFor(server, toLog: "reload rejected")
+        try await server.waitUntilLogged("reload rejected")
         #expect(server.output.contains("policies.api.limit (line 3)"))
         #expect(try command("TAKE api user").hasPrefix("*5\r\n:1\r\n:3\r\n:1\r\n"))
 
@@ -62,7 +62,7 @@ struct ExecutableTests {
         try (header + "  api: { algorithm: fixed_window, limit: 3, period: 1h }\n  extra: { algorithm: token_bucket, limit: 1, period: 1m }\n")
             .write(toFile: path, atomically: true, encoding: .utf8)
         kill(server.processIdentifier, SIGHUP)
-        try await Self.waitFor(server, toLog: "reloaded policies")
+        try await server.waitUntilLogged("reloaded policies")
         #expect(try command("TAKE extra user").hasPrefix("*5\r\n:1\r\n"))
         #expect(try command("TAKE api user").hasPrefix("*5\r\n:1\r\n:3\r\n:0\r\n"))
 
@@ -71,6 +71,4 @@ struct ExecutableTests {
         #expect(status == 0, "\(server.output)")
         #expect(server.output.contains("sluice stopped"))
     }
-
-    static func waitFor(_ server: ChildProcess, toLog text: String) async throws { try await server.waitUntilLogged(text) }
 }

@@ -16,11 +16,10 @@ public final class PolicySet: Sendable {
     private let rateLimits: [RateLimit]
     private let modes: [Policy.Mode]
     private let hasOverrides: [Bool]
-    /// Each policy's decision counters (``PolicyCounters``), by index.
-    let counters: [PolicyCounters.Cell]
-    /// ``counters`` and then the inline limits' cell, unretained: this set holds them (and ``decisionCounters`` the
-    /// inline one) for as long as it lives, so counting need not retain and release a cell per decision.
-    private let counterReferences: [Unmanaged<PolicyCounters.Cell>]
+    /// Each policy's decision counters (``PolicyCounters``), by index, then the inline limits' cell; unretained, so
+    /// that counting retains and releases no cell per decision: ``decisionCounters``, which this set holds, keeps
+    /// every cell it made for its own life.
+    private let counters: [Unmanaged<PolicyCounters.Cell>]
     /// Where ``counters`` come from (``PolicyCounters/shared`` unless a test gives its own), for reporting.
     public let decisionCounters: PolicyCounters
 
@@ -47,15 +46,14 @@ public final class PolicySet: Sendable {
         self.modes = policies.map(\.mode)
         self.hasOverrides = policies.map { !$0.overrides.isEmpty }
         self.decisionCounters = counters
-        self.counters = policies.map { counters.cell($0.name) }
-        self.counterReferences = (self.counters + [counters.inline]).map { Unmanaged.passUnretained($0) }
+        self.counters = (policies.map { counters.cell($0.name) } + [counters.inline]).map { Unmanaged.passUnretained($0) }
     }
 
     /// Counts `decision` under its policy (an inline limit's under ``PolicyCounters/inlineName``).
     @inline(__always)
     public func count(_ decision: Decision) {
         let index = Int(decision.policyIndex)
-        let cell = counterReferences[index >= 0 && index < counters.count ? index : counters.count]
+        let cell = counters[index >= 0 && index < policies.count ? index : policies.count]
         cell._withUnsafeGuaranteedRef { $0.count(decision) }
     }
 

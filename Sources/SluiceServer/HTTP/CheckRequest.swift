@@ -124,17 +124,11 @@ struct CheckFields {
         var uri = uri
         uri.withUTF8 { target in
             HTTPAPIRequest.forEachQueryParameter(in: UnsafeRawBufferPointer(target)) { rawName, rawValue in
-                guard let value = HTTPAPIRequest.percentDecoded(rawValue) else {
-                    failure = failure ?? HTTPAPIError(.badRequest, code: "invalid_query", "malformed percent-encoding in '\(excerpt(String(decoding: rawName, as: UTF8.self)))'")
-                    return
+                if let value = HTTPAPIRequest.percentDecoded(rawValue) {
+                    if !HTTPAPIRequest.needsDecoding(rawName), let field = Field(bytes: rawName) { return set(field, .text(value)) }
+                    if let name = HTTPAPIRequest.percentDecoded(rawName) { return set(name: name, .text(value)) }
                 }
-                if !HTTPAPIRequest.needsDecoding(rawName), let field = Field(bytes: rawName) {
-                    set(field, .text(value))
-                } else if let name = HTTPAPIRequest.percentDecoded(rawName) {
-                    set(name: name, .text(value))
-                } else {
-                    failure = failure ?? HTTPAPIError(.badRequest, code: "invalid_query", "malformed percent-encoding in '\(excerpt(String(decoding: rawName, as: UTF8.self)))'")
-                }
+                failure = failure ?? HTTPAPIError(.badRequest, code: "invalid_query", "malformed percent-encoding in '\(excerpt(String(decoding: rawName, as: UTF8.self)))'")
             }
         }
         if let failure { throw failure }
