@@ -6,7 +6,8 @@
 #   strict:  TAKE strict key:__rand_int__  (one EVALSHA per decision, token bucket in Lua)
 #            vs EVALSHA of the common Redis+Lua token bucket sent straight to redis-server
 #            -c 50 -r 100000, -P 1 and -P 16
-# Writes JSON (RESULTS=file). Env: REPS (3), N (2000000 leased, NS 300000 strict), C (50)
+# Writes JSON (RESULTS=file). Env: REPS (3), N (2000000 leased, NS 300000 strict), C (50), EVENT_LOOPS (Sluice's
+# --event-loops; default one per core)
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd); . "$here/common.sh"
 N=${N:-2000000}; NS=${NS:-300000}; C=${C:-50}
@@ -14,6 +15,7 @@ RESULTS=${RESULTS:-$here/../results/global_vs_local.json}
 BIN=$(build_sluice)
 TMP=$(mktemp -d -t sluice-global.XXXXXX)
 RPID=; SPID=
+LOOPS=(); [ -z "${EVENT_LOOPS:-}" ] || LOOPS=(--event-loops "$EVENT_LOOPS")
 trap 'stop_pid "$SPID"; stop_pid "$RPID"; rm -rf "$TMP"' EXIT
 global_servers "$TMP" "strict: { algorithm: token_bucket, limit: 100, period: 1s, scope: global, sync: strict }"
 TB=$(redis-cli -h 127.0.0.1 -p "$RPORT" SCRIPT LOAD "$(cat "$here/reference_token_bucket.lua")")
@@ -47,7 +49,7 @@ lease_ratio=$(awk -v a="$gl" -v b="$lo" 'BEGIN{printf "%.2f", a/b}')
 # Each rep's global run against the local run just before it: the spread the medians hide.
 rep_ratios=$(awk '$1=="local/P16"{l[++nl]=$2} $1=="global/P16"{g[++ng]=$2} END{for(i=1;i<=ng;i++) printf "%s%.2f", (i>1?", ":""), g[i]/l[i]}' "$TMP/rows")
 echo "# machine: $(machine_note)"
-echo "# redis-server $(redis-server --version | awk '{print $3}' | cut -d= -f2), sluice $("$BIN" --version); redis errors: $errors, fallbacks: $fallbacks"
+echo "# redis-server $(redis-server --version | awk '{print $3}' | cut -d= -f2), sluice $("$BIN" --version) (event loops: ${EVENT_LOOPS:-one per core}); redis errors: $errors, fallbacks: $fallbacks"
 echo "# leased: redis-benchmark -c $C -n $N -r 1000 -P 16 TAKE {global|local} repN:__rand_int__ (fresh keys each rep; x$REPS alternating, medians)"
 printf 'leased  global %9.0f ops/s (p50 %.3f ms) | local %9.0f ops/s (p50 %.3f ms) | ratio %sx (per rep: %s) | answered without Redis: %s (per rep: %s)\n' \
   "$gl" "$(med global/P16 3)" "$lo" "$(med local/P16 3)" "$lease_ratio" "$rep_ratios" "$share" "$(awk '{printf "%s ", $2}' "$TMP/shares")"
@@ -61,5 +63,5 @@ for P in 1 16; do
   json_rows+=("{\"mode\": \"strict\", \"pipeline\": $P, \"reference\": \"Redis+Lua token bucket (EVALSHA)\", \"reference_ops\": $rs, \"sluice_ops\": $so, \"ratio\": $ratio}")
 done
 write_results "$RESULTS" global_vs_local \
-  "leased: redis-benchmark -c $C -n $N -r 1000 -P 16 TAKE global|local repN:__rand_int__; strict: -c $C -n $NS -r 100000 -P {1,16} TAKE strict vs EVALSHA token_bucket.lua; x$REPS alternating, medians" \
+  "leased: redis-benchmark -c $C -n $N -r 1000 -P 16 TAKE global|local repN:__rand_int__; strict: -c $C -n $NS -r 100000 -P {1,16} TAKE strict vs EVALSHA token_bucket.lua; x$REPS alternating, medians; sluice event loops ${EVENT_LOOPS:-one per core}" \
   "" "${json_rows[@]}"

@@ -24,8 +24,8 @@ final class JobQueue: @unchecked Sendable {
     private var gatherUntil: ContinuousClock.Instant?
     /// How long a gathered job may wait for others.
     let gathering: Duration
-    /// What ``gathering`` is at most: a renewal ahead of need has half its slice left, which lasts a quarter of
-    /// a second or more once the slice is sized (see ``Lease``).
+    /// What ``gathering`` is at most: a renewal ahead of need has half its slice left, which lasts half a second
+    /// once the slice is sized to the rate (see ``Lease/nextWant(_:spent:in:largest:)``).
     static let defaultGathering = Duration.milliseconds(5)
 
     /// The gathering for a Redis `timeout`: at most a quarter of it, so that a gathered job is sent long before

@@ -30,10 +30,14 @@ struct Lease: Sendable {
     var globalRemaining: Int64 = 0
     /// When the bucket is full again, as of the last reply.
     var resetAt: Int64 = 0
-    /// The last slice granted, and when.
+    /// The last slice granted, when, and what the lease held once it was applied (``Lease/apply(_:of:now:)``):
+    /// the next renewal reads the rate the slice was spent at from them.
     var lastGrant: Int64 = 0
     var grantedAt: Int64 = 0
-    /// The slice to ask for next: doubles while a slice lasts under a quarter second, halves past two.
+    var heldAtGrant: Int64 = 0
+    /// The slice to ask for next (``Lease/startRenewal(need:now:)``): while half a slice is spent in under a
+    /// quarter second, it grows to what would last a second at the rate the last one was spent (at least
+    /// twice, at most eight times the last); when half lasts over two seconds it halves.
     var want: Int64
     /// A renewal is in flight, sent at `renewalSentAt`.
     var renewing = false
@@ -109,16 +113,27 @@ struct Lease: Sendable {
         renewing = true
         renewalSentAt = now
         renewals += 1
+        if lastGrant > 0 { want = Self.nextWant(want, spent: heldAtGrant - remaining, in: now - grantedAt, largest: max(1, rateLimit.capacity / 16)) }
         if validUntil <= now { remaining = 0 }  // an expired slice is gone
-        let largest = max(1, rateLimit.capacity / 16)
-        if lastGrant > 0 {
-            let lasted = now - grantedAt
-            if lasted < 250_000_000 { want = min(largest, want * 2) } else if lasted > 2_000_000_000 { want = max(1, want / 2) }
-        }
         let need = max(need, waiters.reduce(1) { $1.pending.isAnswered ? $0 : max($0, $1.check.cost) })
         return Renewal(
             key: key, redisKey: redisKey, rateLimit: rateLimit, number: renewals, sentAt: now, want: max(want, need), need: need, keep: remaining
         )
+    }
+
+    /// The slice to ask for after `spent` units went in `lasted` ns (a renewal starts once half a slice is spent).
+    ///
+    /// Doubling alone took a key served a thousand times a second six renewals, and half a second of small
+    /// slices running out, to reach its size; sized from the rate, it takes two. Growth stays bounded (eight
+    /// times a step) so one burst does not claim a large slice, and the slice never passes `largest`.
+    static func nextWant(_ want: Int64, spent: Int64, in lasted: Int64, largest: Int64) -> Int64 {
+        if lasted > 2_000_000_000 { return max(1, want / 2) }
+        guard lasted < 250_000_000 else { return min(largest, want) }
+        let ceiling = min(largest, want * 8)
+        // `spent` units in `lasted` ns: a second's worth, in floating point (the product overflows 64 bits).
+        // Nothing measured (a renewal started as the last one was applied, for waiters it left): doubling.
+        let perSecond = lasted > 0 ? Double(max(0, spent)) * 1e9 / Double(lasted) : 0
+        return max(min(largest, want * 2), perSecond < Double(ceiling) ? Int64(perSecond) : ceiling)
     }
 
     /// What applying a renewal's reply settled.
@@ -171,6 +186,7 @@ struct Lease: Sendable {
             }
         }
         waiters = still
+        heldAtGrant = remaining
         if !still.isEmpty { settled.next = startRenewal(need: 1, now: now) }
         return settled
     }

@@ -303,6 +303,29 @@ struct LeaseTests {
         #expect(result16.want == 31)
     }
 
+    @Test("a hot key's slice grows to what lasts a second at the rate the last one was spent, at most eightfold a step")
+    func sliceSizedFromTheRate() throws {
+        var lease = Self.lease(limit: 1_000_000)  // capacity/16 = 62,500: the bound never binds here
+        _ = try open(&lease, granted: 16)  // the first waiter took 1: 15 held
+        var wants: [Int64] = []
+        // Served a thousand times a second: each renewal starts once half the slice is spent.
+        for _ in 0..<3 {
+            let spend = lease.remaining - lease.lastGrant / 2
+            clock.advance(nanoseconds: spend * Self.millisecond)
+            lease.remaining -= spend
+            let renewal = lease.startRenewal(need: 1, now: now)
+            wants.append(renewal.want)
+            _ = lease.apply(Self.grant(renewal.want), of: renewal, now: now)
+        }
+        #expect(wants == [128, 1000, 1000], "16 grows eightfold, then to a second's worth at 1000/s, and stays")
+        #expect(Lease.nextWant(1000, spent: 1_000_000, in: 1, largest: 62_500) == 8000, "a burst grows it eightfold, no more")
+        #expect(Lease.nextWant(1000, spent: 10, in: 100 * Self.millisecond, largest: 62_500) == 2000, "a slow spend still doubles")
+        #expect(Lease.nextWant(60_000, spent: 1_000_000, in: Self.millisecond, largest: 62_500) == 62_500, "capacity/16 bounds it")
+        #expect(Lease.nextWant(1000, spent: 0, in: 0, largest: 62_500) == 2000, "nothing measured: it doubles")
+        #expect(Lease.nextWant(1000, spent: 400, in: Self.second, largest: 62_500) == 1000, "half a slice in a second: kept")
+        #expect(Lease.nextWant(1000, spent: 400, in: 3 * Self.second, largest: 62_500) == 500, "over two seconds: halved")
+    }
+
     @Test("an idle lease with nothing in flight or known is disposable after a second")
     func disposable() throws {
         var lease = Self.lease()
