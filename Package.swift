@@ -74,7 +74,7 @@ let package = Package(
         .systemLibrary(name: "CHiredis"),
         .target(
             name: "SluiceRedis",
-            dependencies: ["SluiceCore", "SluiceConfig", "CHiredis", .product(name: "Logging", package: "swift-log")],
+            dependencies: ["CSluiceAtomics", "SluiceCore", "SluiceConfig", "CHiredis", .product(name: "Logging", package: "swift-log")],
             swiftSettings: swiftSettings
         ),
         // Envoy's rate limit service over gRPC, and envoyproxy/ratelimit's descriptor matching. Never Redis.

@@ -47,6 +47,12 @@ struct Lease: Sendable {
     var lastUsed: Int64 = 0
     /// Decisions waiting for the renewal in flight, in arrival order.
     var waiters: [Waiter] = []
+    /// The lease's cell in ``LeaseCells`` (-1: none), whether it is open (it then holds the unspent count, and
+    /// ``remaining`` is not current: ``LeaseTable`` closes it before any method here runs), and the count it was
+    /// opened with.
+    var cell = -1
+    var cellOpen = false
+    var openedWith: Int64 = 0
 
     /// Numbers the leases of the process.
     private static let identities = Atomic<UInt64>(0)
@@ -78,19 +84,26 @@ struct Lease: Sendable {
     ///     so the next renewal may start.
     ///   - connected: whether a renewal may be started now.
     mutating func spend(_ check: Check, now: Int64, staleAfter: Int64, connected: Bool) -> Spend {
-        if renewing, now - renewalSentAt > staleAfter { renewing = false }
         if validUntil > now, remaining >= check.cost {
             remaining -= check.cost
             lastUsed = now
             // The charge names the lease as it was before any renewal this decision starts.
             let charge = GlobalCharge(fromLease: true, window: window, renewals: renewals, lease: identity)
-            let renewal = remaining * 2 <= lastGrant && !renewing && connected ? startRenewal(need: 1, now: now) : nil
+            let renewal = renewalIfDue(now: now, staleAfter: staleAfter, connected: connected)
             return .allowed(decision(for: check, now: now, allowed: true), charge, renewal: renewal)
         }
+        if renewing, now - renewalSentAt > staleAfter { renewing = false }
         if exhaustedUntil > now, check.cost >= exhaustedNeed {
             return .exhausted(decision(for: check, now: now, allowed: false))
         }
         return .needsRedis
+    }
+
+    /// Starts a renewal if half of the last grant is spent and none flies (one in flight longer than `staleAfter`
+    /// is taken as lost), while connected.
+    mutating func renewalIfDue(now: Int64, staleAfter: Int64, connected: Bool) -> Renewal? {
+        if renewing, now - renewalSentAt > staleAfter { renewing = false }
+        return remaining * 2 <= lastGrant && !renewing && connected ? startRenewal(need: 1, now: now) : nil
     }
 
     /// Queues `waiter` for the renewal in flight, starting one if none is.
@@ -243,15 +256,25 @@ struct Lease: Sendable {
 
     /// The decision the lease gives `check`: allowed from the slice, or denied until the known exhaustion ends.
     func decision(for check: Check, now: Int64, allowed: Bool) -> Decision {
+        if allowed { return Self.allowed(check, remaining: remaining, globalRemaining: globalRemaining, resetAt: resetAt, now: now) }
         let capacity = check.rateLimit.capacity
         let reset = max(0, resetAt - now)
-        if allowed {
-            let shown = min(capacity, max(0, remaining + globalRemaining))
-            return Decision(outcome: .allowed, limit: capacity, remaining: shown, resetAfterNanoseconds: reset, retryAfterNanoseconds: 0).answering(check)
-        }
         return Decision(
             outcome: .denied, limit: capacity, remaining: 0, resetAfterNanoseconds: max(reset, exhaustedUntil - now),
             retryAfterNanoseconds: max(1, exhaustedUntil - now)
+        ).answering(check)
+    }
+}
+
+extension Lease {
+    /// An allowed decision from a slice left with `remaining`, Redis having `globalRemaining` beside it and the
+    /// bucket full at `resetAt`: what a spend answers, under the lock or from a cell (``LeaseCells``).
+    @inline(__always)
+    static func allowed(_ check: Check, remaining: Int64, globalRemaining: Int64, resetAt: Int64, now: Int64) -> Decision {
+        let capacity = check.rateLimit.capacity
+        return Decision(
+            outcome: .allowed, limit: capacity, remaining: min(capacity, max(0, remaining + globalRemaining)),
+            resetAfterNanoseconds: max(0, resetAt - now), retryAfterNanoseconds: 0
         ).answering(check)
     }
 }

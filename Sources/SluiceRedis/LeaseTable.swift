@@ -2,7 +2,11 @@ import SluiceCore
 import Synchronization
 
 /// The leases of this process: shards of ``LeaseMap``s, each behind its own lock, held for a lookup and
-/// a few integer updates. Bounded: when full, a new bucket gets no lease (it is decided by a script call).
+/// a few integer updates, and each lease's cell (``LeaseCells``), from which the common decision spends without
+/// the lock. Bounded: when full, a new bucket gets no lease (it is decided by a script call).
+///
+/// Every access under a lock closes the lease's cell first (its unspent count moves into the ``Lease``) and
+/// opens it again after, so ``Lease``'s methods see and leave the whole lease.
 final class LeaseTable: Sendable {
     enum Outcome {
         /// Decided here, with its charge; the renewal to send, if one is due.
@@ -26,36 +30,57 @@ final class LeaseTable: Sendable {
     private let shards: LockedShards<ShardState>
     private let capacityPerShard: Int
     private let sweepCursor = Atomic<Int>(0)
+    /// Nil if the memory for them was refused: every decision then takes the lock.
+    private let cells: LeaseCells?
 
     init(capacity: Int) {
         shards = LockedShards(count: Self.shardCount) { _ in ShardState() }
         // A `LeaseMap` numbers its leases in 32 bits; a shard that held more would need a terabyte.
         capacityPerShard = min(max(1, capacity / Self.shardCount), Int(UInt32.max) - 1)
+        cells = LeaseCells(shardCount: Self.shardCount, capacityPerShard: capacityPerShard)
     }
 
-    /// The leases held, and the decisions made from leases (``Outcome/decided``) so far: summed over the shards
-    /// when status is read, so no decision updates a counter that every shard shares.
+    /// The leases held, and the decisions made from leases (``Outcome/decided`` and spends from cells) so far:
+    /// summed over the shards and the cells when status is read, so no decision updates a counter that every
+    /// shard shares.
     var counts: (leases: Int, decided: Int) {
         (0..<shards.count).reduce((leases: 0, decided: 0)) { sum, index in
-            shards.withLock(index) { state in (sum.leases + state.map.count, sum.decided + state.decided) }
+            shards.withLock(index) { state in
+                let fromCells = state.map.leases.reduce(0) { $0 + ($1.cell >= 0 ? cells?.decided($1.cell) ?? 0 : 0) }
+                return (sum.leases + state.map.count, sum.decided + state.decided + fromCells)
+            }
         }
     }
 
     private func shard(_ key: BucketKey) -> Int { Int(truncatingIfNeeded: key.secondary >> 58) & (Self.shardCount - 1) }
 
+    /// Spends `check.cost` from its lease's cell without a lock, if the lease has one, open, that can serve it;
+    /// nil when the lock must decide (``withLease(_:now:create:_:)``).
+    @inline(__always)
+    func spendWithoutLock(_ check: Check, now: Int64) -> LeaseCells.Spent? {
+        cells?.spend(check, shard: shard(check.key), now: now)
+    }
+
     /// Runs `body` on `key`'s lease, created by `create` when absent (unless the shard is full).
     /// Inlined into the caller, so that the closures are too (called through a context, they cost a decision more).
     @inline(__always)
-    func withLease(_ key: BucketKey, create: () -> Lease, _ body: (inout Lease) -> Outcome) -> Outcome {
-        shards.withLock(shard(key)) { state in
+    func withLease(_ key: BucketKey, now: Int64, create: () -> Lease, _ body: (inout Lease) -> Outcome) -> Outcome {
+        let index = shard(key)
+        return shards.withLock(index) { state in
             let outcome: Outcome
             if let position = state.map.position(of: key) {
-                outcome = state.map.withLease(at: position, body)
+                outcome = state.map.withLease(at: position) { lease in
+                    close(&lease, now: now)
+                    defer { open(&lease, now: now) }
+                    return body(&lease)
+                }
             } else {
                 guard state.map.count < capacityPerShard else { return .full }
                 var lease = create()
                 outcome = body(&lease)
                 if case .unavailable = outcome { return outcome }  // nothing to remember
+                lease.cell = cells?.claim(key, shard: index) ?? -1
+                open(&lease, now: now)
                 state.map.insert(lease)
             }
             if case .decided = outcome { state.decided += 1 }
@@ -64,17 +89,48 @@ final class LeaseTable: Sendable {
     }
 
     /// Runs `body` on `key`'s lease if it exists.
-    func update(_ key: BucketKey, _ body: (inout Lease) -> Void) {
+    func update(_ key: BucketKey, now: Int64, _ body: (inout Lease) -> Void) {
         shards.withLock(shard(key)) { state in
-            if let position = state.map.position(of: key) { state.map.withLease(at: position, body) }
+            guard let position = state.map.position(of: key) else { return }
+            state.map.withLease(at: position) { lease in
+                close(&lease, now: now)
+                body(&lease)
+                open(&lease, now: now)
+            }
         }
+    }
+
+    /// Takes `lease`'s unspent count back from its open cell, which spends no more. A count that went down since
+    /// the opening was spent from the cell: the lease was used.
+    private func close(_ lease: inout Lease, now: Int64) {
+        guard lease.cellOpen, let cells else { return }
+        lease.cellOpen = false
+        lease.remaining = cells.close(lease.cell)
+        if lease.remaining < lease.openedWith { lease.lastUsed = now }
+    }
+
+    /// Opens `lease`'s cell with the lease as it is, if it has one and its slice can be spent.
+    private func open(_ lease: inout Lease, now: Int64) {
+        guard lease.cell >= 0, let cells else { return }
+        lease.cellOpen = cells.open(lease.cell, with: lease, now: now)
+        lease.openedWith = lease.remaining
     }
 
     /// Drops leases that are spent or expired, idle, and awaited by nobody: a few shards per call.
     func sweep(now: Int64) {
         let start = sweepCursor.add(8, ordering: .relaxed).oldValue
         for offset in 0..<8 {
-            _ = shards.withLock((start + offset) & (Self.shardCount - 1)) { state in state.map.removeAll { $0.isDisposable(now: now) } }
+            shards.withLock((start + offset) & (Self.shardCount - 1)) { state in
+                for position in 0..<state.map.count { state.map.withLease(at: position) { close(&$0, now: now) } }
+                var freed = 0
+                _ = state.map.removeAll { lease in
+                    guard lease.isDisposable(now: now) else { return false }
+                    if lease.cell >= 0, let cells { freed += cells.free(lease.cell) }
+                    return true
+                }
+                state.decided += freed
+                for position in 0..<state.map.count { state.map.withLease(at: position) { open(&$0, now: now) } }
+            }
         }
     }
 
@@ -83,7 +139,15 @@ final class LeaseTable: Sendable {
         var returning: [Lease] = []
         for index in 0..<shards.count {
             shards.withLock(index) { state in
-                for lease in state.map.leases where lease.returnable(now: now) > 0 { returning.append(lease) }
+                var freed = 0
+                for position in 0..<state.map.count {
+                    state.map.withLease(at: position) { lease in
+                        close(&lease, now: now)
+                        if lease.cell >= 0, let cells { freed += cells.free(lease.cell) }
+                        if lease.returnable(now: now) > 0 { returning.append(lease) }
+                    }
+                }
+                state.decided += freed
                 state.map.removeAll()
             }
         }

@@ -142,7 +142,7 @@ public final class RedisGlobalLimiter: GlobalLimiter {
         }
         if charge.fromLease {
             var refunded = false
-            leases.update(check.key) { refunded = $0.refund(check.cost, charge: charge, now: now.nanoseconds) }
+            leases.update(check.key, now: now.nanoseconds) { refunded = $0.refund(check.cost, charge: charge, now: now.nanoseconds) }
             if refunded { return }
         }
         refundToRedis(check, redisKey: redisKey(policy, key), window: charge.window)
@@ -166,12 +166,17 @@ public final class RedisGlobalLimiter: GlobalLimiter {
 
     private func leased(_ check: Check, policy: Policy, key: UnsafeRawBufferPointer, now: Timestamp) -> GlobalDecision {
         let time = now.nanoseconds
+        if let spent = leases.spendWithoutLock(check, now: time) {
+            // Half of the slice is spent: the lock sees whether a renewal is to start (it is not while one flies).
+            if spent.renewalDue, let renewal = renewalIfDue(check.key, now: time) { send(renewal, aheadOfNeed: true) }
+            return .decided(spent.decision, spent.charge)
+        }
         let connected = router.isConnected
         var waiting: PendingDecision?
         // The closures are written as arguments, so they are not escaping: a closure kept in a `let` first was
         // built as an escaping one, copying the check and the policy into a context on every leased decision.
         let outcome: LeaseTable.Outcome = leases.withLease(
-            check.key, create: { Lease(key: check.key, redisKey: redisKey(policy, key), rateLimit: check.rateLimit) }
+            check.key, now: time, create: { Lease(key: check.key, redisKey: redisKey(policy, key), rateLimit: check.rateLimit) }
         ) { lease in
             switch lease.spend(check, now: time, staleAfter: staleRenewal, connected: connected) {
             case .allowed(let decision, let charge, let renewal): return .decided(decision, charge, renewal)
@@ -204,10 +209,18 @@ public final class RedisGlobalLimiter: GlobalLimiter {
         }
     }
 
+    /// The renewal `key`'s lease is due, if it is: after a spend from its cell left half of the last grant.
+    private func renewalIfDue(_ key: BucketKey, now: Int64) -> Renewal? {
+        let connected = router.isConnected
+        var renewal: Renewal?
+        leases.update(key, now: now) { renewal = $0.renewalIfDue(now: now, staleAfter: staleRenewal, connected: connected) }
+        return renewal
+    }
+
     /// A PEEK answered from a valid lease or a known exhaustion, taking nothing; nil when Redis must be asked.
     private func peekLease(_ check: Check, now: Timestamp) -> Decision? {
         var answer: Decision?
-        leases.update(check.key) { answer = $0.peek(check, now: now.nanoseconds) }
+        leases.update(check.key, now: now.nanoseconds) { answer = $0.peek(check, now: now.nanoseconds) }
         return answer
     }
 
@@ -226,7 +239,7 @@ public final class RedisGlobalLimiter: GlobalLimiter {
         let now = clock.now()
         var settled = Lease.Settled()
         var failed: [PendingDecision] = []
-        leases.update(renewal.key) { lease in
+        leases.update(renewal.key, now: now.nanoseconds) { lease in
             switch result {
             case .success(let reply): settled = lease.apply(reply, of: renewal, now: now.nanoseconds)
             case .failure: failed = lease.fail(renewal)  // the waiters follow the failure policy (their fallbacks know it)
@@ -270,7 +283,7 @@ public final class RedisGlobalLimiter: GlobalLimiter {
     }
 
     public func reset(_ check: Check, policy: Policy, key: [UInt8]) async -> Bool {
-        leases.update(check.key) { $0.forget() }
+        leases.update(check.key, now: clock.now().nanoseconds) { $0.forget() }
         guard router.isConnected else { return false }
         let redisKey: [UInt8] = key.withUnsafeBytes { self.redisKey(policy, $0) }
         return await withCheckedContinuation { continuation in

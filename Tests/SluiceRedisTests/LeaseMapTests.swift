@@ -96,7 +96,7 @@ struct LeaseTableTests {
         let keys = (0..<2000).map { BucketKey(seed: 4, key: "k\($0)") }
         var full = 0
         for (number, key) in keys.enumerated() {
-            let outcome = table.withLease(key, create: { LeaseMapTests.lease(key, identity: UInt64(number)) }) { _ in Self.allowed }
+            let outcome = table.withLease(key, now: 0, create: { LeaseMapTests.lease(key, identity: UInt64(number)) }) { _ in Self.allowed }
             if case .full = outcome { full += 1 }
         }
         #expect(table.counts.leases == 64)
@@ -105,14 +105,14 @@ struct LeaseTableTests {
         // A lease that exists is found again (and counted); an unavailable outcome leaves nothing behind.
         let held = keys.filter { key in
             var found = false
-            table.update(key) { _ in found = true }
+            table.update(key, now: 0) { _ in found = true }
             return found
         }
         #expect(held.count == 64)
-        _ = table.withLease(held[0], create: { preconditionFailure("it exists") }) { _ in Self.allowed }
+        _ = table.withLease(held[0], now: 0, create: { preconditionFailure("it exists") }) { _ in Self.allowed }
         #expect(table.counts.decided == 65)
         let spare = LeaseTable(capacity: 64)
-        _ = spare.withLease(keys[0], create: { LeaseMapTests.lease(keys[0], identity: 0) }) { _ in .unavailable }
+        _ = spare.withLease(keys[0], now: 0, create: { LeaseMapTests.lease(keys[0], identity: 0) }) { _ in .unavailable }
         #expect(spare.counts.leases == 0 && spare.counts.decided == 0)
     }
 
@@ -121,7 +121,7 @@ struct LeaseTableTests {
         let second: Int64 = 1_000_000_000
         let keys = (0..<200).map { BucketKey(seed: 5, key: "k\($0)") }
         for (number, key) in keys.enumerated() {
-            _ = table.withLease(key, create: { LeaseMapTests.lease(key, identity: UInt64(number)) }) { lease in
+            _ = table.withLease(key, now: 0, create: { LeaseMapTests.lease(key, identity: UInt64(number)) }) { lease in
                 // Half hold a valid slice (not disposable); half hold nothing and were last used at 0.
                 if number % 2 == 0 {
                     lease.remaining = 5
@@ -135,7 +135,7 @@ struct LeaseTableTests {
         var kept = 0
         for (number, key) in keys.enumerated() {
             var found = false
-            table.update(key) { _ in found = true }
+            table.update(key, now: 0) { _ in found = true }
             #expect(found == (number % 2 == 0))
             if found { kept += 1 }
         }
