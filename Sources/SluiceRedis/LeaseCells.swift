@@ -84,56 +84,99 @@ struct Slice: Equatable {
     }
 }
 
-/// The cells of a ``LeaseTable``: for each of its shards, a power-of-two run of cells, each lease's cell within
-/// ``probeWindow`` of its key's home cell. Claiming, closing, opening and freeing happen under the shard's
-/// lock; spending takes none.
+/// The cells of a ``LeaseTable``: for each of its shards, a pool of as many cells as the shard holds leases, given
+/// out densely (so memory becomes resident as leases arrive, not as they scatter over a table), and an index of
+/// eight-entry groups, one cache line each, from a key's hash to its cell. Claiming, closing, opening and freeing
+/// happen under the shard's lock; finding and spending take none.
 final class LeaseCells: @unchecked Sendable {
-    // @unchecked: the region is zeroed memory from calloc, freed in deinit, and touched only through atomics.
-    private let region: UnsafeMutableRawPointer
-    private let cells: UnsafeMutablePointer<LeaseCell>
-    let cellsPerShard: Int
-    let shardCount: Int
-    static let probeWindow = 8
-    /// Two lines.
-    static let cellBytes = 128
-
-    /// Twice `capacityPerShard` cells per shard (a power of two, at least the probe window): a lease finds a free
-    /// cell near its home unless its shard's cells are crowded, and then it is decided under the lock.
-    init?(shardCount: Int, capacityPerShard: Int) {
-        precondition(MemoryLayout<LeaseCell>.stride <= Self.cellBytes, "a cell fits its two lines")
-        var perShard = Self.probeWindow
-        while perShard < 2 * capacityPerShard { perShard *= 2 }
-        cellsPerShard = perShard
-        self.shardCount = shardCount
-        let count = perShard * shardCount
-        // calloc: large blocks come zeroed from the kernel, resident only once touched; one line extra to align.
-        guard let memory = calloc(count * Self.cellBytes + 64, 1) else { return nil }
-        region = memory
-        let aligned = (Int(bitPattern: memory) + 63) & ~63
-        cells = (memory + (aligned - Int(bitPattern: memory))).bindMemory(to: LeaseCell.self, capacity: count)
+    // @unchecked: the cells and the index are zeroed memory from calloc, freed in deinit, touched only through
+    // atomics; a shard's pool only under that shard's lock.
+    /// Per shard, the cells never given out yet (from `unused` up) and those given back.
+    private struct Pool {
+        var unused = 0
+        var free: [Int32] = []
     }
 
-    deinit { Glibc.free(region) }
+    private let cellMemory: UnsafeMutableRawPointer
+    private let cells: UnsafeMutableRawPointer
+    private let indexMemory: UnsafeMutableRawPointer
+    /// Per shard `groupsPerShard` groups of eight entries: 0, or the top 40 bits of the key's first hash lane
+    /// above its cell's number in the shard plus one (24 bits).
+    private let index: UnsafeMutablePointer<Atomic<UInt64>>
+    private let pools: UnsafeMutablePointer<Pool>
+    let capacityPerShard: Int
+    let groupsPerShard: Int
+    let shardCount: Int
+    /// Two lines.
+    static let cellBytes = 128
+    static let groupEntries = 8
+
+    /// `capacityPerShard` cells per shard, and index groups for two entries per cell (a power of two), so that
+    /// a key's group is rarely full; a lease whose group is full gets no cell and is decided under the lock.
+    /// Nil when the memory is refused (every leased decision then takes the lock).
+    init?(shardCount: Int, capacityPerShard: Int) {
+        precondition(MemoryLayout<LeaseCell>.stride <= Self.cellBytes, "a cell fits its two lines")
+        precondition(MemoryLayout<Atomic<UInt64>>.stride == 8, "eight entries to a line")
+        guard capacityPerShard < 1 << 24 else { return nil }  // a cell's number takes 24 bits of an entry
+        var groups = 1
+        while groups * Self.groupEntries < 2 * capacityPerShard { groups *= 2 }
+        self.capacityPerShard = capacityPerShard
+        groupsPerShard = groups
+        self.shardCount = shardCount
+        // calloc: large blocks come zeroed from the kernel, resident only once touched; one line extra to align.
+        guard let cellMemory = calloc(shardCount * capacityPerShard * Self.cellBytes + 64, 1) else { return nil }
+        guard let indexMemory = calloc(shardCount * groups * Self.groupEntries * 8 + 64, 1) else {
+            Glibc.free(cellMemory)
+            return nil
+        }
+        self.cellMemory = cellMemory
+        self.indexMemory = indexMemory
+        cells = Self.lineAligned(cellMemory)
+        index = Self.lineAligned(indexMemory).bindMemory(to: Atomic<UInt64>.self, capacity: shardCount * groups * Self.groupEntries)
+        _ = cells.bindMemory(to: LeaseCell.self, capacity: shardCount * capacityPerShard)
+        pools = .allocate(capacity: shardCount)
+        pools.initialize(repeating: Pool(), count: shardCount)
+    }
+
+    deinit {
+        pools.deinitialize(count: shardCount)
+        pools.deallocate()
+        Glibc.free(cellMemory)
+        Glibc.free(indexMemory)
+    }
+
+    private static func lineAligned(_ memory: UnsafeMutableRawPointer) -> UnsafeMutableRawPointer {
+        memory + ((64 - Int(bitPattern: memory) % 64) % 64)
+    }
 
     @inline(__always)
     private func cell(_ index: Int) -> UnsafeMutablePointer<LeaseCell> {
-        UnsafeMutableRawPointer(cells).advanced(by: index &* Self.cellBytes).assumingMemoryBound(to: LeaseCell.self)
+        cells.advanced(by: index &* Self.cellBytes).assumingMemoryBound(to: LeaseCell.self)
+    }
+
+    /// The first entry of the group of a key whose first lane is `primary`: its bits from the second up pick it
+    /// (the cell's tag keeps bits 1 to 47, so a cell's group is found again from it).
+    @inline(__always)
+    private func group(primary: UInt64, shard: Int) -> UnsafeMutablePointer<Atomic<UInt64>> {
+        index + (shard &* groupsPerShard &+ (Int(truncatingIfNeeded: primary >> 1) & (groupsPerShard &- 1))) &* Self.groupEntries
     }
 
     @inline(__always)
-    private func index(_ key: BucketKey, shard: Int, probe: Int) -> Int {
-        shard &* cellsPerShard &+ ((Int(truncatingIfNeeded: key.primary) &+ probe) & (cellsPerShard &- 1))
-    }
+    private static func entryTag(_ key: BucketKey) -> UInt64 { key.primary >> 24 }
 
     /// The cell holding `key`'s lease, and its generation; nil when none does. Takes no lock.
     @inline(__always)
     func find(_ key: BucketKey, shard: Int) -> (index: Int, generation: UInt16)? {
+        let entries = group(primary: key.primary, shard: shard)
+        let tag = Self.entryTag(key)
         let wanted = LeaseCell.keyBits(of: key)
-        for probe in 0..<Self.probeWindow {
-            let index = index(key, shard: shard, probe: probe)
-            let tag = cell(index).pointee.tag.load(ordering: .acquiring)
-            if tag & LeaseCell.keyBitsMask == wanted, cell(index).pointee.check.load(ordering: .relaxed) == key.secondary {
-                return (index, UInt16(truncatingIfNeeded: tag >> 48))
+        for slot in 0..<Self.groupEntries {
+            let entry = entries[slot].load(ordering: .acquiring)
+            guard entry != 0, entry >> 24 == tag else { continue }
+            let found = shard &* capacityPerShard &+ Int(truncatingIfNeeded: entry & 0xFF_FFFF) &- 1
+            let cellTag = cell(found).pointee.tag.load(ordering: .acquiring)
+            if cellTag & LeaseCell.keyBitsMask == wanted, cell(found).pointee.check.load(ordering: .relaxed) == key.secondary {
+                return (found, UInt16(truncatingIfNeeded: cellTag >> 48))
             }
         }
         return nil
@@ -190,21 +233,29 @@ final class LeaseCells: @unchecked Sendable {
 
     // MARK: Under the shard's lock
 
-    /// Claims a free cell near `key`'s home for `lease`, closed; nil when none is free. Under the shard's lock.
+    /// Gives `key` a cell of shard `shard`'s pool, closed, and enters it in the key's group; nil when the pool is
+    /// spent or the group full. Under the shard's lock.
     func claim(_ key: BucketKey, shard: Int) -> Int? {
-        for probe in 0..<Self.probeWindow {
-            let index = index(key, shard: shard, probe: probe)
-            let cell = cell(index)
-            let tag = cell.pointee.tag.load(ordering: .relaxed)
-            guard tag & LeaseCell.keyBitsMask == 0 else { continue }
-            // A freed cell's slice already carries the generation its next tenant gets (see `free`).
-            let generation = Slice(cell.pointee.slice.load(ordering: .relaxed)).generation
-            cell.pointee.decided.store(0, ordering: .relaxed)
-            cell.pointee.check.store(key.secondary, ordering: .relaxed)
-            cell.pointee.tag.store(UInt64(generation) << 48 | LeaseCell.keyBits(of: key), ordering: .releasing)
-            return index
+        let entries = group(primary: key.primary, shard: shard)
+        guard let slot = (0..<Self.groupEntries).first(where: { entries[$0].load(ordering: .relaxed) == 0 }) else { return nil }
+        let number: Int
+        if let reused = pools[shard].free.popLast() {
+            number = Int(reused)
+        } else if pools[shard].unused < capacityPerShard {
+            number = pools[shard].unused
+            pools[shard].unused += 1
+        } else {
+            return nil
         }
-        return nil
+        let index = shard * capacityPerShard + number
+        let cell = cell(index)
+        // A freed cell's slice already carries the generation its next tenant gets (see `free`).
+        let generation = Slice(cell.pointee.slice.load(ordering: .relaxed)).generation
+        cell.pointee.decided.store(0, ordering: .relaxed)
+        cell.pointee.check.store(key.secondary, ordering: .relaxed)
+        cell.pointee.tag.store(UInt64(generation) << 48 | LeaseCell.keyBits(of: key), ordering: .releasing)
+        entries[slot].store(Self.entryTag(key) << 24 | UInt64(number + 1), ordering: .releasing)
+        return index
     }
 
     /// Closes cell `index`: spends from it fail from now on. Returns the units it held (0 if it held none, or was
@@ -247,16 +298,28 @@ final class LeaseCells: @unchecked Sendable {
         return true
     }
 
-    /// Frees cell `index` (closed): its next tenant gets the next generation, so a spend that found it under this
-    /// one fails. Returns the decisions spent from it. Under the shard's lock.
+    /// Frees cell `index` (closed): out of its group, back to its pool, and its next tenant gets the next
+    /// generation, so a spend that found it under this one fails. Returns the decisions spent from it. Under the
+    /// shard's lock.
     func free(_ index: Int) -> Int {
         let cell = cell(index)
+        let shard = index / capacityPerShard
+        let number = index - shard * capacityPerShard
         let tag = cell.pointee.tag.load(ordering: .relaxed)
+        let entries = group(primary: tag & LeaseCell.keyBitsMask, shard: shard)
+        for slot in 0..<Self.groupEntries where entries[slot].load(ordering: .relaxed) & 0xFF_FFFF == UInt64(number + 1) {
+            entries[slot].store(0, ordering: .releasing)
+        }
         cell.pointee.tag.store(tag & ~LeaseCell.keyBitsMask, ordering: .releasing)
-        var slice = Slice(cell.pointee.slice.load(ordering: .relaxed))
-        slice = Slice(generation: slice.generation &+ 1, opening: 0, units: 0, validUntil: 0)
-        cell.pointee.slice.store(slice.words, ordering: .releasing)
+        let slice = Slice(cell.pointee.slice.load(ordering: .relaxed))
+        cell.pointee.slice.store(Slice(generation: slice.generation &+ 1, opening: 0, units: 0, validUntil: 0).words, ordering: .releasing)
+        pools[shard].free.append(Int32(number))
         return cell.pointee.decided.load(ordering: .relaxed)
+    }
+
+    /// The units cell `index` holds now (0 when closed); spends may take more at once. Under the shard's lock.
+    func units(_ index: Int) -> Int64 {
+        Int64(UInt32(truncatingIfNeeded: sluice_load_halves(UnsafeRawPointer(cell(index)) + LeaseCell.sliceOffset).first))
     }
 
     /// Decisions spent from cell `index` since it was claimed. Under the shard's lock.

@@ -121,7 +121,14 @@ final class LeaseTable: Sendable {
         let start = sweepCursor.add(8, ordering: .relaxed).oldValue
         for offset in 0..<8 {
             shards.withLock((start + offset) & (Self.shardCount - 1)) { state in
-                for position in 0..<state.map.count { state.map.withLease(at: position) { close(&$0, now: now) } }
+                // A cell still open, valid and holding units serves a lease that is not disposable (as its
+                // `remaining`, the count it opened with, says): only the others are closed to be judged.
+                for position in 0..<state.map.count {
+                    state.map.withLease(at: position) { lease in
+                        if lease.cellOpen, lease.validUntil > now, let cells, cells.units(lease.cell) > 0 { return }
+                        close(&lease, now: now)
+                    }
+                }
                 var freed = 0
                 _ = state.map.removeAll { lease in
                     guard lease.isDisposable(now: now) else { return false }
@@ -129,7 +136,9 @@ final class LeaseTable: Sendable {
                     return true
                 }
                 state.decided += freed
-                for position in 0..<state.map.count { state.map.withLease(at: position) { open(&$0, now: now) } }
+                for position in 0..<state.map.count {
+                    state.map.withLease(at: position) { lease in if !lease.cellOpen { open(&lease, now: now) } }
+                }
             }
         }
     }

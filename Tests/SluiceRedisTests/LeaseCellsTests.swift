@@ -54,6 +54,28 @@ struct LeaseCellsTests {
         #expect((8..<16).contains { words[$0] == 0x4444 }, "what only a charge reads is on the second")
     }
 
+    @Test("cells are given out densely from each shard's pool and reused; a full pool or a full group gives none")
+    func pooledCells() throws {
+        let cells = try #require(LeaseCells(shardCount: 2, capacityPerShard: 2))
+        let a = Self.key("pool-a"), b = Self.key("pool-b"), c = Self.key("pool-c")
+        #expect(cells.claim(a, shard: 1) == 2 && cells.claim(b, shard: 1) == 3, "shard 1's cells are 2 and 3, in order")
+        #expect(cells.claim(c, shard: 1) == nil, "its pool is spent")
+        #expect(cells.find(a, shard: 1)?.index == 2 && cells.find(b, shard: 1)?.index == 3 && cells.find(c, shard: 1) == nil)
+        #expect(cells.claim(c, shard: 0) == 0, "another shard's pool is its own")
+        _ = cells.free(2)
+        #expect(cells.find(a, shard: 1) == nil)
+        let reused = try #require(cells.claim(c, shard: 1))
+        #expect(reused == 2)
+        #expect(cells.find(c, shard: 1).map { $0.index == 2 && $0.generation == 1 } == true, "the next generation")
+        // Nine keys whose first lanes pick the same group of eight: the ninth gets no cell, and loses none.
+        let crowded = try #require(LeaseCells(shardCount: 1, capacityPerShard: 20))
+        let keys = (0..<9).map { BucketKey(primary: UInt64($0 + 1) << 32, secondary: UInt64($0)) }
+        #expect(keys.prefix(8).allSatisfy { crowded.claim($0, shard: 0) != nil })
+        #expect(crowded.claim(keys[8], shard: 0) == nil)
+        #expect(crowded.claim(BucketKey(primary: 2, secondary: 99), shard: 0) == 8, "the pool still gives the next cell")
+        #expect(keys.prefix(8).allSatisfy { crowded.find($0, shard: 0) != nil })
+    }
+
     @Test("a spend from the cell answers as the lease would, names the same charge, and the lock then sees it spent")
     func spendsAsTheLeaseWould() throws {
         let key = Self.key("a")
