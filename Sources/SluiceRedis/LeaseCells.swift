@@ -5,12 +5,13 @@ internal import CSluiceAtomics
 import SluiceCore
 import Synchronization
 
-/// Where a leased decision spends without a lock: one cell per lease (while cells last), found by its key with
-/// atomic loads and spent from with one 16-byte compare-and-exchange, as the store decides a local one.
+/// Where a leased decision spends without a lock: one cell per lease (unless its index group is full), found by
+/// its key with atomic loads and spent from with one 16-byte compare-and-exchange, as the store decides a local one.
 ///
 /// Why: under the lease table's shard lock, a leased decision wrote the shard's mutex line and one or two lines of
 /// the lease; with two event loops on two cores each moved between the cores (80–120 ns of CPU a decision over a
-/// local one). A cell keeps what a spend needs in one line.
+/// local one). A cell keeps what a spend writes in one line (its index entry, which a spend only reads, in
+/// another).
 ///
 /// The ``Lease`` under ``LeaseTable``'s lock stays the authority: a cell only holds its unspent count while
 /// *open*. Whatever the lock does to a lease first *closes* its cell (its count moves into the lease, and spends
