@@ -259,14 +259,13 @@ final class LeaseCells: @unchecked Sendable {
         return index
     }
 
-    /// Closes cell `index`: spends from it fail from now on. Returns the units it held (0 if it held none, or was
-    /// never opened). Under the shard's lock.
+    /// Closes cell `index` (open): spends from it fail from now on. Returns the units it held. Under the shard's
+    /// lock.
     func close(_ index: Int) -> Int64 {
         let cell = cell(index)
         var observed = cell.pointee.slice.load(ordering: .relaxed)
         while true {
             var slice = Slice(observed)
-            guard slice.validUntil != 0 || slice.units != 0 else { return 0 }
             let units = Int64(slice.units)
             slice.units = 0
             slice.validUntil = 0
@@ -320,7 +319,7 @@ final class LeaseCells: @unchecked Sendable {
 
     /// The units cell `index` holds now (0 when closed); spends may take more at once. Under the shard's lock.
     func units(_ index: Int) -> Int64 {
-        Int64(UInt32(truncatingIfNeeded: sluice_load_halves(UnsafeRawPointer(cell(index)) + LeaseCell.sliceOffset).first))
+        Int64(Slice(Self.guess(cell(index))).units)
     }
 
     /// Decisions spent from cell `index` since it was claimed. Under the shard's lock.
