@@ -48,6 +48,7 @@ progress "global policies through Redis: leased against local, strict against Re
 if has redis-server && has redis-benchmark; then
   if (( quick )); then N=300000 NS=50000 "$here/load/global_vs_local.sh"; else "$here/load/global_vs_local.sh"; fi
   if (( quick )); then PAIRS=2 N=200000 "$here/load/leased_steady.sh"; else "$here/load/leased_steady.sh"; fi
+  if (( quick )); then REPS=2 WINDOW=1 "$here/load/leased_paired.sh"; else "$here/load/leased_paired.sh"; fi
 else skip "needs redis-server and redis-benchmark"; fi
 
 progress "Envoy's rate limit service: direct, and through Envoy with and without it"
