@@ -67,6 +67,20 @@ YAML
   wait_port "$RPORT"; wait_port "$SPORT"
 }
 
+# global_yaml PORT RPORT: a Sluice configuration listening on PORT, with Redis at RPORT and the policies `local` and
+# `global` (one fixed window allowing everything, scope local and global); more policy lines may follow it.
+global_yaml() {
+  cat <<YAML
+listen: { line: "127.0.0.1:$1", http: "127.0.0.1:0" }
+# A saturating load queues hundreds of strict decisions per connection: the timeout is set well above that
+# queueing (500 ms), so a run measures Redis throughput, and any fallback fails it.
+redis: { url: "redis://127.0.0.1:$2/0", timeout: 500ms }
+policies:
+  local:  { algorithm: fixed_window, limit: 1000000000, period: 1h }
+  global: { algorithm: fixed_window, limit: 1000000000, period: 1h, scope: global }
+YAML
+}
+
 # global_servers DIR [POLICY_LINE...]: redis-server and `$BIN serve` for the global-policy scripts, on free loopback
 # ports, files in DIR: policies `local` and `global` (one fixed window, scope local and global) and the extra
 # POLICY_LINEs. redis-server runs under ${CLI[@]} and Sluice under ${SRV[@]} with ${LOOPS[@]} (unset: unpinned,
@@ -76,15 +90,7 @@ global_servers() {
   local dir=$1; shift
   RPORT=$(free_port 16479); SPORT=$(free_port 17479)
   {
-    cat <<YAML
-listen: { line: "127.0.0.1:$SPORT", http: "127.0.0.1:0" }
-# A saturating load queues hundreds of strict decisions per connection: the timeout is set well above that
-# queueing (500 ms), so a run measures Redis throughput, and any fallback fails it.
-redis: { url: "redis://127.0.0.1:$RPORT/0", timeout: 500ms }
-policies:
-  local:  { algorithm: fixed_window, limit: 1000000000, period: 1h }
-  global: { algorithm: fixed_window, limit: 1000000000, period: 1h, scope: global }
-YAML
+    global_yaml "$SPORT" "$RPORT"
     local line; for line in "$@"; do echo "  $line"; done
   } > "$dir/sluice.yaml"
   ${CLI[@]+"${CLI[@]}"} redis-server --bind 127.0.0.1 --port "$RPORT" --save '' --appendonly no --daemonize no --logfile "$dir/redis.log" --dir "$dir" &

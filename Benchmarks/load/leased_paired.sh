@@ -29,13 +29,7 @@ redis-server --bind 127.0.0.1 --port "$RPORT" --save '' --appendonly no --daemon
 RPID=$!
 wait_port "$RPORT"
 sluice() {   # sluice NAME PORT: starts one Sluice on PORT, prints its PID
-  cat > "$TMP/$1.yaml" <<YAML
-listen: { line: "127.0.0.1:$2", http: "127.0.0.1:0" }
-redis: { url: "redis://127.0.0.1:$RPORT/0", timeout: 500ms }
-policies:
-  local:  { algorithm: fixed_window, limit: 1000000000, period: 1h }
-  global: { algorithm: fixed_window, limit: 1000000000, period: 1h, scope: global }
-YAML
+  global_yaml "$2" "$RPORT" > "$TMP/$1.yaml"
   "$BIN" serve --config "$TMP/$1.yaml" --log-level warning ${LOOPS[@]+"${LOOPS[@]}"} >/dev/null 2>"$TMP/$1.log" &
   echo $!
 }
