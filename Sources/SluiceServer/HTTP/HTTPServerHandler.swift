@@ -40,13 +40,15 @@ final class HTTPServerHandler: ChannelInboundHandler, RemovableChannelHandler {
     /// Bytes read and not yet parsed: an incomplete head or chunk line (a body is handed on as it arrives).
     private var inbound: ByteBuffer?
 
-    /// The connection's request timeout, told when a request is complete (none in unit tests of this handler).
-    private let requestTimeout: RequestTimeoutHandler?
+    /// The connection's idle and request timeouts, told of every read (none in most unit tests of this handler).
+    private let idleTimeout: IdleTimeout?
+    private let requestTimeout: RequestTimeout?
     /// The channel's allocator, fetched once (NIO's getter retains and releases the channel on every call).
     private var allocator = ByteBufferAllocator()
 
-    init(processor: HTTPAPIProcessor, context: ServerContext, requestTimeout: RequestTimeoutHandler? = nil) {
+    init(processor: HTTPAPIProcessor, context: ServerContext, idleTimeout: IdleTimeout? = nil, requestTimeout: RequestTimeout? = nil) {
         self.processor = processor
+        self.idleTimeout = idleTimeout
         self.requestTimeout = requestTimeout
         clock = context.clock
         statistics = context.statistics
@@ -58,11 +60,23 @@ final class HTTPServerHandler: ChannelInboundHandler, RemovableChannelHandler {
 
     func handlerAdded(context: ChannelHandlerContext) {
         allocator = context.channel.allocator
+        if context.channel.isActive { idleTimeout?.start(context: context) }
+    }
+
+    func handlerRemoved(context: ChannelHandlerContext) {
+        stopTimeouts()
+    }
+
+    func channelActive(context: ChannelHandlerContext) {
+        idleTimeout?.start(context: context)
+        context.fireChannelActive()
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         // A connection serving a live stream reads nothing more.
         guard stream == nil else { return }
+        idleTimeout?.readBegan()
+        requestTimeout?.read(context: context)
         var bytes = unwrapInboundIn(data)
         if var pending = inbound {
             inbound = nil  // first, so that appending does not copy what is pending
@@ -84,8 +98,14 @@ final class HTTPServerHandler: ChannelInboundHandler, RemovableChannelHandler {
     }
 
     func channelInactive(context: ChannelHandlerContext) {
+        stopTimeouts()
         stream?.stop()
         context.fireChannelInactive()
+    }
+
+    private func stopTimeouts() {
+        idleTimeout?.stop()
+        requestTimeout?.stop()
     }
 
     private func handle(_ part: HTTPServerRequestPart, context: ChannelHandlerContext) {
@@ -154,7 +174,7 @@ final class HTTPServerHandler: ChannelInboundHandler, RemovableChannelHandler {
         output = nil
         _ = try? context.channel.syncOptions?.setOption(ChannelOptions.autoRead, value: false)
         // A stream reads nothing more by design: it is not idle.
-        context.pipeline.syncOperations.removeHandler(name: idleHandlerName, promise: nil)
+        stopTimeouts()
         let stream = EventStream(hub: hub, lastEventID: lastEventID)
         self.stream = stream
         stream.start(context: context)
@@ -187,6 +207,7 @@ final class HTTPServerHandler: ChannelInboundHandler, RemovableChannelHandler {
     }
 
     func channelReadComplete(context: ChannelHandlerContext) {
+        idleTimeout?.readCompleted(context: context)
         if counts.commands > 0 {
             statistics.add(counts)
             counts = ServerStatistics.Batch()

@@ -2,7 +2,7 @@ public import NIOCore
 public import SluiceConfig
 
 extension ListenerService {
-    /// The HTTP API's listener: an ``HTTPServerHandler`` (after the request timeout), capped by `limits`,
+    /// The HTTP API's listener: an ``HTTPServerHandler`` (keeping the idle and request timeouts), capped by `limits`,
     /// serving `routes` (the admin listener serves the admin API alone).
     public static func http(
         address: ListenAddress, limits: SluiceConfiguration.HTTP, context: ServerContext, eventLoopGroup: any EventLoopGroup,
@@ -13,10 +13,12 @@ extension ListenerService {
         return ListenerService(
             name: routes == .admin ? "admin API" : "HTTP API", address: address, eventLoopGroup: eventLoopGroup, logger: context.logger,
             onListening: onListening, guards: ConnectionGuards(context, refusal: Self.tooManyConnections)
-        ) { channel in
-            let timeout = RequestTimeoutHandler(timeout: requestTimeout, statistics: context.statistics)
-            try channel.pipeline.syncOperations.addHandler(timeout)
-            try channel.pipeline.syncOperations.addHandler(HTTPServerHandler(processor: processor, context: context, requestTimeout: timeout))
+        ) { channel, idleTimeout in
+            let handler = HTTPServerHandler(
+                processor: processor, context: context, idleTimeout: idleTimeout,
+                requestTimeout: RequestTimeout(timeout: requestTimeout, statistics: context.statistics)
+            )
+            try channel.pipeline.syncOperations.addHandler(handler)
         }
     }
 

@@ -62,9 +62,12 @@ final class LineProtocolHandler: ChannelInboundHandler, RemovableChannelHandler 
     private let timeout: TimeAmount
     /// When this connection's waits expire: made at the first wait.
     private var deadlines: WaitDeadlines?
+    /// Closes the connection once it has sent nothing for `limits.idle_timeout`; told of every read.
+    private let idleTimeout: IdleTimeout?
 
-    init(context: ServerContext, connectionID: Int) {
+    init(context: ServerContext, connectionID: Int, idleTimeout: IdleTimeout? = nil) {
         self.context = context
+        self.idleTimeout = idleTimeout
         timeout = context.globalTimeout
         parser = RESPParser(limits: context.limits)
         processor = .allocate(capacity: 1)
@@ -76,17 +79,28 @@ final class LineProtocolHandler: ChannelInboundHandler, RemovableChannelHandler 
         processor.deallocate()
     }
 
+    func handlerAdded(context: ChannelHandlerContext) {
+        if context.channel.isActive { idleTimeout?.start(context: context) }
+    }
+
+    func handlerRemoved(context: ChannelHandlerContext) {
+        idleTimeout?.stop()
+    }
+
     func channelActive(context: ChannelHandlerContext) {
         self.context.statistics.connectionOpened()
+        idleTimeout?.start(context: context)
         context.fireChannelActive()
     }
 
     func channelInactive(context: ChannelHandlerContext) {
         self.context.statistics.connectionClosed()
+        idleTimeout?.stop()
         context.fireChannelInactive()
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        idleTimeout?.readBegan()
         guard !closing else { return }
         var incoming = unwrapInboundIn(data)
         var work: ByteBuffer
@@ -200,6 +214,7 @@ final class LineProtocolHandler: ChannelInboundHandler, RemovableChannelHandler 
     }
 
     func channelReadComplete(context: ChannelHandlerContext) {
+        idleTimeout?.readCompleted(context: context)
         self.context.statistics.add(processor.pointee.batch)
         processor.pointee.batch = ServerStatistics.Batch()
         flush(context: context)

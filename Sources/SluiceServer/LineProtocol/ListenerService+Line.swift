@@ -10,9 +10,8 @@ extension ListenerService {
         ListenerService(
             name: "line protocol", address: address, eventLoopGroup: eventLoopGroup, logger: context.logger, onListening: onListening,
             guards: ConnectionGuards(context, refusal: "-ERR max number of clients reached\r\n")
-        ) {
-            channel in
-            let handler = LineProtocolHandler(context: context, connectionID: context.statistics.nextConnectionID())
+        ) { channel, idleTimeout in
+            let handler = LineProtocolHandler(context: context, connectionID: context.statistics.nextConnectionID(), idleTimeout: idleTimeout)
             try channel.pipeline.syncOperations.addHandler(handler)
         }
     }

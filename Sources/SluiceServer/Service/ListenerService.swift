@@ -1,8 +1,8 @@
-public import Logging
-public import NIOCore
+import Logging
+import NIOCore
 import NIOPosix
 public import ServiceLifecycle
-public import SluiceConfig
+import SluiceConfig
 
 /// One TCP listener, as a `Service`: the code every Sluice server shares. What a connection speaks is the
 /// handlers `configureConnection` installs (``line(address:context:eventLoopGroup:onListening:)``,
@@ -18,8 +18,9 @@ public final class ListenerService: Service {
     let eventLoopGroup: any EventLoopGroup
     let logger: Logger
     let onListening: (@Sendable (SocketAddress) -> Void)?
-    /// Adds the connection's handlers; runs on the connection's event loop.
-    let configureConnection: @Sendable (any Channel) throws -> Void
+    /// Adds the connection's handlers, giving its protocol handler the connection's idle timeout (nil: none) to
+    /// keep; runs on the connection's event loop.
+    let configureConnection: @Sendable (any Channel, IdleTimeout?) throws -> Void
     /// The cap on open connections and the idle limit.
     let guards: ConnectionGuards
 
@@ -32,11 +33,12 @@ public final class ListenerService: Service {
     ///   - logger: where it logs.
     ///   - onListening: called with the bound address once listening (tests bind port 0).
     ///   - guards: the cap on open connections, the idle limit, and what a refused connection is told.
-    ///   - configureConnection: installs a new connection's handlers, on its event loop.
-    public init(
+    ///   - configureConnection: installs a new connection's handlers, on its event loop; its protocol handler keeps
+    ///     the idle timeout it is given (nil when `guards` set none).
+    init(
         name: String, address: ListenAddress, eventLoopGroup: any EventLoopGroup, logger: Logger,
         onListening: (@Sendable (SocketAddress) -> Void)? = nil, guards: ConnectionGuards = .none,
-        configureConnection: @escaping @Sendable (any Channel) throws -> Void
+        configureConnection: @escaping @Sendable (any Channel, IdleTimeout?) throws -> Void
     ) {
         self.guards = guards
         self.name = name
@@ -62,12 +64,7 @@ public final class ListenerService: Service {
                         try channel.pipeline.syncOperations.addHandler(RefuseConnectionHandler(message: guards.refusal))
                         return channel
                     }
-                    if let idle = guards.idleTimeout {
-                        try channel.pipeline.syncOperations.addHandler(
-                            IdleTimeoutHandler(timeout: idle, statistics: guards.statistics), name: idleHandlerName
-                        )
-                    }
-                    try configure(channel)
+                    try configure(channel, guards.idleTimeout.map { IdleTimeout(timeout: $0, statistics: guards.statistics) })
                     return channel
                 }
             }
