@@ -71,6 +71,9 @@ final class LeaseTable: Sendable {
             if let position = state.map.position(of: key) {
                 outcome = state.map.withLease(at: position) { lease in
                     close(&lease, now: now)
+                    // A lease made while its key's index group was full has no cell: it takes one once there is room
+                    // (a scan of one line, on a decision that takes the lock anyway).
+                    if lease.cell < 0, let cells { lease.cell = cells.claim(key, shard: index) ?? -1 }
                     defer { open(&lease, now: now) }
                     return body(&lease)
                 }

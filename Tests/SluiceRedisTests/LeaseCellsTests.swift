@@ -76,6 +76,36 @@ struct LeaseCellsTests {
         #expect(keys.prefix(8).allSatisfy { crowded.find($0, shard: 0) != nil })
     }
 
+    @Test("a lease made while its group was full takes a cell at its next locked decision once the group has room")
+    func aLeaseWithoutACellTakesOneLater() throws {
+        let table = LeaseTable(capacity: 1000)
+        // Nine keys of one shard whose first lanes pick the same group of eight; the first lease's slice ends at 1 s.
+        let keys = (0..<9).map { BucketKey(primary: UInt64($0 + 1) << 32, secondary: UInt64($0)) }
+        for (number, key) in keys.enumerated() {
+            _ = table.withLease(key, now: 0, create: {
+                Lease(key: key, redisKey: Array("test:\(number)".utf8), rateLimit: LeaseTests.rateLimit(.fixedWindow), identity: UInt64(number))
+            }) { lease in
+                let renewal = lease.startRenewal(need: 1, now: 0)
+                _ = lease.apply(LeaseTests.grant(50, validMilliseconds: number == 0 ? 1_000 : 100_000), of: renewal, now: 0)
+                return .waiting(nil)
+            }
+        }
+        #expect(table.spendWithoutLock(Self.check(keys[1]), now: 0) != nil, "the first eight have cells")
+        #expect(table.spendWithoutLock(Self.check(keys[8]), now: 0) == nil, "the ninth has none: the lock decides it")
+        // The first lease expires and is swept (a few shards per call), which frees its cell and its group entry.
+        let later = 5 * Self.second
+        for _ in 0..<8 { table.sweep(now: later) }
+        #expect(Self.lease(table, keys[0], now: later) == nil)
+        #expect(table.spendWithoutLock(Self.check(keys[8]), now: later) == nil, "no cell until the lock sees the lease")
+        _ = table.withLease(keys[8], now: later, create: { preconditionFailure("the lease exists") }) { _ in .waiting(nil) }
+        let lease = try #require(Self.lease(table, keys[8], now: later))
+        let before = lease.remaining
+        let spent = try #require(table.spendWithoutLock(Self.check(keys[8]), now: later), "the ninth now spends from a cell")
+        #expect(before > 1 && spent.decision.remaining == before - 1 + lease.globalRemaining && spent.charge.lease == 8)
+        #expect(Self.lease(table, keys[8], now: later)?.remaining == before - 1, "the lock sees the spend")
+        #expect(table.counts.decided == 2, "both spends from cells are counted")
+    }
+
     @Test("a spend from the cell answers as the lease would, names the same charge, and the lock then sees it spent")
     func spendsAsTheLeaseWould() throws {
         let key = Self.key("a")
