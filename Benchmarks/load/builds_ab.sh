@@ -20,24 +20,20 @@ trap 'for pid in "${PIDS[@]}"; do stop_pid "$pid"; done; rm -rf "$TMP"' EXIT
 PORTS=()
 for side in before after; do
   port=$(free_port $((17600 + ${#PORTS[@]} * 50)))
-  if [ "$MODE" = http ]; then listen="line: \"127.0.0.1:0\", http: \"127.0.0.1:$port\""; else listen="line: \"127.0.0.1:$port\", http: \"127.0.0.1:0\""; fi
-  printf 'listen: { %s }\npolicies:\n  bench: { algorithm: token_bucket, limit: 1000000000, period: 1s }\n' "$listen" > "$TMP/$side.yaml"
+  if [ "$MODE" = http ]; then bench_yaml 0 "$port"; else bench_yaml "$port" 0; fi > "$TMP/$side.yaml"
   bin=$1; shift
   taskset -c 0 "$bin" serve --config "$TMP/$side.yaml" --log-level warning --event-loops 1 2>"$TMP/$side.log" &
   PIDS+=($!); PORTS+=("$port")
   wait_port "$port"
 done
-cat > "$TMP/rand.lua" <<'LUA'
-math.randomseed(os.time())
-request = function() return wrk.format(nil, "/v1/check?policy=bench&key=k" .. math.random(100000)) end
-LUA
+wrk_keys_lua "$TMP/rand.lua"
 load() {  # load PORT -> requests per second (fails on any non-2xx answer or socket error)
   if [ "$MODE" = http ]; then
-    taskset -c 1 wrk -t1 -c50 -d"$DUR" -s "$TMP/rand.lua" "http://127.0.0.1:$1" | awk '
+    WRK_PREFIX="/v1/check?policy=bench&key=k" taskset -c 1 wrk -t1 -c50 -d"$DUR" -s "$TMP/rand.lua" "http://127.0.0.1:$1" | awk '
       /^Requests\/sec:/ {rps=$2} /Non-2xx|Socket errors/ {bad=1} END {if (bad || rps == "") exit 1; print rps}'
   else
     taskset -c 1 redis-benchmark -h 127.0.0.1 -p "$1" -c 50 -n "$N" -r 100000 -P "$P" --csv TAKE bench 'key:__rand_int__' 2>/dev/null |
-      tr -d '"' | awk -F, '$1!="test" && NF>=2 {print $2; found=1; exit} END {if (!found) exit 1}'
+      rb_row line | awk '{print $2; found=1} END {if (!found) exit 1}'
   fi
 }
 for pair in $(seq "$PAIRS"); do

@@ -50,16 +50,31 @@ write_results() {
   echo "# results: $file" >&2
 }
 
+# bench_yaml LINE_PORT HTTP_PORT: a Sluice configuration listening on both (0: any free port) with the policy `bench`,
+# a token bucket that allows everything (1e9 a second): what the throughput scripts measure.
+bench_yaml() {
+  cat <<YAML
+listen: { line: "127.0.0.1:$1", http: "127.0.0.1:$2" }
+policies:
+  bench: { algorithm: token_bucket, limit: 1000000000, period: 1s }
+YAML
+}
+
+# wrk_keys_lua FILE: a wrk script requesting WRK_PREFIX (from the environment) followed by a random key in 1..100000.
+wrk_keys_lua() {
+  cat > "$1" <<'LUA'
+math.randomseed(os.time())
+local prefix = os.getenv("WRK_PREFIX")
+request = function() return wrk.format(nil, prefix .. math.random(100000)) end
+LUA
+}
+
 # bench_servers DIR: redis-server and `$BIN serve` (policy `bench`, a token bucket that allows everything; event
 # loops EVENT_LOOPS, default one per core) on free loopback ports, files in DIR. Sets RPORT SPORT RPID SPID and
 # waits until both listen; the caller stops them (stop_pid).
 bench_servers() {
   RPORT=$(free_port 16379); SPORT=$(free_port 17379)
-  cat > "$1/sluice.yaml" <<YAML
-listen: { line: "127.0.0.1:$SPORT", http: "127.0.0.1:0" }
-policies:
-  bench: { algorithm: token_bucket, limit: 1000000000, period: 1s }
-YAML
+  bench_yaml "$SPORT" 0 > "$1/sluice.yaml"
   redis-server --bind 127.0.0.1 --port "$RPORT" --save '' --appendonly no --daemonize no --logfile "$1/redis.log" --dir "$1" &
   RPID=$!
   "$BIN" serve --config "$1/sluice.yaml" --log-level warning ${EVENT_LOOPS:+--event-loops "$EVENT_LOOPS"} 2>"$1/sluice.log" &

@@ -18,11 +18,7 @@ BIN=$(build_sluice)
 TMP=$(mktemp -d -t sluice-http.XXXXXX)
 NPORT=$(free_port 18080); SPORT=$(free_port 17380)
 mkdir -p "$TMP/logs"
-cat > "$TMP/sluice.yaml" <<YAML
-listen: { line: "127.0.0.1:0", http: "127.0.0.1:$SPORT" }
-policies:
-  bench: { algorithm: token_bucket, limit: 1000000000, period: 1s }
-YAML
+bench_yaml 0 "$SPORT" > "$TMP/sluice.yaml"
 cat > "$TMP/nginx.conf" <<NGINX
 daemon off;
 master_process on;
@@ -40,11 +36,7 @@ http {
   }
 }
 NGINX
-cat > "$TMP/rand.lua" <<'LUA'
-math.randomseed(os.time())
-local prefix = os.getenv("WRK_PREFIX")
-request = function() return wrk.format(nil, prefix .. math.random(100000)) end
-LUA
+wrk_keys_lua "$TMP/rand.lua"
 SRV=(); CLI=()
 if [ "${PIN:-1}" = 1 ]; then SRV=(taskset -c 0); CLI=(taskset -c 1); fi
 "${SRV[@]}" "$BIN" serve --config "$TMP/sluice.yaml" --log-level warning --event-loops "${EVENT_LOOPS:-1}" 2>"$TMP/sluice.log" &

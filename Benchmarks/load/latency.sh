@@ -10,11 +10,7 @@ RESULTS=${RESULTS:-$here/../results/latency.json}
 BIN=$(build_sluice)
 TMP=$(mktemp -d -t sluice-latency.XXXXXX)
 LPORT=$(free_port 17379); HPORT=$(free_port 17380)
-cat > "$TMP/sluice.yaml" <<YAML
-listen: { line: "127.0.0.1:$LPORT", http: "127.0.0.1:$HPORT" }
-policies:
-  bench: { algorithm: token_bucket, limit: 1000000000, period: 1s }
-YAML
+bench_yaml "$LPORT" "$HPORT" > "$TMP/sluice.yaml"
 "$BIN" serve --config "$TMP/sluice.yaml" --log-level warning --event-loops "${EVENT_LOOPS:-1}" 2>"$TMP/sluice.log" &
 SPID=$!
 trap 'stop_pid $SPID; rm -rf "$TMP"' EXIT

@@ -15,8 +15,9 @@
 # Env: REPS (5), WINDOW (3), WARM (0.2), C (50), EVENT_LOOPS (each Sluice's --event-loops; default one per core),
 # RESULTS (Benchmarks/results/leased_paired.json)
 set -euo pipefail
+REPS=${REPS:-5}  # before common.sh, whose default is 3
 here=$(cd "$(dirname "$0")" && pwd); . "$here/common.sh"
-REPS=${REPS:-5}; WINDOW=${WINDOW:-3}; WARM=${WARM:-0.2}; C=${C:-50}
+WINDOW=${WINDOW:-3}; WARM=${WARM:-0.2}; C=${C:-50}
 RESULTS=${RESULTS:-$here/../results/leased_paired.json}
 BIN=$(build_sluice)
 TMP=$(mktemp -d -t sluice-paired.XXXXXX)
