@@ -35,9 +35,9 @@ struct Lease: Sendable {
     var lastGrant: Int64 = 0
     var grantedAt: Int64 = 0
     var heldAtGrant: Int64 = 0
-    /// The slice to ask for next (``Lease/startRenewal(need:now:)``): while half a slice is spent in under a
-    /// quarter second, it grows to what would last a second at the rate the last one was spent (at least
-    /// twice, at most eight times the last); when half lasts over two seconds it halves.
+    /// The slice to ask for next (``Lease/startRenewal(need:now:)``): what would last a second at the rate the
+    /// last one was spent, moving at most by half or double a step (while half a slice goes in under a quarter
+    /// second, at least double and at most eightfold).
     var want: Int64
     /// A renewal is in flight, sent at `renewalSentAt`.
     var renewing = false
@@ -134,19 +134,22 @@ struct Lease: Sendable {
         )
     }
 
-    /// The slice to ask for after `spent` units went in `lasted` ns (a renewal starts once half a slice is spent).
+    /// The slice to ask for after `spent` units went in `lasted` ns (a renewal starts once half a slice is spent):
+    /// a second's worth at that rate, so a key served steadily settles at one renewal a second.
     ///
     /// Doubling alone took a key served a thousand times a second six renewals, and half a second of small
     /// slices running out, to reach its size; sized from the rate, it takes two. Growth stays bounded (eight
-    /// times a step) so one burst does not claim a large slice, and the slice never passes `largest`.
+    /// times a step) so one burst does not claim a large slice, and the slice never passes `largest`. Past a
+    /// quarter second a step moves it at most by half or double: a slice kept whenever half of it lasted from a
+    /// quarter second to two (as it was) settled anywhere from half a second's worth to four, and one halved by an
+    /// idle pause stayed at half a second's worth once the traffic was back, twice the renewals it needs.
     static func nextWant(_ want: Int64, spent: Int64, in lasted: Int64, largest: Int64) -> Int64 {
-        if lasted > 2_000_000_000 { return max(1, want / 2) }
-        guard lasted < 250_000_000 else { return min(largest, want) }
-        let ceiling = min(largest, want * 8)
         // `spent` units in `lasted` ns: a second's worth, in floating point (the product overflows 64 bits).
         // Nothing measured (a renewal started as the last one was applied, for waiters it left): doubling.
         let perSecond = lasted > 0 ? Double(max(0, spent)) * 1e9 / Double(lasted) : 0
-        return max(min(largest, want * 2), perSecond < Double(ceiling) ? Int64(perSecond) : ceiling)
+        let (lowest, highest) = lasted < 250_000_000 ? (want * 2, want * 8) : (want / 2, want * 2)
+        let next = perSecond < Double(highest) ? max(lowest, Int64(perSecond)) : highest
+        return max(1, min(largest, next))
     }
 
     /// What applying a renewal's reply settled.

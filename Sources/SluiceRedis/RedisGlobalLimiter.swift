@@ -9,8 +9,8 @@ import Synchronization
 /// **Leased.** A bucket's first decision asks Redis for a slice of the global budget (one script call);
 /// later decisions spend it here with no round trip, and a renewal goes out in the background once half of
 /// the last slice is spent. Only a bucket with nothing left waits for Redis, never longer than ``timeout``.
-/// While half a slice goes in under a quarter second, the next is sized to last a second at the rate the last
-/// was spent (at least double, at most eight times it); it halves when half lasts over two seconds; never more
+/// The next slice is sized to last a second at the rate the last was spent, moving at most by half or double a
+/// step (while half a slice goes in under a quarter second, at least double and at most eightfold); never more
 /// than a sixteenth of the capacity. Redis grants at most half of what is left, so the last of a budget is shared
 /// among the sidecars still asking. Once Redis grants nothing, the bucket is denied here until the retry
 /// time Redis gave (the window's end, or the next refill), so an exhausted key costs no round trip.

@@ -307,23 +307,33 @@ struct LeaseTests {
     func sliceSizedFromTheRate() throws {
         var lease = Self.lease(limit: 1_000_000)  // capacity/16 = 62,500: the bound never binds here
         _ = try open(&lease, granted: 16)  // the first waiter took 1: 15 held
-        var wants: [Int64] = []
-        // Served a thousand times a second: each renewal starts once half the slice is spent.
-        for _ in 0..<3 {
+        // Served a thousand times a second, after `pause`: each renewal starts once half the slice is spent.
+        func serve(after pause: Int64 = 0) -> Int64 {
+            clock.advance(nanoseconds: pause)
             let spend = lease.remaining - lease.lastGrant / 2
             clock.advance(nanoseconds: spend * Self.millisecond)
             lease.remaining -= spend
             let renewal = lease.startRenewal(need: 1, now: now)
-            wants.append(renewal.want)
             _ = lease.apply(Self.grant(renewal.want), of: renewal, now: now)
+            return renewal.want
         }
-        #expect(wants == [128, 1000, 1000], "16 grows eightfold, then to a second's worth at 1000/s, and stays")
+        #expect([serve(), serve(), serve()] == [128, 1000, 1000], "16 grows eightfold, then to a second's worth at 1000/s, and stays")
+        // Idle for three seconds, then served at 1000/s again: the pause halves the slice and the traffic brings it
+        // back to a second's worth (it stayed at 500, half a second's worth and twice the renewals, while a slice was
+        // kept whenever half of it lasted from a quarter second to two).
+        #expect([serve(after: 3 * Self.second), serve(), serve()] == [500, 1000, 1000])
         #expect(Lease.nextWant(1000, spent: 1_000_000, in: 1, largest: 62_500) == 8000, "a burst grows it eightfold, no more")
         #expect(Lease.nextWant(1000, spent: 10, in: 100 * Self.millisecond, largest: 62_500) == 2000, "a slow spend still doubles")
         #expect(Lease.nextWant(60_000, spent: 1_000_000, in: Self.millisecond, largest: 62_500) == 62_500, "capacity/16 bounds it")
         #expect(Lease.nextWant(1000, spent: 0, in: 0, largest: 62_500) == 2000, "nothing measured: it doubles")
-        #expect(Lease.nextWant(1000, spent: 400, in: Self.second, largest: 62_500) == 1000, "half a slice in a second: kept")
+        #expect(Lease.nextWant(1000, spent: 500, in: Self.second / 2, largest: 62_500) == 1000, "half a slice in half a second: it lasts a second, kept")
+        #expect(Lease.nextWant(1000, spent: 500, in: Self.second * 3 / 10, largest: 62_500) == 1666, "half in 300 ms: grown to a second's worth")
+        #expect(Lease.nextWant(1000, spent: 500, in: Self.second * 3 / 10, largest: 1200) == 1200, "capacity/16 bounds a step past a quarter second too")
+        #expect(Lease.nextWant(1000, spent: 400, in: Self.second, largest: 62_500) == 500, "half a slice in a second: halved, toward a second's worth")
+        #expect(Lease.nextWant(1000, spent: 500, in: Self.second * 4 / 5, largest: 62_500) == 625, "half in 800 ms: a second's worth")
+        #expect(Lease.nextWant(1000, spent: 500, in: Self.second / 4, largest: 62_500) == 2000, "at a quarter second: doubled, at most")
         #expect(Lease.nextWant(1000, spent: 400, in: 3 * Self.second, largest: 62_500) == 500, "over two seconds: halved")
+        #expect(Lease.nextWant(1, spent: 0, in: 3 * Self.second, largest: 62_500) == 1, "never below one")
     }
 
     @Test("an idle lease with nothing in flight or known is disposable after a second")
